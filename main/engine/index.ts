@@ -1,0 +1,20 @@
+// DeskGrid's Node API: `import { Cluster } from 'deskgrid'`.
+
+export { Cluster, type ClusterOptions, type ClusterStats } from './cluster.js';
+export { Batch, type BatchEvents } from './batch.js';
+export type { SubmitOptions } from './prepare-batch.js';
+export type { SplitMode } from './dataset/dataset-item.js';
+export type { WorkerLauncher, WorkerChannel, LaunchOptions, WorkerExit } from './pool/worker-launcher.js';
+export { DeskGridError, ErrorCode, type JobError } from '../../shared/errors.js';
+export type {
+  BatchStats,
+  BatchSummary,
+  FinalStatus,
+  JobLog,
+  JobProgress,
+  JobProvisional,
+  JobResult,
+  JobStatus,
+} from '../../shared/job.js';
+export type { JobContext, ComputationFunction } from '../../shared/job-context.js';
+export { toResultLine } from '../../shared/result-line.js';

@@ -1,0 +1,33 @@
+// Where DeskGrid keeps its data: DESKGRID_HOME when set, else the per-user folder the desktop
+// app uses too (Electron's userData for the app name "DeskGrid"), so the CLI and the app share it.
+
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export const APP_NAME = 'DeskGrid';
+
+export function defaultDataHome(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env['DESKGRID_HOME'];
+  if (explicit) return explicit;
+  switch (process.platform) {
+    case 'win32':
+      return join(env['APPDATA'] ?? join(homedir(), 'AppData', 'Roaming'), APP_NAME);
+    case 'darwin':
+      return join(homedir(), 'Library', 'Application Support', APP_NAME);
+    default:
+      return join(env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), APP_NAME);
+  }
+}
+
+/** The folders inside a data home. */
+export function dataPaths(home: string) {
+  return {
+    home,
+    /** Compiled TypeScript computations, by content hash. */
+    computationCache: join(home, 'cache', 'computations'),
+    /** Default --out folders of `deskgrid run`. */
+    runs: join(home, 'runs'),
+    /** Output files of API batches that were given no `out` folder. */
+    batches: join(home, 'batches'),
+  };
+}

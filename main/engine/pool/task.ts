@@ -1,0 +1,44 @@
+// A task is one attempt of one job, as the pool sees it. The pool reports every task's end to
+// its owner (the batch) exactly once: a result, a failure it decided (timeout, cancel, memory,
+// crash), or a requeue when the task never started because its worker died for another task.
+
+import type { JobError } from '../../../shared/errors.js';
+import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
+
+export interface TaskOwner {
+  onResult(task: Task, result: ResultMessage): void;
+  onFailure(task: Task, status: 'failed' | 'timeout' | 'cancelled', error: JobError, ended: TaskTimes): void;
+  onRequeue(task: Task): void;
+  onProgress(task: Task, fraction: number, note: string | null): void;
+  onProvisional(task: Task, value: unknown): void;
+  onLog(task: Task, line: string): void;
+}
+
+export interface TaskTimes {
+  startedAt: number | null;
+  endedAt: number;
+}
+
+export interface Task {
+  /** Unique per attempt across the engine. */
+  readonly id: number;
+  readonly owner: TaskOwner;
+  readonly computation: Computation;
+  readonly index: number;
+  readonly attempt: number;
+  readonly input: unknown;
+  readonly inputIsFile: boolean;
+  /** Where the job's files go: its output folder is jobDir/out. */
+  readonly jobDir: string;
+  readonly timeoutMs: number | null;
+  readonly maxMemoryBytes: number | null;
+  /** Set when the owner wants it stopped; the pool stops it as soon as it can. */
+  cancelRequested: boolean;
+}
+
+let lastTaskId = 0;
+
+export function nextTaskId(): number {
+  lastTaskId += 1;
+  return lastTaskId;
+}

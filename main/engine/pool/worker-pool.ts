@@ -1,0 +1,591 @@
+// A pool of warm worker processes, one per shared core. Tasks are pulled from the engine's
+// scheduler and pipelined to the workers: each worker gets several tasks at once when jobs are
+// short (so it never waits for the next one), one at a time when they are long (so none waits
+// behind a slow job on a busy worker while another worker is free).
+//
+// A worker runs its tasks in arrival order, so the oldest unanswered task is the running one.
+// Timeouts, cancellation of a running job and memory limits all kill the worker: JS code cannot
+// be interrupted otherwise. The running task then fails with the reason, the tasks queued
+// behind it go back to their owners untouched, and a fresh worker takes the dead one's place.
+
+import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
+import {
+  WORKER_PROTOCOL_VERSION,
+  fromWorkerSchema,
+  type Computation,
+  type FromWorker,
+  type ResultMessage,
+  type RunMessage,
+} from '../../../shared/worker-protocol.js';
+import { createLogger } from '../log.js';
+import { residentBytes } from './process-memory.js';
+import type { Task } from './task.js';
+import type { WorkerChannel, WorkerExit, WorkerLauncher } from './worker-launcher.js';
+
+const log = createLogger('pool');
+
+/** Consecutive workers that die before saying ready before the pool gives up. */
+const MAX_START_FAILURES = 3;
+const MEMORY_CHECK_INTERVAL_MS = 100;
+const CLOSE_GRACE_MS = 2000;
+/** Work queued in a worker should last about this long, so it never idles between jobs. */
+const PIPELINE_TARGET_MS = 4;
+const MAX_PIPELINE_DEPTH = 64;
+/** Jobs at least this long are sent one at a time. */
+const LONG_JOB_MS = 20;
+
+export interface PoolOptions {
+  size: number;
+  launcher: WorkerLauncher;
+  /** Gives the next task to run, or undefined when there is none right now. */
+  nextTask: () => Task | undefined;
+  /** V8 heap limit per worker, in MB. */
+  maxHeapMb?: number;
+  /** Called if workers keep dying before they start: the pool cannot run anything. */
+  onBroken: (error: DeskGridError) => void;
+}
+
+interface KillReason {
+  status: 'failed' | 'timeout' | 'cancelled';
+  error: JobError;
+}
+
+class PoolWorker {
+  state: 'starting' | 'ready' | 'exited' = 'starting';
+  readonly inflight: Task[] = [];
+  readonly loaded = new Set<string>();
+  programPid: number | null = null;
+  headStartedAt: number | null = null;
+  headTimer: NodeJS.Timeout | null = null;
+  killReason: KillReason | null = null;
+
+  constructor(readonly channel: WorkerChannel) {}
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: DeskGridError) => void;
+}
+
+interface Probe {
+  worker: PoolWorker;
+  resolve: () => void;
+  reject: (error: DeskGridError) => void;
+}
+
+export interface PoolStats {
+  workers: number;
+  ready: number;
+  busy: number;
+  inflight: number;
+}
+
+export class WorkerPool {
+  private readonly workers = new Set<PoolWorker>();
+  private readonly workerOfTask = new Map<number, PoolWorker>();
+  private readonly probes = new Map<string, Probe[]>();
+  private readonly allReadyWaiters: Waiter[] = [];
+  private readonly anyReadyWaiters: Waiter[] = [];
+  private state: 'running' | 'closing' | 'closed' | 'broken' = 'running';
+  private startFailures = 0;
+  private durationEwmaMs: number | null = null;
+  private pumpScheduled = false;
+  private readonly memoryTimer: NodeJS.Timeout;
+
+  constructor(private readonly options: PoolOptions) {
+    for (let i = 0; i < options.size; i += 1) this.launch();
+    this.memoryTimer = setInterval(() => this.checkMemory(), MEMORY_CHECK_INTERVAL_MS);
+    this.memoryTimer.unref();
+  }
+
+  /** Resolves once every worker has started (or rejects if they cannot). */
+  whenReady(): Promise<void> {
+    return this.waitFor(this.allReadyWaiters, this.readyCount() === this.options.size);
+  }
+
+  get size(): number {
+    return this.options.size;
+  }
+
+  stats(): PoolStats {
+    let inflight = 0;
+    let busy = 0;
+    for (const worker of this.workers) {
+      inflight += worker.inflight.length;
+      if (worker.inflight.length > 0) busy += 1;
+    }
+    return { workers: this.workers.size, ready: this.readyCount(), busy, inflight };
+  }
+
+  /**
+   * Loads a computation in one worker and resolves when it loaded, or rejects with its load
+   * error (a syntax error, no default export), so a batch can fail before any job is tried.
+   */
+  async probe(computation: Computation): Promise<void> {
+    await this.whenAnyReady();
+    const worker = [...this.workers].find((w) => w.state === 'ready');
+    if (!worker) throw this.brokenError();
+    return new Promise((resolve, reject) => {
+      const waiting = this.probes.get(computation.id) ?? [];
+      waiting.push({ worker, resolve, reject });
+      this.probes.set(computation.id, waiting);
+      this.sendLoad(worker, computation, true);
+    });
+  }
+
+  /**
+   * Fills every ready worker's pipeline from the scheduler. Calls made while handling one read
+   * from a worker's channel (several results can arrive in one) are served together in a
+   * microtask, so the refills go out as one message per worker instead of one per result.
+   */
+  pump(): void {
+    if (this.state !== 'running' || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      if (this.state === 'running') this.fillWorkers();
+    });
+  }
+
+  /** Stops a task: one still waiting in a worker is dropped there, a running one kills its worker. */
+  cancel(task: Task): void {
+    task.cancelRequested = true;
+    const worker = this.workerOfTask.get(task.id);
+    if (!worker) return;
+    if (worker.inflight[0] === task) {
+      this.kill(worker, {
+        status: 'cancelled',
+        error: { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+      });
+    } else {
+      worker.channel.send({ t: 'cancel', id: task.id });
+    }
+  }
+
+  /** Lets the workers finish what they were sent, then ends them (killing any left after a grace period). */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    clearInterval(this.memoryTimer);
+    const exits = [...this.workers].map((worker) => this.exitOf(worker));
+    for (const worker of this.workers) if (worker.inflight.length === 0) worker.channel.close();
+    const grace = setTimeout(() => {
+      for (const worker of this.workers) worker.channel.kill();
+    }, CLOSE_GRACE_MS);
+    await Promise.all(exits);
+    clearTimeout(grace);
+    this.state = 'closed';
+  }
+
+  /** Kills every worker now; their tasks go back to their owners as requeued. */
+  async destroy(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closing';
+    clearInterval(this.memoryTimer);
+    const exits = [...this.workers].map((worker) => this.exitOf(worker));
+    for (const worker of this.workers) this.kill(worker, null);
+    await Promise.all(exits);
+    this.state = 'closed';
+  }
+
+  private readonly exitWaiters = new Map<PoolWorker, Array<() => void>>();
+
+  private exitOf(worker: PoolWorker): Promise<void> {
+    if (worker.state === 'exited') return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiting = this.exitWaiters.get(worker) ?? [];
+      waiting.push(resolve);
+      this.exitWaiters.set(worker, waiting);
+    });
+  }
+
+  private readyCount(): number {
+    let ready = 0;
+    for (const worker of this.workers) if (worker.state === 'ready') ready += 1;
+    return ready;
+  }
+
+  private whenAnyReady(): Promise<void> {
+    return this.waitFor(this.anyReadyWaiters, this.readyCount() > 0);
+  }
+
+  private waitFor(waiters: Waiter[], already: boolean): Promise<void> {
+    if (this.state === 'broken') return Promise.reject(this.brokenError());
+    if (already) return Promise.resolve();
+    return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+  }
+
+  private brokenError(): DeskGridError {
+    return new DeskGridError(
+      ErrorCode.WorkerCrashed,
+      `worker processes keep exiting before they start (${MAX_START_FAILURES} in a row); run with DESKGRID_LOG=warn for their output`,
+    );
+  }
+
+  private launch(): void {
+    const channel = this.options.launcher.launch(
+      this.options.maxHeapMb === undefined ? {} : { maxHeapMb: this.options.maxHeapMb },
+    );
+    const worker = new PoolWorker(channel);
+    this.workers.add(worker);
+    channel.onMessage((raw) => this.receive(worker, raw));
+    channel.onExit((exit) => this.exited(worker, exit));
+  }
+
+  /** How many tasks each worker should hold, from how long recent jobs took. */
+  private depth(): number {
+    const average = this.durationEwmaMs;
+    if (average === null) return 2;
+    if (average >= LONG_JOB_MS) return 1;
+    return Math.min(MAX_PIPELINE_DEPTH, Math.max(2, Math.ceil(PIPELINE_TARGET_MS / Math.max(average, 0.05))));
+  }
+
+  private fillWorkers(): void {
+    const depth = this.depth();
+    const outgoing = new Map<PoolWorker, RunMessage[]>();
+    // Round robin, one task per worker per pass, so that a short dataset spreads over all workers.
+    for (let placed = true; placed; ) {
+      placed = false;
+      for (const worker of this.workers) {
+        if (worker.state !== 'ready' || worker.inflight.length >= depth) continue;
+        const task = this.options.nextTask();
+        if (!task) break;
+        const run = this.dispatch(worker, task);
+        const runs = outgoing.get(worker);
+        if (runs) runs.push(run);
+        else outgoing.set(worker, [run]);
+        placed = true;
+      }
+    }
+    for (const [worker, runs] of outgoing) this.sendRuns(worker, runs);
+  }
+
+  private sendLoad(worker: PoolWorker, computation: Computation, force = false): void {
+    if (worker.loaded.has(computation.id) && !force) return;
+    worker.loaded.add(computation.id);
+    worker.channel.send({ t: 'load', computation });
+  }
+
+  /** Makes a task the worker's; the run message goes out with the others of this round. */
+  private dispatch(worker: PoolWorker, task: Task): RunMessage {
+    this.sendLoad(worker, task.computation);
+    worker.inflight.push(task);
+    this.workerOfTask.set(task.id, worker);
+    if (worker.inflight.length === 1) this.startHead(worker);
+    return {
+      id: task.id,
+      computationId: task.computation.id,
+      index: task.index,
+      attempt: task.attempt,
+      input: task.input,
+      inputIsFile: task.inputIsFile,
+      jobDir: task.jobDir,
+    };
+  }
+
+  private sendRuns(worker: PoolWorker, runs: RunMessage[]): void {
+    try {
+      worker.channel.send({ t: 'runs', runs });
+      return;
+    } catch {
+      // One input cannot be cloned: send them one by one to find it and fail only that job.
+    }
+    for (const run of runs) {
+      try {
+        worker.channel.send({ t: 'runs', runs: [run] });
+      } catch (error) {
+        this.failUnsent(worker, run.id, error);
+      }
+    }
+  }
+
+  private failUnsent(worker: PoolWorker, taskId: number, error: unknown): void {
+    const at = worker.inflight.findIndex((task) => task.id === taskId);
+    const task = worker.inflight[at];
+    if (!task) return;
+    worker.inflight.splice(at, 1);
+    this.workerOfTask.delete(task.id);
+    if (at === 0) {
+      this.clearHead(worker);
+      this.startHead(worker);
+    }
+    task.owner.onFailure(
+      task,
+      'failed',
+      {
+        code: ErrorCode.NotSerializable,
+        message: `the job's input cannot be sent to a worker: ${error instanceof Error ? error.message : String(error)}`,
+        stack: null,
+      },
+      { startedAt: null, endedAt: Date.now() },
+    );
+  }
+
+  /** The oldest task of a worker is the one running: arm its timeout, or stop it if cancelled meanwhile. */
+  private startHead(worker: PoolWorker): void {
+    const head = worker.inflight[0];
+    if (!head) return;
+    worker.headStartedAt = Date.now();
+    if (head.cancelRequested) {
+      this.kill(worker, {
+        status: 'cancelled',
+        error: { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+      });
+      return;
+    }
+    if (head.timeoutMs !== null) {
+      const timeoutMs = head.timeoutMs;
+      worker.headTimer = setTimeout(() => {
+        this.kill(worker, {
+          status: 'timeout',
+          error: {
+            code: ErrorCode.Timeout,
+            message: `the job ran longer than its timeout of ${timeoutMs / 1000} s and was stopped`,
+            stack: null,
+          },
+        });
+      }, timeoutMs);
+    }
+  }
+
+  private clearHead(worker: PoolWorker): void {
+    if (worker.headTimer) clearTimeout(worker.headTimer);
+    worker.headTimer = null;
+    worker.headStartedAt = null;
+    worker.programPid = null;
+  }
+
+  private kill(worker: PoolWorker, reason: KillReason | null): void {
+    if (worker.state === 'exited') return;
+    worker.killReason ??= reason;
+    worker.channel.kill();
+    killProcessGroup(worker.programPid);
+  }
+
+  private receive(worker: PoolWorker, raw: unknown): void {
+    const parsed = fromWorkerSchema.safeParse(raw);
+    if (!parsed.success) {
+      log.error('worker sent a malformed message', { pid: worker.channel.pid, issue: parsed.error.message });
+      this.kill(worker, null);
+      return;
+    }
+    this.handle(worker, parsed.data);
+  }
+
+  private handle(worker: PoolWorker, message: FromWorker): void {
+    switch (message.t) {
+      case 'ready':
+        if (message.protocol !== WORKER_PROTOCOL_VERSION) {
+          log.error('worker speaks another protocol version', { theirs: message.protocol });
+          this.kill(worker, null);
+          return;
+        }
+        worker.state = 'ready';
+        this.startFailures = 0;
+        this.notifyReady();
+        this.pump();
+        return;
+      case 'loaded':
+        this.settleProbes(worker, message.computationId, null);
+        return;
+      case 'load-error':
+        this.settleProbes(
+          worker,
+          message.computationId,
+          new DeskGridError(
+            message.error.code === ErrorCode.NoDefaultExport ? ErrorCode.NoDefaultExport : ErrorCode.ModuleLoad,
+            message.error.message,
+          ),
+        );
+        return;
+      case 'result':
+        this.finishHead(worker, message);
+        return;
+      case 'dropped': {
+        const at = worker.inflight.findIndex((task) => task.id === message.id);
+        const task = worker.inflight[at];
+        if (!task || at === 0) return;
+        worker.inflight.splice(at, 1);
+        this.workerOfTask.delete(task.id);
+        const now = Date.now();
+        task.owner.onFailure(
+          task,
+          'cancelled',
+          { code: ErrorCode.Cancelled, message: 'the job was cancelled before it started', stack: null },
+          { startedAt: null, endedAt: now },
+        );
+        this.pump();
+        return;
+      }
+      case 'spawned':
+        if (worker.inflight[0]?.id === message.id) worker.programPid = message.pid;
+        return;
+      case 'progress': {
+        const task = this.taskOf(message.id);
+        task?.owner.onProgress(task, message.fraction, message.note);
+        return;
+      }
+      case 'provisional': {
+        const task = this.taskOf(message.id);
+        task?.owner.onProvisional(task, message.value);
+        return;
+      }
+      case 'log': {
+        const task = this.taskOf(message.id);
+        task?.owner.onLog(task, message.line);
+        return;
+      }
+    }
+  }
+
+  private taskOf(id: number): Task | undefined {
+    return this.workerOfTask.get(id)?.inflight.find((task) => task.id === id);
+  }
+
+  private finishHead(worker: PoolWorker, result: ResultMessage): void {
+    const head = worker.inflight[0];
+    if (!head || head.id !== result.id) {
+      log.error('worker answered out of order', { expected: head?.id, got: result.id });
+      this.kill(worker, null);
+      return;
+    }
+    worker.inflight.shift();
+    this.workerOfTask.delete(head.id);
+    this.clearHead(worker);
+    const duration = result.endedAt - result.startedAt;
+    this.durationEwmaMs = this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
+    head.owner.onResult(head, result);
+    if (worker.state === 'ready') {
+      this.startHead(worker);
+      if (this.state === 'closing' && worker.inflight.length === 0) worker.channel.close();
+    }
+    this.pump();
+  }
+
+  private exited(worker: PoolWorker, exit: WorkerExit): void {
+    const wasStarting = worker.state === 'starting';
+    const startedAt = worker.headStartedAt;
+    worker.state = 'exited';
+    this.workers.delete(worker);
+    killProcessGroup(worker.programPid);
+    this.clearHead(worker);
+    const [head, ...waiting] = worker.inflight;
+    worker.inflight.length = 0;
+    for (const task of [head, ...waiting]) if (task) this.workerOfTask.delete(task.id);
+    this.rejectProbesOf(worker);
+
+    if (head) {
+      const reason = worker.killReason ?? crashReason(exit, worker.channel.stderrTail());
+      if (reason.status !== 'cancelled') log.warn('worker ended while running a job', { exit, error: reason.error.code });
+      head.owner.onFailure(head, reason.status, reason.error, { startedAt, endedAt: Date.now() });
+    }
+    for (const task of waiting) task.owner.onRequeue(task);
+    for (const resolve of this.exitWaiters.get(worker) ?? []) resolve();
+    this.exitWaiters.delete(worker);
+
+    if (this.state !== 'running') return;
+    if (wasStarting) {
+      this.startFailures += 1;
+      log.warn('worker exited before it started', { exit, stderr: worker.channel.stderrTail() });
+      if (this.startFailures >= MAX_START_FAILURES) {
+        this.state = 'broken';
+        this.notifyReady();
+        this.options.onBroken(this.brokenError());
+        return;
+      }
+    }
+    this.launch();
+    this.pump();
+  }
+
+  private notifyReady(): void {
+    if (this.state === 'broken') {
+      const error = this.brokenError();
+      for (const waiter of [...this.anyReadyWaiters.splice(0), ...this.allReadyWaiters.splice(0)]) waiter.reject(error);
+      return;
+    }
+    const ready = this.readyCount();
+    if (ready > 0) for (const waiter of this.anyReadyWaiters.splice(0)) waiter.resolve();
+    if (ready === this.options.size) for (const waiter of this.allReadyWaiters.splice(0)) waiter.resolve();
+  }
+
+  private settleProbes(worker: PoolWorker, computationId: string, error: DeskGridError | null): void {
+    const waiting = this.probes.get(computationId);
+    if (!waiting) return;
+    const mine = waiting.filter((probe) => probe.worker === worker);
+    const rest = waiting.filter((probe) => probe.worker !== worker);
+    if (rest.length > 0) this.probes.set(computationId, rest);
+    else this.probes.delete(computationId);
+    if (error) worker.loaded.delete(computationId);
+    for (const probe of mine) {
+      if (error) probe.reject(error);
+      else probe.resolve();
+    }
+  }
+
+  private rejectProbesOf(worker: PoolWorker): void {
+    for (const [computationId, waiting] of this.probes) {
+      for (const probe of waiting) {
+        if (probe.worker !== worker) continue;
+        probe.reject(
+          new DeskGridError(
+            ErrorCode.ModuleLoad,
+            `the worker loading the computation exited: ${worker.channel.stderrTail().trim() || 'no output'}`,
+          ),
+        );
+      }
+      const rest = waiting.filter((probe) => probe.worker !== worker);
+      if (rest.length > 0) this.probes.set(computationId, rest);
+      else this.probes.delete(computationId);
+    }
+  }
+
+  private checkMemory(): void {
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (!head || head.maxMemoryBytes === null || worker.channel.pid === undefined) continue;
+      const used =
+        (residentBytes(worker.channel.pid) ?? 0) +
+        (worker.programPid === null ? 0 : (residentBytes(worker.programPid) ?? 0));
+      if (used <= head.maxMemoryBytes) continue;
+      const limitMb = Math.round(head.maxMemoryBytes / 1048576);
+      this.kill(worker, {
+        status: 'failed',
+        error: {
+          code: ErrorCode.Memory,
+          message: `the job used ${Math.round(used / 1048576)} MB, over its memory limit of ${limitMb} MB, and was stopped`,
+          stack: null,
+        },
+      });
+    }
+  }
+}
+
+/** Why a worker that nobody killed has died: out of memory, or a crash the job caused. */
+function crashReason(exit: WorkerExit, stderrTail: string): KillReason {
+  const tail = stderrTail.trim();
+  if (/heap out of memory|Reached heap limit/i.test(tail)) {
+    return {
+      status: 'failed',
+      error: { code: ErrorCode.Memory, message: 'the job ran out of memory (worker heap limit reached)', stack: tail },
+    };
+  }
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  return {
+    status: 'failed',
+    error: {
+      code: ErrorCode.WorkerCrashed,
+      message: `the worker process ${how} while running this job`,
+      stack: tail === '' ? null : tail,
+    },
+  };
+}
+
+function killProcessGroup(pid: number | null): void {
+  if (pid === null) return;
+  try {
+    process.kill(process.platform === 'win32' ? pid : -pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}

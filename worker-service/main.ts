@@ -1,0 +1,198 @@
+// Entry point of a DeskGrid worker process. Started by the engine's pool (child_process.fork
+// in Node, utilityProcess.fork in Electron); runs the jobs it is sent one at a time, in the
+// order they arrive, so that the engine can pipeline several and always knows which one runs.
+
+import { pathToFileURL } from 'node:url';
+import { DeskGridError, ErrorCode, toJobError, type JobError } from '../shared/errors.js';
+import type { ComputationFunction } from '../shared/job-context.js';
+import {
+  WORKER_PROTOCOL_VERSION,
+  toWorkerSchema,
+  type Computation,
+  type FromWorker,
+  type ResultMessage,
+  type RunMessage,
+} from '../shared/worker-protocol.js';
+import { openEndpoint } from './endpoint.js';
+import { runModuleJob, type JobEvents } from './module-runner.js';
+import { installOutputCapture } from './output-capture.js';
+import { runProgramJob } from './program-runner.js';
+
+type Loaded =
+  | { kind: 'module'; fn: Promise<ComputationFunction> }
+  | { kind: 'program'; computation: Extract<Computation, { kind: 'program' }> };
+
+const endpoint = openEndpoint();
+const computations = new Map<string, Loaded>();
+const queue: RunMessage[] = [];
+let running = false;
+let programPid: number | null = null;
+
+function send(message: FromWorker): void {
+  endpoint.send(message);
+}
+
+function load(computation: Computation): void {
+  if (computation.kind === 'program') {
+    computations.set(computation.id, { kind: 'program', computation });
+    send({ t: 'loaded', computationId: computation.id });
+    return;
+  }
+  const fn = importComputation(computation.entry);
+  // Report a bad module at once, so the submitter can say so before any job is tried.
+  fn.then(
+    () => send({ t: 'loaded', computationId: computation.id }),
+    (error: unknown) => {
+      send({ t: 'load-error', computationId: computation.id, error: toJobError(error) });
+    },
+  );
+  computations.set(computation.id, { kind: 'module', fn });
+}
+
+async function importComputation(entry: string): Promise<ComputationFunction> {
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(entry).href)) as { default?: unknown };
+  } catch (error) {
+    const cause = toJobError(error, ErrorCode.ModuleLoad);
+    const loadError = new DeskGridError(ErrorCode.ModuleLoad, `cannot load ${entry}: ${cause.message}`);
+    if (cause.stack) loadError.stack = cause.stack;
+    throw loadError;
+  }
+  if (typeof module.default !== 'function') {
+    throw new DeskGridError(
+      ErrorCode.NoDefaultExport,
+      `${entry} has no default export: export a function (input, ctx) => value`,
+    );
+  }
+  return module.default as ComputationFunction;
+}
+
+function failure(run: RunMessage, error: JobError): ResultMessage {
+  const now = Date.now();
+  return {
+    t: 'result',
+    id: run.id,
+    ok: false,
+    value: null,
+    error,
+    stdout: '',
+    stderr: '',
+    exitCode: null,
+    startedAt: now,
+    endedAt: now,
+    hasOutputs: false,
+    cpuMs: 0,
+  };
+}
+
+async function execute(run: RunMessage): Promise<ResultMessage> {
+  const loaded = computations.get(run.computationId);
+  if (!loaded) {
+    return failure(run, {
+      code: ErrorCode.Protocol,
+      message: `computation ${run.computationId} was not loaded`,
+      stack: null,
+    });
+  }
+  if (loaded.kind === 'program') {
+    const result = await runProgramJob(loaded.computation, run, run.inputIsFile, (pid) => {
+      programPid = pid;
+      send({ t: 'spawned', id: run.id, pid });
+    });
+    programPid = null;
+    return result;
+  }
+  let fn: ComputationFunction;
+  try {
+    fn = await loaded.fn;
+  } catch (error) {
+    return failure(run, toJobError(error));
+  }
+  const events: JobEvents = {
+    progress: (fraction, note) => send({ t: 'progress', id: run.id, fraction, note }),
+    provisional: (value) => sendOrReport({ t: 'provisional', id: run.id, value }),
+    log: (line) => send({ t: 'log', id: run.id, line }),
+  };
+  return runModuleJob(fn, run, events);
+}
+
+/** Sends a message whose value may not survive structured cloning; a failure is reported on stderr. */
+function sendOrReport(message: FromWorker): boolean {
+  try {
+    send(message);
+    return true;
+  } catch (error) {
+    process.stderr.write(`deskgrid worker: cannot send ${message.t}: ${String(error)}\n`);
+    return false;
+  }
+}
+
+function sendResult(result: ResultMessage): void {
+  try {
+    send(result);
+  } catch (error) {
+    send({
+      ...result,
+      ok: false,
+      value: null,
+      error: {
+        code: ErrorCode.NotSerializable,
+        message: `the job's return value cannot be sent back: ${error instanceof Error ? error.message : String(error)}`,
+        stack: null,
+      },
+    });
+  }
+}
+
+async function drain(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    for (let run = queue.shift(); run; run = queue.shift()) sendResult(await execute(run));
+  } finally {
+    running = false;
+  }
+}
+
+function receive(raw: unknown): void {
+  const parsed = toWorkerSchema.safeParse(raw);
+  if (!parsed.success) {
+    // The engine is the only sender: a malformed message is a bug there, not input to survive.
+    process.stderr.write(`deskgrid worker: protocol error: ${parsed.error.message}\n`);
+    process.exit(70);
+  }
+  const message = parsed.data;
+  switch (message.t) {
+    case 'load':
+      load(message.computation);
+      return;
+    case 'runs':
+      queue.push(...message.runs);
+      void drain();
+      return;
+    case 'cancel': {
+      // A running job is stopped by the engine killing this process; here only waiting ones go.
+      const at = queue.findIndex((run) => run.id === message.id);
+      if (at >= 0) {
+        queue.splice(at, 1);
+        send({ t: 'dropped', id: message.id });
+      }
+      return;
+    }
+  }
+}
+
+installOutputCapture();
+endpoint.onMessage(receive);
+endpoint.onClose(() => {
+  if (programPid !== null) {
+    try {
+      process.kill(-programPid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  process.exit(0);
+});
+send({ t: 'ready', protocol: WORKER_PROTOCOL_VERSION, pid: process.pid });
