@@ -9,93 +9,93 @@
 // or `dropped` (a `cancel` that arrived before it started).
 // Each side validates what it receives with the schemas below.
 
-import { z } from 'zod';
+import * as v from 'valibot';
 
 export const WORKER_PROTOCOL_VERSION = 1;
 
-const jobErrorSchema = z.object({
-  code: z.string(),
-  message: z.string(),
-  stack: z.string().nullable(),
+const jobErrorSchema = v.object({
+  code: v.string(),
+  message: v.string(),
+  stack: v.nullable(v.string()),
 });
 
-export const computationSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('module'),
-    id: z.string(),
+export const computationSchema = v.variant('kind', [
+  v.object({
+    kind: v.literal('module'),
+    id: v.string(),
     /** Absolute path of an ES module or CommonJS file whose default export is the job function. */
-    entry: z.string(),
+    entry: v.string(),
   }),
-  z.object({
-    kind: z.literal('program'),
-    id: z.string(),
+  v.object({
+    kind: v.literal('program'),
+    id: v.string(),
     /** Absolute path of the script or executable. */
-    entry: z.string(),
+    entry: v.string(),
     /** Interpreter and its arguments, placed before the entry; empty to execute the entry itself. */
-    interpreter: z.array(z.string()),
+    interpreter: v.array(v.string()),
     /** Feed the input on standard input instead of as the last argument. */
-    stdin: z.boolean(),
+    stdin: v.boolean(),
   }),
 ]);
-export type Computation = z.infer<typeof computationSchema>;
+export type Computation = v.InferOutput<typeof computationSchema>;
 
-export const runSchema = z.object({
+export const runSchema = v.object({
   /** Engine-wide unique id of this attempt. */
-  id: z.number().int(),
-  computationId: z.string(),
-  index: z.number().int(),
-  attempt: z.number().int(),
-  input: z.unknown(),
+  id: v.pipe(v.number(), v.integer()),
+  computationId: v.string(),
+  index: v.pipe(v.number(), v.integer()),
+  attempt: v.pipe(v.number(), v.integer()),
+  input: v.unknown(),
   /** The input is the absolute path of a file (a `files` dataset item). */
-  inputIsFile: z.boolean(),
+  inputIsFile: v.boolean(),
   /** Folder for the job's output files; also the parent of a program's working folder. */
-  jobDir: z.string(),
+  jobDir: v.string(),
 });
-export type RunMessage = z.infer<typeof runSchema>;
+export type RunMessage = v.InferOutput<typeof runSchema>;
 
-export const toWorkerSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('load'), computation: computationSchema }),
+export const toWorkerSchema = v.variant('t', [
+  v.object({ t: v.literal('load'), computation: computationSchema }),
   // Runs are sent in groups: one message per worker per scheduling round, not one per job.
-  z.object({ t: z.literal('runs'), runs: z.array(runSchema) }),
-  z.object({ t: z.literal('cancel'), id: z.number().int() }),
+  v.object({ t: v.literal('runs'), runs: v.array(runSchema) }),
+  v.object({ t: v.literal('cancel'), id: v.pipe(v.number(), v.integer()) }),
 ]);
-export type ToWorker = z.infer<typeof toWorkerSchema>;
+export type ToWorker = v.InferOutput<typeof toWorkerSchema>;
 
-export const resultMessageSchema = z.object({
-  t: z.literal('result'),
-  id: z.number().int(),
-  ok: z.boolean(),
-  value: z.unknown(),
-  error: jobErrorSchema.nullable(),
-  stdout: z.string(),
-  stderr: z.string(),
-  exitCode: z.number().int().nullable(),
-  startedAt: z.number(),
-  endedAt: z.number(),
+export const resultMessageSchema = v.object({
+  t: v.literal('result'),
+  id: v.pipe(v.number(), v.integer()),
+  ok: v.boolean(),
+  value: v.unknown(),
+  error: v.nullable(jobErrorSchema),
+  stdout: v.string(),
+  stderr: v.string(),
+  exitCode: v.nullable(v.pipe(v.number(), v.integer())),
+  startedAt: v.number(),
+  endedAt: v.number(),
   /** Whether the job left files in its output folder. */
-  hasOutputs: z.boolean(),
+  hasOutputs: v.boolean(),
   /** CPU time the job used, in ms (for efficiency accounting). */
-  cpuMs: z.number(),
+  cpuMs: v.number(),
 });
-export type ResultMessage = z.infer<typeof resultMessageSchema>;
+export type ResultMessage = v.InferOutput<typeof resultMessageSchema>;
 
-export const fromWorkerSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('ready'), protocol: z.number().int(), pid: z.number().int() }),
-  z.object({ t: z.literal('loaded'), computationId: z.string() }),
-  z.object({ t: z.literal('load-error'), computationId: z.string(), error: jobErrorSchema }),
+export const fromWorkerSchema = v.variant('t', [
+  v.object({ t: v.literal('ready'), protocol: v.pipe(v.number(), v.integer()), pid: v.pipe(v.number(), v.integer()) }),
+  v.object({ t: v.literal('loaded'), computationId: v.string() }),
+  v.object({ t: v.literal('load-error'), computationId: v.string(), error: jobErrorSchema }),
   resultMessageSchema,
-  z.object({ t: z.literal('dropped'), id: z.number().int() }),
-  z.object({ t: z.literal('spawned'), id: z.number().int(), pid: z.number().int() }),
-  z.object({
-    t: z.literal('progress'),
-    id: z.number().int(),
-    fraction: z.number(),
-    note: z.string().nullable(),
+  v.object({ t: v.literal('dropped'), id: v.pipe(v.number(), v.integer()) }),
+  v.object({ t: v.literal('spawned'), id: v.pipe(v.number(), v.integer()), pid: v.pipe(v.number(), v.integer()) }),
+  v.object({
+    t: v.literal('progress'),
+    id: v.pipe(v.number(), v.integer()),
+    fraction: v.number(),
+    note: v.nullable(v.string()),
   }),
-  z.object({ t: z.literal('provisional'), id: z.number().int(), value: z.unknown() }),
-  z.object({ t: z.literal('log'), id: z.number().int(), line: z.string() }),
+  v.object({ t: v.literal('provisional'), id: v.pipe(v.number(), v.integer()), value: v.unknown() }),
+  v.object({ t: v.literal('log'), id: v.pipe(v.number(), v.integer()), line: v.string() }),
 ]);
-export type FromWorker = z.infer<typeof fromWorkerSchema>;
+export type FromWorker = v.InferOutput<typeof fromWorkerSchema>;
 
 /** Output kept per stream and job; the rest is cut and marked, so a chatty job cannot exhaust memory. */
 export const MAX_CAPTURED_OUTPUT_BYTES = 1024 * 1024;

@@ -3,6 +3,7 @@
 // order they arrive, so that the engine can pipeline several and always knows which one runs.
 
 import { pathToFileURL } from 'node:url';
+import * as v from 'valibot';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../shared/errors.js';
 import type { ComputationFunction } from '../shared/job-context.js';
 import {
@@ -156,13 +157,13 @@ async function drain(): Promise<void> {
 }
 
 function receive(raw: unknown): void {
-  const parsed = toWorkerSchema.safeParse(raw);
+  const parsed = v.safeParse(toWorkerSchema, raw);
   if (!parsed.success) {
     // The engine is the only sender: a malformed message is a bug there, not input to survive.
-    process.stderr.write(`deskgrid worker: protocol error: ${parsed.error.message}\n`);
+    process.stderr.write(`deskgrid worker: protocol error: ${v.summarize(parsed.issues)}\n`);
     process.exit(70);
   }
-  const message = parsed.data;
+  const message = parsed.output;
   switch (message.t) {
     case 'load':
       load(message.computation);

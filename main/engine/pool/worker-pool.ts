@@ -8,6 +8,7 @@
 // be interrupted otherwise. The running task then fails with the reason, the tasks queued
 // behind it go back to their owners untouched, and a fresh worker takes the dead one's place.
 
+import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import {
   WORKER_PROTOCOL_VERSION,
@@ -205,7 +206,8 @@ export class WorkerPool {
     return ready;
   }
 
-  private whenAnyReady(): Promise<void> {
+  /** Resolves once at least one worker has started (or rejects if none can). */
+  whenAnyReady(): Promise<void> {
     return this.waitFor(this.anyReadyWaiters, this.readyCount() > 0);
   }
 
@@ -363,13 +365,13 @@ export class WorkerPool {
   }
 
   private receive(worker: PoolWorker, raw: unknown): void {
-    const parsed = fromWorkerSchema.safeParse(raw);
+    const parsed = v.safeParse(fromWorkerSchema, raw);
     if (!parsed.success) {
-      log.error('worker sent a malformed message', { pid: worker.channel.pid, issue: parsed.error.message });
+      log.error('worker sent a malformed message', { pid: worker.channel.pid, issue: v.summarize(parsed.issues) });
       this.kill(worker, null);
       return;
     }
-    this.handle(worker, parsed.data);
+    this.handle(worker, parsed.output);
   }
 
   private handle(worker: PoolWorker, message: FromWorker): void {
