@@ -26,6 +26,11 @@ export interface ClusterOptions {
   maxMemoryMb?: number;
   /** How workers are started (the desktop app passes its utilityProcess adapter). */
   launcher?: WorkerLauncher;
+  /**
+   * Resolve start() once every worker is ready (default), or as soon as one is: a short-lived
+   * command gets its first result sooner, while the other workers are still starting.
+   */
+  waitForAllWorkers?: boolean;
 }
 
 export interface ClusterStats {
@@ -70,7 +75,7 @@ export class Cluster {
     });
     cluster = new Cluster(nodeId, home, pool, broken);
     try {
-      await pool.whenReady();
+      await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
     } catch (error) {
       await pool.destroy();
       throw error;

@@ -1,0 +1,204 @@
+// `deskgrid run`: runs a computation over a dataset on this machine's cores and writes every
+// result to a folder, showing progress on a terminal. Exit status: 0 when every job is done,
+// 1 when some are not, 2 for a usage mistake, 130 when interrupted (resume with --resume).
+
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import type { BatchSummary } from '../../shared/job.js';
+import { toResultLine } from '../../shared/result-line.js';
+import { Cluster } from '../engine/cluster.js';
+import type { SplitMode } from '../engine/dataset/dataset-item.js';
+import { dataPaths, defaultDataHome } from '../engine/paths.js';
+import type { SubmitOptions } from '../engine/prepare-batch.js';
+import { RESULTS_FILE } from '../engine/store/batch-store.js';
+
+export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
+       deskgrid run --resume DIR [options]
+
+<computation>  a JS/TS module whose default export is async (input, ctx) => value,
+               or a program (.py, .sh, .R, a binary...), or a folder holding one
+[dataset]      a file or folder split into one job per item
+
+options:
+  --split MODE      lines, csv, jsonl, json or files (default: from the dataset)
+  --range A:B[:S]   the numbers A, A+S, ... below B as inputs, instead of a dataset
+  --out DIR         folder for results.jsonl and outputs/ (default: a new folder
+                    under the data folder, printed at the end)
+  --timeout S       stop a job after S seconds
+  --retries N       try a failed job N more times (default 0)
+  --cores N         worker processes on this machine (default: all cores)
+  --max-memory MB   stop a job that uses more than MB of memory
+  --stdin           programs: give the input on standard input, not as an argument
+  --program         run a .js file as a program instead of a module
+  --json            print each finished job's results.jsonl line on stdout
+  --resume DIR      finish the batch in DIR without rerunning jobs that have a result`;
+
+const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const args = parseRunArgs(argv);
+  const home = defaultDataHome();
+  const cluster = await Cluster.start({
+    home,
+    waitForAllWorkers: false,
+    ...(args.cores === undefined ? {} : { cores: args.cores }),
+    ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
+  });
+  const batch = args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
+
+  const display = process.stderr.isTTY
+    ? new (await import('./progress-display.js')).ProgressDisplay(batch, process.stderr)
+    : null;
+  if (args.json) batch.on('result', (result) => process.stdout.write(`${toResultLine(result)}\n`));
+  let interrupted = false;
+  const onInterrupt = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    display?.stop();
+    const where = batch.out ? `; continue with: deskgrid run --resume ${batch.out}` : '';
+    process.stderr.write(`\ndeskgrid: interrupted${where}\n`);
+    void cluster.destroy().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+
+  try {
+    const summary = await batch.done;
+    display?.stop();
+    const report = args.json ? process.stderr : process.stdout;
+    report.write(summaryText(summary));
+    return summary.ok ? 0 : 1;
+  } finally {
+    display?.stop();
+    await cluster.close();
+  }
+}
+
+interface RunArgs {
+  computation: string | undefined;
+  dataset: string | undefined;
+  split: SplitMode | undefined;
+  range: string | undefined;
+  out: string | undefined;
+  timeout: number | undefined;
+  retries: number | undefined;
+  cores: number | undefined;
+  maxMemoryMb: number | undefined;
+  stdin: boolean;
+  program: boolean;
+  json: boolean;
+  resume: string | undefined;
+}
+
+function parseRunArgs(argv: string[]): RunArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        split: { type: 'string' },
+        range: { type: 'string' },
+        out: { type: 'string' },
+        timeout: { type: 'string' },
+        retries: { type: 'string' },
+        cores: { type: 'string' },
+        'max-memory': { type: 'string' },
+        stdin: { type: 'boolean', default: false },
+        program: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        resume: { type: 'string' },
+      },
+    });
+  } catch (error) {
+    throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${RUN_USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 2) {
+    throw new DeskGridError(ErrorCode.Usage, `too many arguments: ${positionals.slice(2).join(' ')}\n${RUN_USAGE}`);
+  }
+  const [computation, dataset] = positionals;
+  if (values.resume !== undefined) {
+    if (computation !== undefined) {
+      throw new DeskGridError(ErrorCode.Usage, '--resume takes the batch from its folder: give no computation or dataset');
+    }
+  } else if (computation === undefined) {
+    throw new DeskGridError(ErrorCode.Usage, `which computation should run?\n${RUN_USAGE}`);
+  }
+  if (values.split !== undefined && !SPLIT_MODES.has(values.split)) {
+    throw new DeskGridError(ErrorCode.Usage, `unknown split mode "${values.split}" (use lines, csv, jsonl, json or files)`);
+  }
+  return {
+    computation,
+    dataset,
+    split: values.split as SplitMode | undefined,
+    range: values.range,
+    out: values.out,
+    timeout: numberOption('--timeout', values.timeout, { min: 0, integer: false }),
+    retries: numberOption('--retries', values.retries, { min: 0, integer: true, inclusive: true }),
+    cores: numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true }),
+    maxMemoryMb: numberOption('--max-memory', values['max-memory'], { min: 0, integer: false }),
+    stdin: values.stdin,
+    program: values.program,
+    json: values.json,
+    resume: values.resume,
+  };
+}
+
+function numberOption(
+  name: string,
+  text: string | undefined,
+  rule: { min: number; integer: boolean; inclusive?: boolean },
+): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  const valid =
+    text.trim() !== '' &&
+    Number.isFinite(value) &&
+    (rule.inclusive ? value >= rule.min : value > rule.min) &&
+    (!rule.integer || Number.isInteger(value));
+  if (!valid) {
+    const kind = rule.integer ? 'a whole number' : 'a number';
+    const bound = rule.inclusive ? `${rule.min} or more` : `above ${rule.min}`;
+    throw new DeskGridError(ErrorCode.Usage, `${name} needs ${kind} ${bound}, not "${text}"`);
+  }
+  return value;
+}
+
+function submitOptions(args: RunArgs, home: string): SubmitOptions {
+  const computation = args.computation ?? '';
+  return {
+    computation,
+    ...(args.dataset === undefined ? {} : { dataset: args.dataset }),
+    ...(args.split === undefined ? {} : { split: args.split }),
+    ...(args.range === undefined ? {} : { range: args.range }),
+    ...(args.timeout === undefined ? {} : { timeout: args.timeout }),
+    ...(args.retries === undefined ? {} : { retries: args.retries }),
+    ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
+    stdin: args.stdin,
+    program: args.program,
+    out: args.out ?? defaultOutDir(home, computation),
+  };
+}
+
+function defaultOutDir(home: string, computation: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const name = basename(computation).replace(/\.[^.]*$/, '') || 'batch';
+  return join(dataPaths(home).runs, `${stamp}-${name}-${process.pid}`);
+}
+
+function summaryText(summary: BatchSummary): string {
+  const parts = [`${summary.done} done`];
+  if (summary.failed > 0) parts.push(`${summary.failed} failed`);
+  if (summary.timeout > 0) parts.push(`${summary.timeout} timed out`);
+  if (summary.cancelled > 0) parts.push(`${summary.cancelled} cancelled`);
+  const retries = summary.retried > 0 ? `, ${summary.retried} retried` : '';
+  const rate = summary.seconds > 0 ? ` (${Math.round(summary.total / summary.seconds)} jobs/s)` : '';
+  const lines = [
+    `${summary.total} jobs: ${parts.join(', ')}${retries} in ${summary.seconds.toFixed(1)} s${rate}`,
+  ];
+  if (summary.out) lines.push(`results: ${join(summary.out, RESULTS_FILE)}`);
+  return `${lines.join('\n')}\n`;
+}
