@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     // Integration tests start real worker processes; two cores are shared by everything.
     fileParallelism: true,
     maxWorkers: 2,

@@ -19,5 +19,7 @@ export function toResultLine(result: JobResult): string {
     startedAt: result.startedAt,
     endedAt: result.endedAt,
   };
-  return JSON.stringify(ordered, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+  return JSON.stringify(ordered, (_key, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : value,
+  );
 }

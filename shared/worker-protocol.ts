@@ -80,12 +80,20 @@ export const resultMessageSchema = v.object({
 export type ResultMessage = v.InferOutput<typeof resultMessageSchema>;
 
 export const fromWorkerSchema = v.variant('t', [
-  v.object({ t: v.literal('ready'), protocol: v.pipe(v.number(), v.integer()), pid: v.pipe(v.number(), v.integer()) }),
+  v.object({
+    t: v.literal('ready'),
+    protocol: v.pipe(v.number(), v.integer()),
+    pid: v.pipe(v.number(), v.integer()),
+  }),
   v.object({ t: v.literal('loaded'), computationId: v.string() }),
   v.object({ t: v.literal('load-error'), computationId: v.string(), error: jobErrorSchema }),
   resultMessageSchema,
   v.object({ t: v.literal('dropped'), id: v.pipe(v.number(), v.integer()) }),
-  v.object({ t: v.literal('spawned'), id: v.pipe(v.number(), v.integer()), pid: v.pipe(v.number(), v.integer()) }),
+  v.object({
+    t: v.literal('spawned'),
+    id: v.pipe(v.number(), v.integer()),
+    pid: v.pipe(v.number(), v.integer()),
+  }),
   v.object({
     t: v.literal('progress'),
     id: v.pipe(v.number(), v.integer()),

@@ -36,7 +36,9 @@ export async function runModuleJob(
       return outputDir;
     },
     progress: (fraction, note) => {
-      events.progress(Math.min(1, Math.max(0, Number(fraction) || 0)), note ?? null);
+      // Called from user code, which may pass anything: keep the wire value a number in 0..1.
+      const value = typeof fraction === 'number' && Number.isFinite(fraction) ? fraction : 0;
+      events.progress(Math.min(1, Math.max(0, value)), typeof note === 'string' ? note : null);
     },
     log: (...args) => {
       const line = format(...args);

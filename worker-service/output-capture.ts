@@ -46,14 +46,15 @@ export function installOutputCapture(): void {
     [process.stderr, (c: Capture) => c.stderr],
   ] as const) {
     const original = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-    stream.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+    const capturing = (chunk: unknown, ...rest: unknown[]): boolean => {
       if (!current) return original(chunk, ...rest);
       const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString();
       pick(current).append(text);
       const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
       callback?.();
       return true;
-    }) as typeof stream.write;
+    };
+    stream.write = capturing;
   }
 }
 

@@ -81,7 +81,10 @@ export function runProgramJob(
       });
     });
     child.once('close', (code, signal) => {
-      if (code === 0) return finish(0, null);
+      if (code === 0) {
+        finish(0, null);
+        return;
+      }
       const tail = stderr.toString().trim().slice(-STACK_TAIL_CHARS);
       finish(code, {
         code: ErrorCode.ExitCode,

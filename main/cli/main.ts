@@ -48,7 +48,10 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     // User mistakes are DeskGridErrors and get one line; anything else is our bug, shown in full.
     if (error instanceof DeskGridError) process.stderr.write(`deskgrid: ${error.message}\n`);
-    else process.stderr.write(`deskgrid: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    else
+      process.stderr.write(
+        `deskgrid: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
     process.exitCode = 2;
   },
 );

@@ -45,7 +45,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...(args.cores === undefined ? {} : { cores: args.cores }),
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
-  const batch = args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
+  const batch =
+    args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
 
   const display = process.stderr.isTTY
     ? new (await import('./progress-display.js')).ProgressDisplay(batch, process.stderr)
@@ -117,18 +118,27 @@ function parseRunArgs(argv: string[]): RunArgs {
   }
   const { values, positionals } = parsed;
   if (positionals.length > 2) {
-    throw new DeskGridError(ErrorCode.Usage, `too many arguments: ${positionals.slice(2).join(' ')}\n${RUN_USAGE}`);
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `too many arguments: ${positionals.slice(2).join(' ')}\n${RUN_USAGE}`,
+    );
   }
   const [computation, dataset] = positionals;
   if (values.resume !== undefined) {
     if (computation !== undefined) {
-      throw new DeskGridError(ErrorCode.Usage, '--resume takes the batch from its folder: give no computation or dataset');
+      throw new DeskGridError(
+        ErrorCode.Usage,
+        '--resume takes the batch from its folder: give no computation or dataset',
+      );
     }
   } else if (computation === undefined) {
     throw new DeskGridError(ErrorCode.Usage, `which computation should run?\n${RUN_USAGE}`);
   }
   if (values.split !== undefined && !SPLIT_MODES.has(values.split)) {
-    throw new DeskGridError(ErrorCode.Usage, `unknown split mode "${values.split}" (use lines, csv, jsonl, json or files)`);
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `unknown split mode "${values.split}" (use lines, csv, jsonl, json or files)`,
+    );
   }
   return {
     computation,

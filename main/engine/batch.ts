@@ -227,7 +227,8 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
 
   private begin(prepared: PreparedBatch): void {
     this.prepared = prepared;
-    for (const status of Object.keys(this.counts) as FinalStatus[]) this.counts[status] = prepared.recorded[status];
+    for (const status of Object.keys(this.counts) as FinalStatus[])
+      this.counts[status] = prepared.recorded[status];
     this.source = prepared.items[Symbol.asyncIterator]();
     if (this.state === 'cancelling') {
       this.checkEnded();
@@ -280,7 +281,12 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       onFailure: (task, status, error, times) => {
         const entry = this.takeRunning(task);
         if (!entry) return;
-        const outcome = { ...emptyOutcome(times.endedAt), startedAt: times.startedAt, jobDir: task.jobDir, mayHaveFiles: true };
+        const outcome = {
+          ...emptyOutcome(times.endedAt),
+          startedAt: times.startedAt,
+          jobDir: task.jobDir,
+          mayHaveFiles: true,
+        };
         if (status === 'cancelled' || this.state === 'cancelling') {
           this.finish(entry.job, 'cancelled', status === 'cancelled' ? error : cancelledError(), outcome);
         } else {
@@ -291,7 +297,8 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       onRequeue: (task) => {
         const entry = this.takeRunning(task);
         if (!entry) return;
-        if (this.state === 'cancelling') {
+        // A job cancelled while it waited in a worker that then died was never dropped there.
+        if (this.state === 'cancelling' || task.cancelRequested) {
           this.finish(entry.job, 'cancelled', cancelledError(), emptyOutcome(Date.now()));
           this.checkEnded();
           return;
@@ -303,7 +310,8 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
         this.queued.unshift(entry.job);
         this.host.pump();
       },
-      onProgress: (task, fraction, note) => this.emit('progress', { index: task.index, fraction, note, node: nodeId }),
+      onProgress: (task, fraction, note) =>
+        this.emit('progress', { index: task.index, fraction, note, node: nodeId }),
       onProvisional: (task, value) => this.emit('provisional', { index: task.index, value, node: nodeId }),
       onLog: (task, line) => this.emit('log', { index: task.index, line, node: nodeId }),
     };
@@ -315,7 +323,12 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     return entry;
   }
 
-  private retryOrFinish(job: QueuedJob, status: 'failed' | 'timeout', error: JobError | null, outcome: Outcome): void {
+  private retryOrFinish(
+    job: QueuedJob,
+    status: 'failed' | 'timeout',
+    error: JobError | null,
+    outcome: Outcome,
+  ): void {
     if (this.state === 'running' && job.attempt <= (this.prepared?.retries ?? 0)) {
       this.retried += 1;
       discardJobDir(outcome);

@@ -13,7 +13,12 @@ import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
 import type { WorkerLauncher } from './pool/worker-launcher.js';
 import { WorkerPool } from './pool/worker-pool.js';
-import { prepareNewBatch, prepareResumedBatch, type PrepareContext, type SubmitOptions } from './prepare-batch.js';
+import {
+  prepareNewBatch,
+  prepareResumedBatch,
+  type PrepareContext,
+  type SubmitOptions,
+} from './prepare-batch.js';
 
 const log = createLogger('cluster');
 
@@ -95,7 +100,12 @@ export class Cluster {
   }
 
   stats(): ClusterStats {
-    return { nodeId: this.nodeId, cores: this.pool.size, busyCores: this.pool.stats().busy, batches: this.batches.length };
+    return {
+      nodeId: this.nodeId,
+      cores: this.pool.size,
+      busyCores: this.pool.stats().busy,
+      batches: this.batches.length,
+    };
   }
 
   /** Waits for every submitted batch to end, then stops the workers. */
@@ -117,7 +127,9 @@ export class Cluster {
     this.state = 'closed';
   }
 
-  private track(prepare: (context: PrepareContext) => Promise<Awaited<ReturnType<typeof prepareNewBatch>>>): Batch {
+  private track(
+    prepare: (context: PrepareContext) => Promise<Awaited<ReturnType<typeof prepareNewBatch>>>,
+  ): Batch {
     if (this.state !== 'open') throw new DeskGridError(ErrorCode.Closed, 'the cluster is closed');
     const paths = dataPaths(this.home);
     const context: PrepareContext = {

@@ -49,7 +49,10 @@ export interface PrepareContext {
   probe(computation: Computation): Promise<void>;
 }
 
-export async function prepareNewBatch(options: SubmitOptions, context: PrepareContext): Promise<PreparedBatch> {
+export async function prepareNewBatch(
+  options: SubmitOptions,
+  context: PrepareContext,
+): Promise<PreparedBatch> {
   const spec = specOf(options);
   const [computation, items, datasetStamp] = await Promise.all([
     resolveComputation(spec.computation, {
@@ -61,7 +64,8 @@ export async function prepareNewBatch(options: SubmitOptions, context: PrepareCo
     stampOf(spec.dataset),
   ]);
   if (computation.kind === 'module') await context.probe(computation);
-  const store = options.out === undefined ? null : BatchStore.create(resolve(options.out), { ...spec, datasetStamp });
+  const store =
+    options.out === undefined ? null : BatchStore.create(resolve(options.out), { ...spec, datasetStamp });
   const base = store ? store.dir : join(context.batchesDir, context.batchId);
   return {
     computation,
@@ -86,14 +90,22 @@ export async function prepareResumedBatch(dir: string, context: PrepareContext):
       );
     }
     const stamp = await stampOf(spec.dataset);
-    if (spec.datasetStamp && stamp && (stamp.size !== spec.datasetStamp.size || stamp.mtimeMs !== spec.datasetStamp.mtimeMs)) {
+    if (
+      spec.datasetStamp &&
+      stamp &&
+      (stamp.size !== spec.datasetStamp.size || stamp.mtimeMs !== spec.datasetStamp.mtimeMs)
+    ) {
       throw new DeskGridError(
         ErrorCode.Resume,
         `the dataset ${spec.dataset ?? ''} changed since the batch started; job numbers would no longer match`,
       );
     }
     const [computation, items] = await Promise.all([
-      resolveComputation(spec.computation, { program: spec.program, stdin: spec.stdin, cacheDir: context.computationCache }),
+      resolveComputation(spec.computation, {
+        program: spec.program,
+        stdin: spec.stdin,
+        cacheDir: context.computationCache,
+      }),
       datasetItems(spec),
     ]);
     if (computation.kind === 'module') await context.probe(computation);
@@ -122,14 +134,20 @@ function specOf(options: SubmitOptions): Omit<BatchSpec, 'datasetStamp'> {
     throw new DeskGridError(ErrorCode.Usage, 'give only one of inputs, a dataset or a range');
   }
   if (options.timeout !== undefined && !(options.timeout > 0)) {
-    throw new DeskGridError(ErrorCode.Usage, `timeout must be a positive number of seconds, not ${options.timeout}`);
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `timeout must be a positive number of seconds, not ${options.timeout}`,
+    );
   }
   const retries = options.retries ?? 0;
   if (!Number.isInteger(retries) || retries < 0) {
     throw new DeskGridError(ErrorCode.Usage, `retries must be a whole number of 0 or more, not ${retries}`);
   }
   if (options.maxMemoryMb !== undefined && !(options.maxMemoryMb > 0)) {
-    throw new DeskGridError(ErrorCode.Usage, `max memory must be a positive number of MB, not ${options.maxMemoryMb}`);
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `max memory must be a positive number of MB, not ${options.maxMemoryMb}`,
+    );
   }
   if (options.split !== undefined && options.dataset === undefined) {
     throw new DeskGridError(ErrorCode.Usage, 'a split mode needs a dataset');

@@ -64,7 +64,7 @@ async function readShebang(file: string): Promise<string[] | null> {
     await handle.close();
   }
   if (!head.startsWith('#!')) return null;
-  const words = head.slice(2).split(/\r?\n/, 1)[0]!.trim().split(/\s+/).filter(Boolean);
+  const words = (head.slice(2).split(/\r?\n/, 1)[0] ?? '').trim().split(/\s+/).filter(Boolean);
   return words.length > 0 ? words : null;
 }
 

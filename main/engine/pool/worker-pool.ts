@@ -246,7 +246,7 @@ export class WorkerPool {
     const depth = this.depth();
     const outgoing = new Map<PoolWorker, RunMessage[]>();
     // Round robin, one task per worker per pass, so that a short dataset spreads over all workers.
-    for (let placed = true; placed; ) {
+    for (let placed = true; placed;) {
       placed = false;
       for (const worker of this.workers) {
         if (worker.state !== 'ready' || worker.inflight.length >= depth) continue;
@@ -367,7 +367,10 @@ export class WorkerPool {
   private receive(worker: PoolWorker, raw: unknown): void {
     const parsed = v.safeParse(fromWorkerSchema, raw);
     if (!parsed.success) {
-      log.error('worker sent a malformed message', { pid: worker.channel.pid, issue: v.summarize(parsed.issues) });
+      log.error('worker sent a malformed message', {
+        pid: worker.channel.pid,
+        issue: v.summarize(parsed.issues),
+      });
       this.kill(worker, null);
       return;
     }
@@ -395,7 +398,9 @@ export class WorkerPool {
           worker,
           message.computationId,
           new DeskGridError(
-            message.error.code === ErrorCode.NoDefaultExport ? ErrorCode.NoDefaultExport : ErrorCode.ModuleLoad,
+            message.error.code === ErrorCode.NoDefaultExport
+              ? ErrorCode.NoDefaultExport
+              : ErrorCode.ModuleLoad,
             message.error.message,
           ),
         );
@@ -455,7 +460,8 @@ export class WorkerPool {
     this.workerOfTask.delete(head.id);
     this.clearHead(worker);
     const duration = result.endedAt - result.startedAt;
-    this.durationEwmaMs = this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
+    this.durationEwmaMs =
+      this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
     head.owner.onResult(head, result);
     if (worker.state === 'ready') {
       this.startHead(worker);
@@ -478,7 +484,8 @@ export class WorkerPool {
 
     if (head) {
       const reason = worker.killReason ?? crashReason(exit, worker.channel.stderrTail());
-      if (reason.status !== 'cancelled') log.warn('worker ended while running a job', { exit, error: reason.error.code });
+      if (reason.status !== 'cancelled')
+        log.warn('worker ended while running a job', { exit, error: reason.error.code });
       head.owner.onFailure(head, reason.status, reason.error, { startedAt, endedAt: Date.now() });
     }
     for (const task of waiting) task.owner.onRequeue(task);
@@ -503,7 +510,8 @@ export class WorkerPool {
   private notifyReady(): void {
     if (this.state === 'broken') {
       const error = this.brokenError();
-      for (const waiter of [...this.anyReadyWaiters.splice(0), ...this.allReadyWaiters.splice(0)]) waiter.reject(error);
+      for (const waiter of [...this.anyReadyWaiters.splice(0), ...this.allReadyWaiters.splice(0)])
+        waiter.reject(error);
       return;
     }
     const ready = this.readyCount();
@@ -569,7 +577,11 @@ function crashReason(exit: WorkerExit, stderrTail: string): KillReason {
   if (/heap out of memory|Reached heap limit/i.test(tail)) {
     return {
       status: 'failed',
-      error: { code: ErrorCode.Memory, message: 'the job ran out of memory (worker heap limit reached)', stack: tail },
+      error: {
+        code: ErrorCode.Memory,
+        message: 'the job ran out of memory (worker heap limit reached)',
+        stack: tail,
+      },
     };
   }
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

@@ -101,13 +101,14 @@ export class BatchStore {
     try {
       db = openDatabase(dir);
       const meta = new Map(
-        (db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((row) => [
-          row.key,
-          row.value,
-        ]),
+        (db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map(
+          (row) => [row.key, row.value],
+        ),
       );
       if (meta.get('schema') !== SCHEMA_VERSION) {
-        throw new Error(`it was written by another version of DeskGrid (schema ${meta.get('schema') ?? 'unknown'})`);
+        throw new Error(
+          `it was written by another version of DeskGrid (schema ${meta.get('schema') ?? 'unknown'})`,
+        );
       }
       spec = JSON.parse(meta.get('spec') ?? 'null') as BatchSpec;
     } catch (error) {
@@ -158,8 +159,10 @@ export class BatchStore {
     const written: Pending[] = [];
     this.db.transaction(() => {
       for (const item of batch) {
-        if (this.insert.run(item.result.index, item.result.status, item.line).changes === 1) written.push(item);
-        else log.error('a job was recorded twice; the second result is dropped', { index: item.result.index });
+        if (this.insert.run(item.result.index, item.result.status, item.line).changes === 1)
+          written.push(item);
+        else
+          log.error('a job was recorded twice; the second result is dropped', { index: item.result.index });
       }
     })();
     if (written.length > 0) writeSync(this.resultsFd, written.map((item) => `${item.line}\n`).join(''));
@@ -189,7 +192,9 @@ function rewriteResults(dir: string, db: Database.Database): void {
   const fd = openSync(temporary, 'w');
   try {
     let chunk: string[] = [];
-    for (const row of db.prepare('SELECT line FROM results ORDER BY seq').iterate() as Iterable<{ line: string }>) {
+    for (const row of db.prepare('SELECT line FROM results ORDER BY seq').iterate() as Iterable<{
+      line: string;
+    }>) {
       chunk.push(row.line);
       if (chunk.length === 1000) {
         writeSync(fd, `${chunk.join('\n')}\n`);

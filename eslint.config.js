@@ -1,0 +1,86 @@
+// Lint rules, including the layer rules that keep the architecture honest:
+//   shared/          imports nothing of ours and no Node, DOM or Electron APIs
+//   worker-service/  imports shared/ only
+//   main/engine/     imports shared/ (and starts worker-service/ processes), never electron
+//   main/cli/        imports main/engine and shared/
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const ours = (...layers) =>
+  layers.map((layer) => ({ group: [`**/${layer}/**`], message: `do not import ${layer}/ here` }));
+const noElectron = { group: ['electron'], message: 'only main/app and the preload may import electron' };
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'test-output/'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      globals: { ...globals.node },
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true },
+      ],
+      '@typescript-eslint/no-unnecessary-condition': 'off',
+      'no-console': 'error',
+      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+  {
+    files: ['shared/**/*.ts'],
+    languageOptions: { globals: {} },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...ours('main', 'worker-service', 'renderer'),
+            { group: ['node:*', 'electron'], message: 'shared/ runs everywhere: no Node or Electron APIs' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['worker-service/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [...ours('main', 'renderer'), noElectron] }] },
+  },
+  {
+    files: ['main/engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...ours('worker-service', 'renderer', 'cli', 'app'),
+            { group: ['electron'], message: 'the engine runs in plain Node: no electron imports' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['main/cli/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [...ours('worker-service', 'renderer', 'app'), noElectron] },
+      ],
+    },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'main/cli/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+);
