@@ -37,6 +37,10 @@ options:
 const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
 export async function runCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${RUN_USAGE}\n`);
+    return 0;
+  }
   const args = parseRunArgs(argv);
   const home = defaultDataHome();
   const cluster = await Cluster.start({
@@ -59,6 +63,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     display?.stop();
     const where = batch.out ? `; continue with: deskgrid run --resume ${batch.out}` : '';
     process.stderr.write(`\ndeskgrid: interrupted${where}\n`);
+    // Cancelling would record the unfinished jobs as cancelled, and --resume never reruns a
+    // recorded job: leave them unrecorded, as a crash does (workers exit when their channel closes).
+    if (batch.out) process.exit(130);
     void cluster.destroy().finally(() => process.exit(130));
   };
   process.on('SIGINT', onInterrupt);

@@ -245,19 +245,22 @@ export class WorkerPool {
   private fillWorkers(): void {
     const depth = this.depth();
     const outgoing = new Map<PoolWorker, RunMessage[]>();
-    // Round robin, one task per worker per pass, so that a short dataset spreads over all workers.
-    for (let placed = true; placed;) {
-      placed = false;
+    // Each task to the least loaded worker, so that a short dataset spreads over all workers, also
+    // when its tasks arrive one per pump while it is read (a fixed worker order would give them
+    // all to the first worker, leaving the others idle).
+    for (;;) {
+      let target: PoolWorker | null = null;
       for (const worker of this.workers) {
         if (worker.state !== 'ready' || worker.inflight.length >= depth) continue;
-        const task = this.options.nextTask();
-        if (!task) break;
-        const run = this.dispatch(worker, task);
-        const runs = outgoing.get(worker);
-        if (runs) runs.push(run);
-        else outgoing.set(worker, [run]);
-        placed = true;
+        if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
+      if (target === null) break;
+      const task = this.options.nextTask();
+      if (!task) break;
+      const run = this.dispatch(target, task);
+      const runs = outgoing.get(target);
+      if (runs) runs.push(run);
+      else outgoing.set(target, [run]);
     }
     for (const [worker, runs] of outgoing) this.sendRuns(worker, runs);
   }
