@@ -167,6 +167,11 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     return false;
   }
 
+  /** Ends the batch with an error (every node was lost): running jobs are stopped, nothing more starts. */
+  abort(error: DeskGridError): void {
+    this.stopAll('failing', error);
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<JobResult> {
     const queue: IteratorQueue = { results: [], wake: null };
     this.iterators.add(queue);
@@ -220,6 +225,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       timeoutMs: prepared.timeoutMs,
       maxMemoryBytes: prepared.maxMemoryBytes,
       cancelRequested: false,
+      node: null,
     };
     this.running.set(id, { task, job });
     return task;
@@ -286,6 +292,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
           startedAt: times.startedAt,
           jobDir: task.jobDir,
           mayHaveFiles: true,
+          node: task.node,
         };
         if (status === 'cancelled' || this.state === 'cancelling') {
           this.finish(entry.job, 'cancelled', status === 'cancelled' ? error : cancelledError(), outcome);
@@ -358,7 +365,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       stderr: outcome.stderr,
       error,
       exitCode: outcome.exitCode,
-      node: this.host.nodeId,
+      node: outcome.node ?? this.host.nodeId,
       attempts: job.attempt,
       startedAt: outcome.startedAt,
       endedAt: outcome.endedAt,
@@ -453,6 +460,8 @@ interface Outcome {
   /** The attempt's folder, when it may exist on disk. */
   jobDir: string | null;
   mayHaveFiles: boolean;
+  /** The other node that ran it, or null for this one. */
+  node: string | null;
 }
 
 function outcomeOf(result: ResultMessage, task: Task): Outcome {
@@ -467,6 +476,7 @@ function outcomeOf(result: ResultMessage, task: Task): Outcome {
     jobDir: task.jobDir,
     // A JS job that wrote nothing never made its folder; skip a syscall per tiny job.
     mayHaveFiles: result.hasOutputs || task.computation.kind === 'program' || !result.ok,
+    node: task.node,
   };
 }
 
@@ -481,6 +491,7 @@ function emptyOutcome(endedAt: number): Outcome {
     hasOutputs: false,
     jobDir: null,
     mayHaveFiles: false,
+    node: null,
   };
 }
 
