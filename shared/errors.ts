@@ -32,8 +32,24 @@ export const ErrorCode = {
   Protocol: 'DG_ERR_PROTOCOL',
   /** The object was closed or destroyed and cannot take this call. */
   Closed: 'DG_ERR_CLOSED',
+  /** A peer could not prove it knows the cluster's join code (or we could not). */
+  Auth: 'DG_ERR_AUTH',
+  /** A peer speaks another version of the wire protocol. */
+  Version: 'DG_ERR_VERSION',
+  /** A peer's certificate does not match the id it claims or was pinned to. */
+  Identity: 'DG_ERR_IDENTITY',
+  /** A peer cannot be reached, or the connection to it broke. */
+  Connection: 'DG_ERR_CONNECTION',
+  /** A message, bundle, file or result is larger than the configured limit. */
+  TooLarge: 'DG_ERR_TOO_LARGE',
   /** A batch folder cannot be resumed (missing, corrupt, or its inputs changed). */
   Resume: 'DG_ERR_RESUME',
+  /** A join code (cluster secret) is malformed or has a typo. */
+  JoinCode: 'DG_ERR_JOIN_CODE',
+  /** This node's own identity files (key, certificate) are damaged or do not match. */
+  IdentityFiles: 'DG_ERR_IDENTITY_FILES',
+  /** The saved settings file cannot be read or is not valid. */
+  Settings: 'DG_ERR_SETTINGS',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -35,6 +35,8 @@ export const computationSchema = v.variant('kind', [
     interpreter: v.array(v.string()),
     /** Feed the input on standard input instead of as the last argument. */
     stdin: v.boolean(),
+    /** The folder the program came in, with its dependency files (shipped to other nodes whole). */
+    root: v.optional(v.string()),
   }),
 ]);
 export type Computation = v.InferOutput<typeof computationSchema>;

@@ -3,12 +3,15 @@
 // that `deskgrid run` starts fast.
 
 import { DeskGridError } from '../../shared/errors.js';
-import { readVersion } from './version.js';
+import { readPackageVersion } from '../engine/version.js';
 
 const USAGE = `usage: deskgrid <command> [options]
 
 commands:
   run <computation> [dataset]   run a computation over a dataset and collect every result
+  node                          share this machine's cores with the cluster (headless)
+  secret                        make a new join code, the secret of a new cluster
+  join <code>                   make this computer part of the cluster with that join code
   help [command]                show help
 
 Run "deskgrid help run" for the options of a command.`;
@@ -20,6 +23,18 @@ async function main(argv: string[]): Promise<number> {
       const { runCommand } = await import('./run-command.js');
       return runCommand(rest);
     }
+    case 'node': {
+      const { nodeCommand } = await import('./node-command.js');
+      return nodeCommand(rest);
+    }
+    case 'secret': {
+      const { secretCommand } = await import('./secret-command.js');
+      return secretCommand(rest);
+    }
+    case 'join': {
+      const { joinCommand } = await import('./join-command.js');
+      return joinCommand(rest);
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -27,6 +42,9 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === 'run') {
         const { RUN_USAGE } = await import('./run-command.js');
         process.stdout.write(`${RUN_USAGE}\n`);
+      } else if (rest[0] === 'node') {
+        const { NODE_USAGE } = await import('./node-command.js');
+        process.stdout.write(`${NODE_USAGE}\n`);
       } else {
         process.stdout.write(`${USAGE}\n`);
       }
@@ -34,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case '--version':
     case '-v':
-      process.stdout.write(`${readVersion()}\n`);
+      process.stdout.write(`${readPackageVersion()}\n`);
       return 0;
     default:
       throw new DeskGridError('DG_ERR_USAGE', `unknown command "${command}"\n${USAGE}`);

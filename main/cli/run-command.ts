@@ -12,6 +12,8 @@ import type { SplitMode } from '../engine/dataset/dataset-item.js';
 import { dataPaths, defaultDataHome } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
 import { RESULTS_FILE } from '../engine/store/batch-store.js';
+import { resolveJoinCode } from '../engine/settings.js';
+import { numberOption } from './options.js';
 
 export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
        deskgrid run --resume DIR [options]
@@ -32,7 +34,10 @@ options:
   --stdin           programs: give the input on standard input, not as an argument
   --program         run a .js file as a program instead of a module
   --json            print each finished job's results.jsonl line on stdout
-  --resume DIR      finish the batch in DIR without rerunning jobs that have a result`;
+  --resume DIR      finish the batch in DIR without rerunning jobs that have a result
+  --peer HOST:PORT  also run jobs on this node (repeat for more)
+  --secret CODE     the cluster's join code (else DESKGRID_SECRET, else deskgrid join's)
+  --no-local        run jobs only on the peers, not on this machine`;
 
 const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
@@ -43,9 +48,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const args = parseRunArgs(argv);
   const home = defaultDataHome();
+  const joinCode = args.peers.length > 0 ? resolveJoinCode({ flag: args.secret, home }) : null;
   const cluster = await Cluster.start({
     home,
     waitForAllWorkers: false,
+    local: args.local,
+    peers: args.peers,
+    ...(joinCode === null ? {} : { secret: joinCode.code }),
     ...(args.cores === undefined ? {} : { cores: args.cores }),
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
@@ -97,6 +106,9 @@ interface RunArgs {
   program: boolean;
   json: boolean;
   resume: string | undefined;
+  secret: string | undefined;
+  peers: string[];
+  local: boolean;
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
@@ -118,6 +130,9 @@ function parseRunArgs(argv: string[]): RunArgs {
         program: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         resume: { type: 'string' },
+        secret: { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        'no-local': { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -161,27 +176,10 @@ function parseRunArgs(argv: string[]): RunArgs {
     program: values.program,
     json: values.json,
     resume: values.resume,
+    secret: values.secret,
+    peers: values.peer ?? [],
+    local: !values['no-local'],
   };
-}
-
-function numberOption(
-  name: string,
-  text: string | undefined,
-  rule: { min: number; integer: boolean; inclusive?: boolean },
-): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  const valid =
-    text.trim() !== '' &&
-    Number.isFinite(value) &&
-    (rule.inclusive ? value >= rule.min : value > rule.min) &&
-    (!rule.integer || Number.isInteger(value));
-  if (!valid) {
-    const kind = rule.integer ? 'a whole number' : 'a number';
-    const bound = rule.inclusive ? `${rule.min} or more` : `above ${rule.min}`;
-    throw new DeskGridError(ErrorCode.Usage, `${name} needs ${kind} ${bound}, not "${text}"`);
-  }
-  return value;
 }
 
 function submitOptions(args: RunArgs, home: string): SubmitOptions {

@@ -1,13 +1,19 @@
 // The Cluster API: the one entry point that the CLI, the desktop app and tests use. A cluster
-// owns a pool of warm workers on this machine and schedules the tasks of every batch submitted
-// to it, taking turns between batches so that none starves another.
+// owns this machine's pool of warm workers, its connections to other nodes, and (when it
+// serves) the TLS job server through which other submitters use its cores. Its scheduler
+// takes turns between every source of work (this node's batches, other submitters' sessions)
+// so that none starves another; other nodes only ever get this node's own batches.
 
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { parseJoinCode } from '../../shared/join-code.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../../shared/wire-protocol.js';
 import { Batch, type BatchHost } from './batch.js';
+import { proofKey } from './identity/cluster-key.js';
+import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
 import { createLogger } from './log.js';
-import { loadNodeId } from './node-id.js';
+import { describeThisNode, detectRuntimes } from './node-offer.js';
 import { dataPaths, defaultDataHome } from './paths.js';
 import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
@@ -19,12 +25,18 @@ import {
   type PrepareContext,
   type SubmitOptions,
 } from './prepare-batch.js';
+import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
+import { SubmitterSession } from './remote/submitter-session.js';
+import { JobServer } from './transport/job-server.js';
+import { readPackageVersion } from './version.js';
 
 const log = createLogger('cluster');
 
 export interface ClusterOptions {
   /** Worker processes, one per core shared. Default: every core. */
   cores?: number;
+  /** Run jobs on this machine too (default). False: only on other nodes. */
+  local?: boolean;
   /** The data folder. Default: DESKGRID_HOME, else the per-user app data folder. */
   home?: string;
   /** V8 heap limit per worker in MB, so a runaway JS job fails fast. */
@@ -36,6 +48,14 @@ export interface ClusterOptions {
    * command gets its first result sooner, while the other workers are still starting.
    */
   waitForAllWorkers?: boolean;
+  /** The cluster's join code; needed to talk to other nodes. */
+  secret?: string;
+  /** Other nodes to run jobs on, as "host:port". */
+  peers?: string[];
+  /** Serve other submitters: listen for their connections here. */
+  serve?: { host?: string; port?: number };
+  /** Largest message accepted from other nodes (default 64 MiB). */
+  maxFrameBytes?: number;
 }
 
 export interface ClusterStats {
@@ -43,34 +63,70 @@ export interface ClusterStats {
   cores: number;
   busyCores: number;
   batches: number;
+  nodes: Array<{ id: string; name: string; cores: number; busy: number }>;
+  submitters: number;
+}
+
+/** A source of tasks for the scheduler. */
+interface TaskSource {
+  takeTask(): Task | undefined;
+}
+
+interface Network {
+  identity: NodeIdentity;
+  proofKey: Buffer;
+  version: string;
+  maxFrameBytes: number;
 }
 
 export class Cluster {
   private readonly batches: Batch[] = [];
-  private cursor = 0;
+  private readonly sessions = new Set<SubmitterSession>();
+  private readonly nodes = new Set<RemoteNode>();
+  private server: JobServer | null = null;
+  private localCursor = 0;
+  private remoteCursor = 0;
   private state: 'open' | 'closing' | 'closed' = 'open';
+  /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
+  readonly warnings: string[] = [];
 
   private constructor(
-    readonly nodeId: string,
+    readonly identity: NodeIdentity,
     readonly home: string,
     private readonly pool: WorkerPool,
     private readonly broken: { error: DeskGridError | null },
   ) {}
 
-  /** Starts the workers and resolves once they are ready to take jobs. */
+  get nodeId(): string {
+    return this.identity.id;
+  }
+
+  /** The job server's address, when this cluster serves others. */
+  get address(): NodeAddress | null {
+    return this.server ? { host: this.server.host, port: this.server.port } : null;
+  }
+
+  /** Starts the workers (and the job server, and connections to peers) and resolves once ready. */
   static async start(options: ClusterOptions = {}): Promise<Cluster> {
-    const cores = options.cores ?? availableParallelism();
-    if (!Number.isInteger(cores) || cores < 1) {
+    const cores = options.local === false ? 0 : (options.cores ?? availableParallelism());
+    if (!Number.isInteger(cores) || cores < 0 || (cores === 0 && options.local !== false)) {
       throw new DeskGridError(ErrorCode.Usage, `cores must be a whole number of 1 or more, not ${cores}`);
     }
     const home = options.home ?? defaultDataHome();
-    const nodeId = loadNodeId(home);
+    const peers = (options.peers ?? []).map(parseAddress);
+    const loaded = loadIdentity(home);
+    const warnings: string[] = loaded.warning ? [loaded.warning] : [];
+    const network = networkOf(options, loaded.identity, peers.length > 0 || options.serve !== undefined);
+    if (cores === 0 && peers.length === 0) {
+      throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
+    }
     const broken: { error: DeskGridError | null } = { error: null };
     let cluster: Cluster | null = null;
     const pool = new WorkerPool({
       size: cores,
-      launcher: options.launcher ?? new ChildProcessLauncher(),
-      nextTask: () => cluster?.nextTask(),
+      launcher:
+        options.launcher ?? new ChildProcessLauncher(options.serve ? { env: scrubbedEnvironment() } : {}),
+      nextTask: () => cluster?.nextLocalTask(),
       ...(options.maxMemoryMb === undefined ? {} : { maxHeapMb: options.maxMemoryMb }),
       onBroken: (error) => {
         broken.error = error;
@@ -78,14 +134,17 @@ export class Cluster {
         for (const batch of cluster?.batches ?? []) batch.cancel();
       },
     });
-    cluster = new Cluster(nodeId, home, pool, broken);
+    cluster = new Cluster(loaded.identity, home, pool, broken);
+    cluster.warnings.push(...warnings);
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
+      if (network && options.serve) await cluster.serve(network, options.serve);
+      if (network) await cluster.connectAll(network, peers);
     } catch (error) {
-      await pool.destroy();
+      await cluster.destroy();
       throw error;
     }
-    log.info('cluster started', { nodeId, cores });
+    log.info('cluster started', { nodeId: cluster.nodeId, cores, peers: cluster.nodes.size });
     return cluster;
   }
 
@@ -105,14 +164,27 @@ export class Cluster {
       cores: this.pool.size,
       busyCores: this.pool.stats().busy,
       batches: this.batches.length,
+      nodes: [...this.nodes].map((node) => ({
+        id: node.id,
+        name: node.name,
+        cores: node.offer.cores,
+        busy: node.busy,
+      })),
+      submitters: this.sessions.size,
     };
   }
 
-  /** Waits for every submitted batch to end, then stops the workers. */
+  /**
+   * Waits for every submitted batch to end, hands back jobs other submitters queued here but
+   * that have not started, lets running ones finish, then stops the workers.
+   */
   async close(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'closing';
+    await this.server?.close();
+    for (const session of this.sessions) session.returnQueued('the node is shutting down');
     await Promise.allSettled(this.batches.map((batch) => batch.done));
+    for (const node of this.nodes) node.close();
     await this.pool.close();
     this.state = 'closed';
   }
@@ -121,27 +193,28 @@ export class Cluster {
   async destroy(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closing';
+    await this.server?.close();
     for (const batch of this.batches) batch.cancel();
+    for (const node of this.nodes) node.destroy();
     await this.pool.destroy();
     await Promise.allSettled(this.batches.map((batch) => batch.done));
     this.state = 'closed';
   }
 
-  private track(
-    prepare: (context: PrepareContext) => Promise<Awaited<ReturnType<typeof prepareNewBatch>>>,
-  ): Batch {
+  private track(prepare: (context: PrepareContext) => ReturnType<typeof prepareNewBatch>): Batch {
     if (this.state !== 'open') throw new DeskGridError(ErrorCode.Closed, 'the cluster is closed');
     const paths = dataPaths(this.home);
     const context: PrepareContext = {
       batchId: randomUUID(),
       computationCache: paths.computationCache,
       batchesDir: paths.batches,
-      probe: (computation) => this.pool.probe(computation),
+      // Without local workers, a module's load errors come back from the nodes instead.
+      probe: (computation) => (this.pool.size > 0 ? this.pool.probe(computation) : Promise.resolve()),
     };
     const host: BatchHost = {
       nodeId: this.nodeId,
-      pump: () => this.pool.pump(),
-      cancelTask: (task) => this.pool.cancel(task),
+      pump: () => this.pumpAll(),
+      cancelTask: (task) => this.cancelTask(task),
       settled: (batch) => {
         const at = this.batches.indexOf(batch);
         if (at >= 0) this.batches.splice(at, 1);
@@ -152,17 +225,171 @@ export class Cluster {
     return batch;
   }
 
-  /** Round robin over the batches that have a task ready. */
-  private nextTask(): Task | undefined {
-    const count = this.batches.length;
-    for (let step = 0; step < count; step += 1) {
-      const batch = this.batches[(this.cursor + step) % count];
-      const task = batch?.takeTask();
-      if (task) {
-        this.cursor = (this.cursor + step + 1) % count;
-        return task;
-      }
-    }
-    return undefined;
+  private pumpAll(): void {
+    this.pool.pump();
+    for (const node of this.nodes) node.pump();
   }
+
+  private cancelTask(task: Task): void {
+    for (const node of this.nodes) if (node.cancel(task)) return;
+    this.pool.cancel(task);
+  }
+
+  /** For this machine's workers: this node's batches and other submitters' sessions, in turn. */
+  private nextLocalTask(): Task | undefined {
+    const sources: TaskSource[] = [...this.batches, ...this.sessions];
+    const [task, cursor] = roundRobin(sources, this.localCursor);
+    this.localCursor = cursor;
+    return task;
+  }
+
+  /** For other nodes: only this node's own batches (never forward another submitter's jobs). */
+  private nextRemoteTask(): Task | undefined {
+    const [task, cursor] = roundRobin(this.batches, this.remoteCursor);
+    this.remoteCursor = cursor;
+    return task;
+  }
+
+  private async serve(network: Network, where: { host?: string; port?: number }): Promise<void> {
+    const paths = dataPaths(this.home);
+    const runtimes = await detectRuntimes();
+    this.server = await JobServer.listen({
+      host: where.host ?? '0.0.0.0',
+      port: where.port ?? 0,
+      identity: { ...network.identity, version: network.version },
+      proofKey: network.proofKey,
+      maxFrameBytes: network.maxFrameBytes,
+      accepted: (connection) => {
+        if (this.state !== 'open') {
+          connection.close();
+          return;
+        }
+        const session = new SubmitterSession(connection, {
+          bundlesDir: paths.bundles,
+          filesDir: paths.files,
+          jobsDir: paths.jobs,
+          maxResultBytes: Math.min(network.maxFrameBytes, connection.peer.maxFrameBytes),
+          pump: () => this.pool.pump(),
+          cancelTask: (task) => this.pool.cancel(task),
+          probe: (computation) => this.pool.probe(computation),
+          ended: (ended) => this.sessions.delete(ended),
+        });
+        this.sessions.add(session);
+        connection.send(describeThisNode(network.identity.name, this.pool.size, network.version, runtimes));
+      },
+    });
+  }
+
+  private async connectAll(network: Network, peers: NodeAddress[]): Promise<void> {
+    const paths = dataPaths(this.home);
+    const attempts = await Promise.allSettled(
+      peers.map((address) =>
+        RemoteNode.connect({
+          address,
+          identity: { ...network.identity, version: network.version },
+          proofKey: network.proofKey,
+          maxFrameBytes: network.maxFrameBytes,
+          cacheDir: paths.computationCache,
+          nextTask: () => this.nextRemoteTask(),
+          closed: (node, error) => this.nodeClosed(node, error),
+        }),
+      ),
+    );
+    for (const [at, attempt] of attempts.entries()) {
+      const address = peers[at];
+      if (attempt.status === 'fulfilled') {
+        this.nodes.add(attempt.value);
+        continue;
+      }
+      const error = attempt.reason as DeskGridError;
+      // A wrong join code is a mistake to fix, not a node to do without.
+      if (error.code === ErrorCode.Auth) {
+        throw new DeskGridError(
+          ErrorCode.Auth,
+          `${address?.host ?? ''}:${address?.port ?? ''}: ${error.message}`,
+        );
+      }
+      this.warnings.push(`cannot use ${address?.host ?? '?'}:${address?.port ?? '?'}: ${error.message}`);
+    }
+    if (this.pool.size === 0 && this.nodes.size === 0) {
+      throw new DeskGridError(ErrorCode.Connection, `no node could be reached: ${this.warnings.join('; ')}`);
+    }
+    this.pumpAll();
+  }
+
+  private nodeClosed(node: RemoteNode, error: DeskGridError | null): void {
+    this.nodes.delete(node);
+    if (this.state !== 'open') return;
+    if (error) this.warnings.push(`lost node ${node.name}: ${error.message}`);
+    if (this.pool.size === 0 && this.nodes.size === 0) {
+      const reason = new DeskGridError(
+        ErrorCode.Connection,
+        'every node was lost: no node is left to run jobs',
+      );
+      for (const batch of this.batches) batch.abort(reason);
+    }
+    this.pumpAll();
+  }
+}
+
+function roundRobin(sources: readonly TaskSource[], cursor: number): [Task | undefined, number] {
+  const count = sources.length;
+  for (let step = 0; step < count; step += 1) {
+    const task = sources[(cursor + step) % count]?.takeTask();
+    if (task) return [task, (cursor + step + 1) % count];
+  }
+  return [undefined, cursor];
+}
+
+function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: boolean): Network | null {
+  if (!needed) return null;
+  if (options.secret === undefined) {
+    throw new DeskGridError(
+      ErrorCode.JoinCode,
+      'a join code is needed to work with other nodes: pass --secret, set DESKGRID_SECRET, or run deskgrid join',
+    );
+  }
+  const parsed = parseJoinCode(options.secret);
+  if (!parsed.ok) throw new DeskGridError(ErrorCode.JoinCode, parsed.reason);
+  return {
+    identity,
+    proofKey: proofKey(parsed.code),
+    version: readPackageVersion(),
+    maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+  };
+}
+
+/** "host:port" or "[v6]:port" into an address; a clear error otherwise. */
+export function parseAddress(text: string): NodeAddress {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  const host = match?.[1] ?? match?.[2];
+  if (!match || host === undefined || !(port > 0 && port < 65536)) {
+    throw new DeskGridError(ErrorCode.Usage, `invalid peer address "${text}": expected HOST:PORT`);
+  }
+  return { host, port };
+}
+
+/**
+ * The environment workers get on a node that runs other people's jobs: enough to find
+ * interpreters and format text, nothing that names or authenticates this machine's user.
+ */
+function scrubbedEnvironment(): NodeJS.ProcessEnv {
+  const keep = [
+    'PATH',
+    'LANG',
+    'LC_ALL',
+    'LC_CTYPE',
+    'TZ',
+    'SYSTEMROOT',
+    'WINDIR',
+    'PATHEXT',
+    'COMSPEC',
+    'TMPDIR',
+    'TEMP',
+    'TMP',
+  ];
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of keep) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return env;
 }

@@ -29,5 +29,11 @@ export function dataPaths(home: string) {
     runs: join(home, 'runs'),
     /** Output files of API batches that were given no `out` folder. */
     batches: join(home, 'batches'),
+    /** Computations other submitters sent, by content hash. */
+    bundles: join(home, 'cache', 'bundles'),
+    /** Input files other submitters sent, by content hash. */
+    files: join(home, 'cache', 'files'),
+    /** Folders of jobs run for other submitters. */
+    jobs: join(home, 'jobs'),
   };
 }

@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import type { Computation } from '../../../shared/worker-protocol.js';
 import { bundleTypeScript } from './bundle-typescript.js';
@@ -45,12 +45,14 @@ export async function resolveComputation(path: string, options: ComputationOptio
   const interpreter = await programInterpreter(entry);
   const stdin = options.stdin ?? false;
   const contents = await readEntry(entry);
+  const root = entry === resolve(path) ? undefined : resolve(path);
   return {
     kind: 'program',
     id: contentId('program', entry, interpreter, stdin, contents),
     entry,
     interpreter,
     stdin,
+    ...(root === undefined ? {} : { root }),
   };
 }
 

@@ -10,6 +10,9 @@ const STDERR_TAIL_BYTES = 8192;
 export class ChildProcessLauncher implements WorkerLauncher {
   private readonly entry = workerEntryPath();
 
+  /** `env`: the workers' whole environment (default: this process's). */
+  constructor(private readonly options: { env?: NodeJS.ProcessEnv } = {}) {}
+
   launch(options: LaunchOptions): WorkerChannel {
     const execArgv = ['--enable-source-maps'];
     if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
@@ -17,6 +20,7 @@ export class ChildProcessLauncher implements WorkerLauncher {
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       execArgv,
+      ...(this.options.env === undefined ? {} : { env: this.options.env }),
     });
     let tail = '';
     child.stderr?.setEncoding('utf8');

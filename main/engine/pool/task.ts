@@ -34,6 +34,8 @@ export interface Task {
   readonly maxMemoryBytes: number | null;
   /** Set when the owner wants it stopped; the pool stops it as soon as it can. */
   cancelRequested: boolean;
+  /** Id of the other node running it, set when it is sent there; null while it is local. */
+  node: string | null;
 }
 
 let lastTaskId = 0;

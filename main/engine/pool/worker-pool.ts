@@ -213,7 +213,8 @@ export class WorkerPool {
 
   private waitFor(waiters: Waiter[], already: boolean): Promise<void> {
     if (this.state === 'broken') return Promise.reject(this.brokenError());
-    if (already) return Promise.resolve();
+    // A pool of no workers (a submitter that runs nothing itself) is as ready as it will be.
+    if (already || this.options.size === 0) return Promise.resolve();
     return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   }
 

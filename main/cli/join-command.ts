@@ -1,0 +1,43 @@
+// `deskgrid join CODE`: checks a join code for typos and saves it in the settings, so that
+// this node takes part in that cluster from its next start.
+
+import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { formatJoinCode, parseJoinCode } from '../../shared/join-code.js';
+import { clusterId } from '../engine/identity/cluster-key.js';
+import { defaultDataHome } from '../engine/paths.js';
+import { loadSettings, saveSettings } from '../engine/settings.js';
+
+export const JOIN_USAGE = `usage: deskgrid join CODE
+
+Saves the cluster's join code (made by "deskgrid secret" on any computer) so that this
+computer takes part in that cluster. Case, spaces and dashes do not matter.`;
+
+export function joinCommand(argv: string[]): number {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${JOIN_USAGE}\n`);
+    return 0;
+  }
+  if (argv.length === 0) {
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `which join code? (make one with "deskgrid secret")\n${JOIN_USAGE}`,
+    );
+  }
+  // Several words are one code typed with spaces ("K7QF 9XM2 ..." unquoted).
+  const parsed = parseJoinCode(argv.join(''));
+  if (!parsed.ok) throw new DeskGridError(ErrorCode.JoinCode, parsed.reason);
+
+  const home = defaultDataHome();
+  const id = clusterId(parsed.code);
+  const previous = loadSettings(home).joinCode;
+  saveSettings(home, { joinCode: formatJoinCode(parsed.code) });
+  if (previous !== undefined) {
+    const before = parseJoinCode(previous);
+    const previousId = before.ok ? clusterId(before.code) : null;
+    if (previousId !== id) {
+      process.stderr.write(`this node leaves cluster ${previousId ?? '(an invalid saved code)'}\n`);
+    }
+  }
+  process.stdout.write(`saved: this node joins cluster ${id}\n`);
+  return 0;
+}

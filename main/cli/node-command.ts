@@ -1,0 +1,114 @@
+// `deskgrid node`: runs a headless node that shares this machine's cores with the cluster
+// until SIGINT or SIGTERM. On the signal it stops taking jobs, hands back the ones it had not
+// started, lets the running ones finish, and exits.
+
+import { networkInterfaces } from 'node:os';
+import { parseArgs } from 'node:util';
+import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { Cluster } from '../engine/cluster.js';
+import { shortNodeId } from '../engine/identity/node-identity.js';
+import { defaultDataHome } from '../engine/paths.js';
+import { resolveJoinCode } from '../engine/settings.js';
+import { numberOption } from './options.js';
+
+export const NODE_USAGE = `usage: deskgrid node [options]
+
+Shares this machine's cores with the cluster until stopped (Ctrl-C or SIGTERM).
+
+options:
+  --secret CODE   the cluster's join code (else DESKGRID_SECRET, else the one saved by deskgrid join)
+  --port P        TCP port of the job server (default 7717)
+  --listen IP     address to listen on (default: all)
+  --cores N       cores to share (default: all)
+  --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)`;
+
+const DEFAULT_PORT = 7717;
+
+export async function nodeCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${NODE_USAGE}\n`);
+    return 0;
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        secret: { type: 'string' },
+        port: { type: 'string' },
+        listen: { type: 'string' },
+        cores: { type: 'string' },
+        data: { type: 'string' },
+      },
+    }));
+  } catch (error) {
+    throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${NODE_USAGE}`);
+  }
+  const home = values.data ?? defaultDataHome();
+  const joinCode = resolveJoinCode({ flag: values.secret, home });
+  if (joinCode === null) {
+    throw new DeskGridError(
+      ErrorCode.JoinCode,
+      'no join code: pass --secret CODE, set DESKGRID_SECRET, or save one with deskgrid join CODE (deskgrid secret makes a new one)',
+    );
+  }
+  const port =
+    numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
+  const cores = numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true });
+  let cluster: Cluster;
+  try {
+    cluster = await Cluster.start({
+      home,
+      secret: joinCode.code,
+      serve: { host: values.listen ?? '0.0.0.0', port },
+      ...(cores === undefined ? {} : { cores }),
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new DeskGridError(
+        ErrorCode.Usage,
+        `port ${port} is already in use: is another node running? Use --port`,
+      );
+    }
+    if ((error as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') {
+      throw new DeskGridError(ErrorCode.Usage, `${values.listen ?? ''} is not an address of this machine`);
+    }
+    throw error;
+  }
+  for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
+  const address = cluster.address;
+  const shown = address?.host === '0.0.0.0' ? localAddresses() : [address?.host ?? '?'];
+  process.stdout.write(
+    `deskgrid node ${shortNodeId(cluster.nodeId)} "${cluster.identity.name}" sharing ${cluster.stats().cores} cores\n` +
+      `id: ${cluster.nodeId}\n` +
+      `listening on ${shown.map((host) => `${host}:${address?.port ?? port}`).join(', ')}\n`,
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.stdout.write(`${signal}: finishing running jobs, then stopping\n`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  const forced = setTimeout(() => {
+    process.stderr.write('deskgrid: jobs did not finish in time; stopping them\n');
+    void cluster.destroy();
+  }, 30_000);
+  forced.unref();
+  await cluster.close();
+  clearTimeout(forced);
+  process.stdout.write('stopped\n');
+  return 0;
+}
+
+function localAddresses(): string[] {
+  const found: string[] = [];
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? [])
+      if (entry.family === 'IPv4' && !entry.internal) found.push(entry.address);
+  }
+  return found.length > 0 ? found : ['127.0.0.1'];
+}

@@ -1,0 +1,118 @@
+// Sets of files that cross the network: computation bundles (submitter to node) and job
+// outputs (node to submitter). On the wire a set is a list of {path, size, mode} and the bytes
+// back to back. Whatever comes from the network is checked before anything is written: every
+// path must stay inside the target folder, sizes must add up, and only regular files travel
+// (a symbolic link could point anywhere, so none is sent or followed).
+
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
+import { isSafeRelativePath, type FileEntry } from '../../../shared/wire-protocol.js';
+
+export interface FileSet {
+  files: FileEntry[];
+  data: Buffer[];
+}
+
+/** Content address of a file set: SHA-256 over its listing and bytes. */
+export function hashFileSet(set: FileSet): string {
+  const hash = createHash('sha256').update(JSON.stringify(set.files)).update('\0');
+  for (const chunk of set.data) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+/** Reads every regular file below `root` (in name order), refusing symlinks and anything over `limitBytes`. */
+export async function readFolder(root: string, limitBytes: number): Promise<FileSet> {
+  const set: FileSet = { files: [], data: [] };
+  let total = 0;
+  const visit = async (dir: string): Promise<void> => {
+    const names = (await readdir(dir)).sort();
+    for (const name of names) {
+      const path = join(dir, name);
+      const info = await lstat(path);
+      const rel = relative(root, path).split(sep).join('/');
+      if (info.isSymbolicLink()) {
+        throw new DeskGridError(ErrorCode.Usage, `${rel} is a symbolic link; only regular files can be sent`);
+      }
+      if (info.isDirectory()) {
+        await visit(path);
+        continue;
+      }
+      if (!info.isFile()) continue;
+      total += info.size;
+      if (total > limitBytes) {
+        throw new DeskGridError(
+          ErrorCode.TooLarge,
+          `the files in ${root} add up to more than ${limitBytes} bytes`,
+        );
+      }
+      set.files.push({ path: rel, size: info.size, mode: info.mode & 0o755 });
+      set.data.push(await readFile(path));
+    }
+  };
+  await visit(root);
+  return set;
+}
+
+/** Checks a file listing from the network against the bytes that came with it. */
+export function checkListing(files: readonly FileEntry[], bodyBytes: number, what: string): void {
+  let total = 0;
+  const seen = new Set<string>();
+  for (const file of files) {
+    if (!isSafeRelativePath(file.path)) {
+      throw new DeskGridError(
+        ErrorCode.Protocol,
+        `${what} names an unsafe path: ${JSON.stringify(file.path)}`,
+      );
+    }
+    if (seen.has(file.path)) throw new DeskGridError(ErrorCode.Protocol, `${what} lists ${file.path} twice`);
+    seen.add(file.path);
+    total += file.size;
+  }
+  if (total !== bodyBytes) {
+    throw new DeskGridError(ErrorCode.Protocol, `${what} announces ${total} bytes but carries ${bodyBytes}`);
+  }
+}
+
+/** Splits a body into the files of a checked listing. */
+export function sliceFiles(files: readonly FileEntry[], body: Buffer): FileSet {
+  const data: Buffer[] = [];
+  let offset = 0;
+  for (const file of files) {
+    data.push(body.subarray(offset, offset + file.size));
+    offset += file.size;
+  }
+  return { files: [...files], data };
+}
+
+/**
+ * Writes a checked file set into a new folder `target` (which must not exist yet): first into
+ * a temporary sibling, then renamed, so nobody sees half a set. If `target` appeared meanwhile
+ * (the same bundle arriving twice), the new copy is dropped.
+ */
+export async function writeFileSet(target: string, set: FileSet): Promise<void> {
+  const temporary = `${target}.partial-${randomBytes(6).toString('hex')}`;
+  try {
+    await mkdir(temporary, { recursive: true, mode: 0o700 });
+    for (const [at, file] of set.files.entries()) {
+      const path = join(temporary, ...file.path.split('/'));
+      await mkdir(dirname(path), { recursive: true });
+      // 'wx' refuses to follow or overwrite anything already there.
+      await writeFile(path, set.data[at] ?? Buffer.alloc(0), { flag: 'wx', mode: file.mode & 0o755 });
+    }
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await rename(temporary, target);
+    } catch (error) {
+      if (
+        (error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' &&
+        (error as NodeJS.ErrnoException).code !== 'EEXIST'
+      ) {
+        throw error;
+      }
+    }
+  } finally {
+    await rm(temporary, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,532 @@
+// The submitter's side of a connection to another node: it pulls tasks from the cluster's
+// scheduler while the node has room (its shared cores, with a few jobs queued ahead so none
+// waits for the network), ships each computation once as a content-addressed bundle and each
+// input file once by its hash, and turns the node's answers into the same task outcomes the
+// local pool reports. If the connection breaks, the tasks it held go back to their batches.
+
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { connect, type TLSSocket } from 'node:tls';
+import { deserialize, serialize } from 'node:v8';
+import * as v from 'valibot';
+import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
+import {
+  fromNodeSchema,
+  type FromNode,
+  type Offer,
+  type RemoteJob,
+  type RemoteResult,
+} from '../../../shared/wire-protocol.js';
+import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
+import { bundleTypeScript } from '../computation/bundle-typescript.js';
+import { createLogger } from '../log.js';
+import type { Task } from '../pool/task.js';
+import { PeerConnection, type LocalIdentity } from '../transport/peer-connection.js';
+import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet, type FileSet } from './file-set.js';
+
+const log = createLogger('remote-node');
+
+const CONNECT_TIMEOUT_MS = 5000;
+const PIPELINE_TARGET_MS = 8;
+const MAX_DEPTH_PER_CORE = 64;
+/** A bundle (a computation and its dependency files) may not be larger than this. */
+const BUNDLE_LIMIT_BYTES = 256 * 1024 * 1024;
+
+export interface NodeAddress {
+  host: string;
+  port: number;
+}
+
+export interface RemoteNodeOptions {
+  address: NodeAddress;
+  identity: LocalIdentity & { certPem: string; keyPem: string };
+  proofKey: Buffer;
+  maxFrameBytes: number;
+  expectPeerId?: string;
+  /** Where compiled bundles of plain JS computations are cached. */
+  cacheDir: string;
+  nextTask: () => Task | undefined;
+  closed: (node: RemoteNode, error: DeskGridError | null) => void;
+}
+
+interface LoadWaiter {
+  resolve: () => void;
+  reject: (error: DeskGridError) => void;
+}
+
+export class RemoteNode {
+  private readonly inflight = new Map<number, Task>();
+  private readonly loads = new Map<string, Promise<void>>();
+  private readonly loadWaiters = new Map<string, LoadWaiter>();
+  private readonly knownFiles = new Set<string>();
+  private filesMissingWaiter: ((hashes: string[]) => void) | null = null;
+  private filesQuery: Promise<unknown> = Promise.resolve();
+  private durationEwmaMs: number | null = null;
+  private pumpScheduled = false;
+  private state: 'open' | 'closing' | 'closed' = 'open';
+
+  private constructor(
+    private readonly connection: PeerConnection,
+    readonly offer: Offer,
+    private readonly options: RemoteNodeOptions,
+  ) {
+    connection.on('message', (header, body) => this.receive(header, body));
+    connection.on('close', (error) => this.lost(error));
+  }
+
+  /** Connects, proves membership both ways, and waits for the node's offer. */
+  static async connect(options: RemoteNodeOptions): Promise<RemoteNode> {
+    const socket = await openTls(options);
+    const connection = await PeerConnection.establish(socket, {
+      role: 'submitter',
+      identity: options.identity,
+      proofKey: options.proofKey,
+      maxFrameBytes: options.maxFrameBytes,
+      ...(options.expectPeerId === undefined ? {} : { expectPeerId: options.expectPeerId }),
+    });
+    const offer = await new Promise<Offer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        connection.destroy();
+        reject(new DeskGridError(ErrorCode.Protocol, 'the node sent no offer'));
+      }, CONNECT_TIMEOUT_MS);
+      connection.once('message', (header) => {
+        clearTimeout(timer);
+        const parsed = v.safeParse(fromNodeSchema, header);
+        if (parsed.success && parsed.output.t === 'offer') resolve(parsed.output);
+        else {
+          connection.destroy();
+          reject(new DeskGridError(ErrorCode.Protocol, 'the node did not start with an offer'));
+        }
+      });
+    });
+    return new RemoteNode(connection, offer, options);
+  }
+
+  get id(): string {
+    return this.connection.peerId;
+  }
+
+  get name(): string {
+    return this.offer.name;
+  }
+
+  get busy(): number {
+    return this.inflight.size;
+  }
+
+  /** Takes tasks from the scheduler until the node's pipeline is full. */
+  pump(): void {
+    if (this.state !== 'open' || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      if (this.state !== 'open') return;
+      const room = this.capacity() - this.inflight.size;
+      const tasks: Task[] = [];
+      for (let i = 0; i < room; i += 1) {
+        const task = this.options.nextTask();
+        if (!task) break;
+        task.node = this.id;
+        this.inflight.set(task.id, task);
+        tasks.push(task);
+      }
+      if (tasks.length > 0) void this.send(tasks);
+    });
+  }
+
+  /** Stops a task if it runs here; returns whether it did. */
+  cancel(task: Task): boolean {
+    if (!this.inflight.has(task.id)) return false;
+    task.cancelRequested = true;
+    this.connection.send({ t: 'cancel', id: task.id });
+    return true;
+  }
+
+  /** Says goodbye once the tasks it holds have come back (or at once if none). */
+  close(): void {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    if (this.inflight.size === 0) this.connection.close();
+  }
+
+  destroy(): void {
+    this.connection.destroy();
+  }
+
+  private capacity(): number {
+    const cores = Math.max(1, this.offer.cores);
+    const average = this.durationEwmaMs;
+    if (average === null) return cores * 2;
+    const depth = Math.ceil(PIPELINE_TARGET_MS / Math.max(average, 0.05));
+    return (
+      cores * Math.min(MAX_DEPTH_PER_CORE, Math.max(1, depth)) + (average >= PIPELINE_TARGET_MS ? cores : 0)
+    );
+  }
+
+  private async send(tasks: Task[]): Promise<void> {
+    const byComputation = new Map<Computation, Task[]>();
+    for (const task of tasks) {
+      const group = byComputation.get(task.computation);
+      if (group) group.push(task);
+      else byComputation.set(task.computation, [task]);
+    }
+    for (const [computation, group] of byComputation) {
+      try {
+        await this.ensureLoaded(computation);
+        await this.ensureFiles(group);
+        const jobs: RemoteJob[] = [];
+        const values: Buffer[] = [];
+        for (const task of group) {
+          if (!this.inflight.has(task.id)) continue;
+          let input: RemoteJob['input'];
+          if (task.inputIsFile) {
+            const file = await fileHash(String(task.input));
+            input = { kind: 'file', hash: file.hash, name: basename(String(task.input)) };
+          } else {
+            const bytes = serialize(task.input);
+            values.push(bytes);
+            input = { kind: 'value', bytes: bytes.length };
+          }
+          jobs.push({
+            id: task.id,
+            key: computation.id,
+            index: task.index,
+            attempt: task.attempt,
+            input,
+            timeoutMs: task.timeoutMs,
+            maxMemoryBytes: task.maxMemoryBytes,
+          });
+        }
+        if (jobs.length > 0) this.connection.send({ t: 'run', jobs }, values);
+      } catch (error) {
+        const jobError = asJobError(error);
+        for (const task of group) this.fail(task, 'failed', jobError, null);
+      }
+    }
+  }
+
+  private ensureLoaded(computation: Computation): Promise<void> {
+    let loading = this.loads.get(computation.id);
+    if (!loading) {
+      loading = this.load(computation);
+      this.loads.set(computation.id, loading);
+      // A failed load is tried again by the next job that needs it.
+      loading.catch(() => this.loads.delete(computation.id));
+    }
+    return loading;
+  }
+
+  private async load(computation: Computation): Promise<void> {
+    const shipped = await shippable(computation, this.options.cacheDir);
+    const answered = new Promise<void>((resolve, reject) => {
+      this.loadWaiters.set(computation.id, { resolve, reject });
+    });
+    this.pendingBundles.set(computation.id, shipped);
+    this.connection.send({
+      t: 'load',
+      key: computation.id,
+      bundle: shipped.hash,
+      entry: shipped.entry,
+      kind: computation.kind,
+      stdin: computation.kind === 'program' ? computation.stdin : false,
+    });
+    await answered;
+  }
+
+  private readonly pendingBundles = new Map<string, Shippable>();
+
+  /** Makes sure the node holds every input file of these tasks, sending only those it lacks. */
+  private async ensureFiles(tasks: Task[]): Promise<void> {
+    const files = new Map<string, string>();
+    for (const task of tasks) {
+      if (!task.inputIsFile) continue;
+      const path = String(task.input);
+      const { hash } = await fileHash(path);
+      if (!this.knownFiles.has(hash)) files.set(hash, path);
+    }
+    if (files.size === 0) return;
+    // One question at a time: answers carry no key, so they must not interleave.
+    const query = this.filesQuery.then(async () => {
+      const missing = await new Promise<string[]>((resolve) => {
+        this.filesMissingWaiter = resolve;
+        this.connection.send({ t: 'have-files', hashes: [...files.keys()] });
+      });
+      for (const hash of missing) {
+        const path = files.get(hash);
+        if (path === undefined) continue;
+        const bytes = await readFile(path);
+        this.connection.send({ t: 'file', hash, size: bytes.length }, bytes);
+      }
+      for (const hash of files.keys()) this.knownFiles.add(hash);
+    });
+    this.filesQuery = query.catch(() => undefined);
+    await query;
+  }
+
+  private receive(header: unknown, body: Buffer): void {
+    const parsed = v.safeParse(fromNodeSchema, header);
+    if (!parsed.success) {
+      log.warn('node sent a malformed message', { node: this.id, issue: v.summarize(parsed.issues) });
+      this.connection.destroy(new DeskGridError(ErrorCode.Protocol, 'the node sent a malformed message'));
+      return;
+    }
+    this.handle(parsed.output, body);
+  }
+
+  private handle(message: FromNode, body: Buffer): void {
+    switch (message.t) {
+      case 'need-bundle': {
+        const shipped = this.pendingBundles.get(message.key);
+        if (shipped)
+          this.connection.send(
+            { t: 'bundle', bundle: shipped.hash, files: shipped.set.files },
+            shipped.set.data,
+          );
+        return;
+      }
+      case 'loaded':
+        this.pendingBundles.delete(message.key);
+        this.loadWaiters.get(message.key)?.resolve();
+        this.loadWaiters.delete(message.key);
+        return;
+      case 'load-error':
+        this.pendingBundles.delete(message.key);
+        this.loadWaiters
+          .get(message.key)
+          ?.reject(
+            new DeskGridError(codeOf(message.error.code), `on node ${this.name}: ${message.error.message}`),
+          );
+        this.loadWaiters.delete(message.key);
+        return;
+      case 'files-missing':
+        this.filesMissingWaiter?.(message.hashes);
+        this.filesMissingWaiter = null;
+        return;
+      case 'result':
+        void this.finish(message, body);
+        return;
+      case 'returned': {
+        const task = this.inflight.get(message.id);
+        if (!task) return;
+        this.inflight.delete(message.id);
+        task.node = null;
+        task.owner.onRequeue(task);
+        this.pump();
+        return;
+      }
+      case 'progress': {
+        const task = this.inflight.get(message.id);
+        task?.owner.onProgress(task, message.fraction, message.note);
+        return;
+      }
+      case 'provisional': {
+        const task = this.inflight.get(message.id);
+        if (task) task.owner.onProvisional(task, deserialize(body));
+        return;
+      }
+      case 'log': {
+        const task = this.inflight.get(message.id);
+        task?.owner.onLog(task, message.line);
+        return;
+      }
+      case 'offer':
+      case 'ping':
+      case 'pong':
+      case 'bye':
+        return;
+    }
+  }
+
+  private async finish(result: RemoteResult, body: Buffer): Promise<void> {
+    const task = this.inflight.get(result.id);
+    if (!task) return;
+    let value: unknown;
+    let outputs: FileSet | null = null;
+    try {
+      value = result.valueBytes > 0 ? deserialize(body.subarray(0, result.valueBytes)) : null;
+      const files = body.subarray(result.valueBytes);
+      if (result.outputs.length > 0) {
+        checkListing(result.outputs, files.length, 'the output files');
+        outputs = sliceFiles(result.outputs, files);
+        await writeFileSet(join(task.jobDir, 'out'), outputs);
+      }
+    } catch (error) {
+      this.inflight.delete(result.id);
+      this.fail(task, 'failed', asJobError(error), result);
+      this.afterAnswer();
+      return;
+    }
+    this.inflight.delete(result.id);
+    if (result.startedAt !== null) {
+      const duration = result.endedAt - result.startedAt;
+      this.durationEwmaMs =
+        this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
+    }
+    if (result.status === 'done' || result.status === 'failed') {
+      const message: ResultMessage = {
+        t: 'result',
+        id: task.id,
+        ok: result.ok,
+        value,
+        error: result.error,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        exitCode: result.exitCode,
+        startedAt: result.startedAt ?? result.endedAt,
+        endedAt: result.endedAt,
+        hasOutputs: outputs !== null,
+        cpuMs: result.cpuMs,
+      };
+      task.owner.onResult(task, message);
+    } else {
+      this.fail(
+        task,
+        result.status,
+        result.error ?? { code: ErrorCode.WorkerCrashed, message: 'the job ended', stack: null },
+        result,
+      );
+    }
+    this.afterAnswer();
+  }
+
+  private fail(
+    task: Task,
+    status: 'failed' | 'timeout' | 'cancelled',
+    error: JobError,
+    times: { startedAt: number | null; endedAt: number } | null,
+  ): void {
+    this.inflight.delete(task.id);
+    task.owner.onFailure(task, status, error, times ?? { startedAt: null, endedAt: Date.now() });
+  }
+
+  private afterAnswer(): void {
+    if (this.state === 'closing' && this.inflight.size === 0) this.connection.close();
+    else this.pump();
+  }
+
+  private lost(error: DeskGridError | null): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const waiter of this.loadWaiters.values()) {
+      waiter.reject(
+        error ?? new DeskGridError(ErrorCode.Connection, `the connection to ${this.name} closed`),
+      );
+    }
+    this.loadWaiters.clear();
+    this.filesMissingWaiter?.([]);
+    const held = [...this.inflight.values()];
+    this.inflight.clear();
+    if (held.length > 0)
+      log.warn('lost a node with jobs; they go back to the queue', { node: this.id, jobs: held.length });
+    for (const task of held) {
+      task.node = null;
+      task.owner.onRequeue(task);
+    }
+    this.options.closed(this, error);
+  }
+}
+
+interface Shippable {
+  hash: string;
+  entry: string;
+  set: FileSet;
+}
+
+const shippableCache = new Map<string, Promise<Shippable>>();
+
+/**
+ * What a computation looks like on another node: a JS/TS module becomes one bundled file with
+ * everything it imports; a program travels with the folder it came in (or alone).
+ */
+function shippable(computation: Computation, cacheDir: string): Promise<Shippable> {
+  let cached = shippableCache.get(computation.id);
+  if (!cached) {
+    cached = makeShippable(computation, cacheDir);
+    shippableCache.set(computation.id, cached);
+    cached.catch(() => shippableCache.delete(computation.id));
+  }
+  return cached;
+}
+
+async function makeShippable(computation: Computation, cacheDir: string): Promise<Shippable> {
+  let set: FileSet;
+  let entry: string;
+  if (computation.kind === 'module') {
+    const bundle = await bundleTypeScript(computation.entry, cacheDir);
+    entry = 'main.mjs';
+    set = {
+      files: [{ path: entry, size: bundle.contents.length, mode: 0o644 }],
+      data: [Buffer.from(bundle.contents)],
+    };
+  } else if (computation.root !== undefined) {
+    set = await readFolder(computation.root, BUNDLE_LIMIT_BYTES);
+    entry = computation.entry
+      .slice(computation.root.length + 1)
+      .split(/[\\/]/)
+      .join('/');
+  } else {
+    const bytes = await readFile(computation.entry);
+    const info = await stat(computation.entry);
+    entry = basename(computation.entry);
+    set = { files: [{ path: entry, size: bytes.length, mode: info.mode & 0o755 }], data: [bytes] };
+  }
+  return { hash: hashFileSet(set), entry, set };
+}
+
+const fileHashes = new Map<string, { hash: string; size: number; mtimeMs: number }>();
+
+/** SHA-256 of an input file, remembered while the file is unchanged. */
+async function fileHash(path: string): Promise<{ hash: string; size: number }> {
+  const info = await stat(path);
+  const known = fileHashes.get(path);
+  if (known && known.size === info.size && known.mtimeMs === info.mtimeMs) return known;
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const entry = { hash: hash.digest('hex'), size: info.size, mtimeMs: info.mtimeMs };
+  fileHashes.set(path, entry);
+  return entry;
+}
+
+function openTls(options: RemoteNodeOptions): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const { host, port } = options.address;
+    const socket = connect({
+      host,
+      port,
+      cert: options.identity.certPem,
+      key: options.identity.keyPem,
+      // Nodes have self-signed certificates: trust is decided after the handshake, by the
+      // join-code proof and the certificate's id, not by a certificate authority.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+      timeout: CONNECT_TIMEOUT_MS,
+    });
+    const fail = (error: Error) => {
+      socket.destroy();
+      reject(new DeskGridError(ErrorCode.Connection, `cannot reach ${host}:${port}: ${error.message}`));
+    };
+    socket.once('secureConnect', () => {
+      socket.off('error', fail);
+      socket.setTimeout(0);
+      resolve(socket);
+    });
+    socket.once('error', fail);
+    socket.once('timeout', () => fail(new Error('no answer (is a firewall in the way?)')));
+  });
+}
+
+function asJobError(error: unknown): JobError {
+  if (error instanceof DeskGridError) return { code: error.code, message: error.message, stack: null };
+  return {
+    code: ErrorCode.Connection,
+    message: error instanceof Error ? error.message : String(error),
+    stack: null,
+  };
+}
+
+function codeOf(code: string): ErrorCode {
+  const known = Object.values(ErrorCode) as string[];
+  return (known.includes(code) ? code : ErrorCode.ModuleLoad) as ErrorCode;
+}

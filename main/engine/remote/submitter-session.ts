@@ -1,0 +1,430 @@
+// The node's side of one submitter's connection: it stores the bundles and input files the
+// submitter sends (checked, content-addressed, never outside their folders), turns `run`
+// messages into tasks for this node's own worker pool, and streams results, progress,
+// provisional values and output files back.
+//
+// Jobs run in their own folder under the node's data folder; the pool's workers have a scrubbed
+// environment (see the cluster's launcher), so nothing of the node's user leaks into them.
+
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { deserialize, serialize } from 'node:v8';
+import * as v from 'valibot';
+import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
+import {
+  isSafeRelativePath,
+  toNodeSchema,
+  type FileEntry,
+  type RemoteJob,
+  type RemoteResult,
+  type ToNode,
+} from '../../../shared/wire-protocol.js';
+import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
+import { programInterpreter } from '../computation/interpreter.js';
+import { createLogger } from '../log.js';
+import { nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
+import type { PeerConnection } from '../transport/peer-connection.js';
+import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
+
+const log = createLogger('session');
+
+export interface SessionHost {
+  /** This node's data folders. */
+  bundlesDir: string;
+  filesDir: string;
+  jobsDir: string;
+  /** Largest frame the submitter accepts: results over it are refused with a clear error. */
+  maxResultBytes: number;
+  pump(): void;
+  cancelTask(task: Task): void;
+  probe(computation: Computation): Promise<void>;
+  ended(session: SubmitterSession): void;
+}
+
+interface PendingLoad {
+  key: string;
+  bundle: string;
+  entry: string;
+  kind: 'module' | 'program';
+  stdin: boolean;
+}
+
+export class SubmitterSession {
+  private readonly computations = new Map<string, Computation>();
+  private readonly pendingLoads = new Map<string, PendingLoad[]>();
+  private readonly queue: Task[] = [];
+  private readonly running = new Map<number, { task: Task; remoteId: number }>();
+  private readonly owner: TaskOwner;
+  private readonly sessionDir: string;
+  private ended = false;
+  /** Work is handled in arrival order: a `run` must not overtake the `load` before it. */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly connection: PeerConnection,
+    private readonly host: SessionHost,
+  ) {
+    this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
+    this.owner = this.makeOwner();
+    connection.on('message', (header, body) => {
+      this.chain = this.chain
+        .then(() => this.receive(header, body))
+        .catch((error: unknown) => this.abort(error));
+    });
+    connection.on('close', () => this.end());
+  }
+
+  get submitterId(): string {
+    return this.connection.peerId;
+  }
+
+  /** The scheduler's call: the next job of this submitter, if any. */
+  takeTask(): Task | undefined {
+    const task = this.queue.shift();
+    if (task) this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
+    return task;
+  }
+
+  /** Hands every job not yet started back to the submitter (the node is stopping). */
+  returnQueued(reason: string): void {
+    for (const task of this.queue.splice(0))
+      this.connection.send({ t: 'returned', id: remoteIdOf(task), reason });
+  }
+
+  get busy(): boolean {
+    return this.queue.length > 0 || this.running.size > 0;
+  }
+
+  private async receive(header: unknown, body: Buffer): Promise<void> {
+    if (this.ended) return;
+    const parsed = v.safeParse(toNodeSchema, header);
+    if (!parsed.success) {
+      throw new DeskGridError(ErrorCode.Protocol, `malformed message: ${v.summarize(parsed.issues)}`);
+    }
+    const message: ToNode = parsed.output;
+    switch (message.t) {
+      case 'load':
+        await this.load(message);
+        return;
+      case 'bundle':
+        await this.storeBundle(message.bundle, message.files, body);
+        return;
+      case 'have-files': {
+        const missing: string[] = [];
+        for (const hash of message.hashes)
+          if (!(await exists(join(this.host.filesDir, hash)))) missing.push(hash);
+        this.connection.send({ t: 'files-missing', hashes: missing });
+        return;
+      }
+      case 'file':
+        await this.storeFile(message.hash, message.size, body);
+        return;
+      case 'run':
+        await this.enqueue(message.jobs, body);
+        return;
+      case 'cancel':
+        this.cancel(message.id);
+        return;
+      case 'ping':
+      case 'pong':
+      case 'bye':
+        return;
+    }
+  }
+
+  private async load(request: PendingLoad): Promise<void> {
+    if (!(await exists(join(this.host.bundlesDir, request.bundle)))) {
+      const waiting = this.pendingLoads.get(request.bundle) ?? [];
+      waiting.push(request);
+      this.pendingLoads.set(request.bundle, waiting);
+      this.connection.send({ t: 'need-bundle', key: request.key, bundle: request.bundle });
+      return;
+    }
+    try {
+      if (!isSafeRelativePath(request.entry))
+        throw new DeskGridError(ErrorCode.Protocol, 'unsafe entry path');
+      const entry = join(this.host.bundlesDir, request.bundle, ...request.entry.split('/'));
+      const id = `${request.bundle.slice(0, 16)}-${request.kind}-${request.stdin ? 'stdin' : 'arg'}`;
+      const computation: Computation =
+        request.kind === 'module'
+          ? { kind: 'module', id, entry }
+          : {
+              kind: 'program',
+              id,
+              entry,
+              interpreter: await programInterpreter(entry),
+              stdin: request.stdin,
+            };
+      if (computation.kind === 'module') await this.host.probe(computation);
+      this.computations.set(request.key, computation);
+      this.connection.send({ t: 'loaded', key: request.key });
+    } catch (error) {
+      this.connection.send({
+        t: 'load-error',
+        key: request.key,
+        error: toJobError(error, ErrorCode.ModuleLoad),
+      });
+    }
+  }
+
+  private async storeBundle(bundle: string, files: FileEntry[], body: Buffer): Promise<void> {
+    checkListing(files, body.length, 'the bundle');
+    const set = sliceFiles(files, body);
+    if (hashFileSet(set) !== bundle)
+      throw new DeskGridError(ErrorCode.Protocol, 'the bundle does not match its hash');
+    await writeFileSet(join(this.host.bundlesDir, bundle), set);
+    const waiting = this.pendingLoads.get(bundle) ?? [];
+    this.pendingLoads.delete(bundle);
+    for (const request of waiting) await this.load(request);
+  }
+
+  private async storeFile(hash: string, size: number, body: Buffer): Promise<void> {
+    if (body.length !== size || createHash('sha256').update(body).digest('hex') !== hash) {
+      throw new DeskGridError(ErrorCode.Protocol, 'an input file does not match its hash');
+    }
+    const target = join(this.host.filesDir, hash);
+    if (await exists(target)) return;
+    await mkdir(this.host.filesDir, { recursive: true, mode: 0o700 });
+    const partial = `${target}.partial-${nextTaskId()}`;
+    await writeFile(partial, body, { mode: 0o600 });
+    await rename(partial, target);
+  }
+
+  private async enqueue(jobs: RemoteJob[], body: Buffer): Promise<void> {
+    let offset = 0;
+    for (const job of jobs) {
+      const computation = this.computations.get(job.key);
+      if (!computation)
+        throw new DeskGridError(
+          ErrorCode.Protocol,
+          `job ${job.id} uses computation ${job.key}, never loaded`,
+        );
+      const id = nextTaskId();
+      const jobDir = `${this.sessionDir}${sep}${id}`;
+      let input: unknown;
+      let inputIsFile = false;
+      if (job.input.kind === 'value') {
+        const bytes = body.subarray(offset, offset + job.input.bytes);
+        offset += job.input.bytes;
+        input = deserialize(bytes);
+      } else {
+        const name = job.input.name;
+        if (!isSafeRelativePath(name) || name.includes('/')) {
+          throw new DeskGridError(ErrorCode.Protocol, `unsafe input file name ${JSON.stringify(name)}`);
+        }
+        const source = join(this.host.filesDir, job.input.hash);
+        // The job gets its own copy, under its original name, inside its own folder.
+        const local = join(jobDir, 'in', name);
+        await mkdir(join(jobDir, 'in'), { recursive: true });
+        await copyFile(source, local);
+        input = local;
+        inputIsFile = true;
+      }
+      const task: Task = {
+        id,
+        owner: this.owner,
+        computation,
+        index: job.index,
+        attempt: job.attempt,
+        input,
+        inputIsFile,
+        jobDir,
+        timeoutMs: job.timeoutMs,
+        maxMemoryBytes: job.maxMemoryBytes,
+        cancelRequested: false,
+        node: null,
+      };
+      remoteIds.set(task, job.id);
+      this.queue.push(task);
+    }
+    this.host.pump();
+  }
+
+  private cancel(remoteId: number): void {
+    const at = this.queue.findIndex((task) => remoteIdOf(task) === remoteId);
+    const queued = this.queue[at];
+    if (queued) {
+      this.queue.splice(at, 1);
+      this.sendFailure(
+        remoteId,
+        'cancelled',
+        { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+        { startedAt: null, endedAt: Date.now() },
+      );
+      return;
+    }
+    for (const { task, remoteId: id } of this.running.values())
+      if (id === remoteId) this.host.cancelTask(task);
+  }
+
+  private makeOwner(): TaskOwner {
+    return {
+      onResult: (task, result) => {
+        const entry = this.running.get(task.id);
+        this.running.delete(task.id);
+        if (!entry || this.ended) return;
+        void this.sendResult(entry.remoteId, task, result).finally(() =>
+          rm(task.jobDir, { recursive: true, force: true }),
+        );
+      },
+      onFailure: (task, status, error, times) => {
+        const entry = this.running.get(task.id);
+        this.running.delete(task.id);
+        if (!entry || this.ended) return;
+        this.sendFailure(entry.remoteId, status, error, times);
+        void rm(task.jobDir, { recursive: true, force: true });
+      },
+      onRequeue: (task) => {
+        const entry = this.running.get(task.id);
+        this.running.delete(task.id);
+        if (!entry || this.ended) return;
+        this.queue.unshift(task);
+        this.host.pump();
+      },
+      onProgress: (task, fraction, note) =>
+        this.connection.send({ t: 'progress', id: remoteIdOf(task), fraction, note }),
+      onProvisional: (task, value) => {
+        const bytes = serializeOrNull(value);
+        if (bytes) this.connection.send({ t: 'provisional', id: remoteIdOf(task) }, bytes);
+      },
+      onLog: (task, line) => this.connection.send({ t: 'log', id: remoteIdOf(task), line }),
+    };
+  }
+
+  private async sendResult(remoteId: number, task: Task, result: ResultMessage): Promise<void> {
+    const header: RemoteResult = {
+      t: 'result',
+      id: remoteId,
+      ok: result.ok,
+      status: result.ok ? 'done' : 'failed',
+      error: result.error,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      exitCode: result.exitCode,
+      startedAt: result.startedAt,
+      endedAt: result.endedAt,
+      cpuMs: result.cpuMs,
+      valueBytes: 0,
+      outputs: [],
+    };
+    const value = serializeOrNull(result.value);
+    if (!value) {
+      this.sendFailure(
+        remoteId,
+        'failed',
+        {
+          code: ErrorCode.NotSerializable,
+          message: "the job's return value cannot be sent back",
+          stack: null,
+        },
+        result,
+      );
+      return;
+    }
+    let outputs = { files: [] as FileEntry[], data: [] as Buffer[] };
+    try {
+      if (result.hasOutputs) outputs = await readFolder(join(task.jobDir, 'out'), this.host.maxResultBytes);
+    } catch (error) {
+      const jobError = toJobError(error);
+      this.sendFailure(
+        remoteId,
+        'failed',
+        { ...jobError, message: `output files cannot be sent back: ${jobError.message}` },
+        result,
+      );
+      return;
+    }
+    const bodyBytes = value.length + outputs.data.reduce((sum, chunk) => sum + chunk.length, 0);
+    const overhead = Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr) + 64 * 1024;
+    if (bodyBytes + overhead > this.host.maxResultBytes) {
+      this.sendFailure(
+        remoteId,
+        'failed',
+        {
+          code: ErrorCode.TooLarge,
+          message: `the result (${bodyBytes} bytes with its output files) is over the limit of ${this.host.maxResultBytes} bytes`,
+          stack: null,
+        },
+        result,
+      );
+      return;
+    }
+    header.valueBytes = value.length;
+    header.outputs = outputs.files;
+    this.connection.send(header, [value, ...outputs.data]);
+  }
+
+  private sendFailure(
+    remoteId: number,
+    status: RemoteResult['status'],
+    error: JobError,
+    times: TaskTimes & { stdout?: string; stderr?: string; exitCode?: number | null },
+  ): void {
+    const header: RemoteResult = {
+      t: 'result',
+      id: remoteId,
+      ok: false,
+      status,
+      error,
+      stdout: times.stdout ?? '',
+      stderr: times.stderr ?? '',
+      exitCode: times.exitCode ?? null,
+      startedAt: times.startedAt,
+      endedAt: times.endedAt,
+      cpuMs: 0,
+      valueBytes: 0,
+      outputs: [],
+    };
+    this.connection.send(header);
+  }
+
+  private abort(error: unknown): void {
+    log.warn('closing a submitter connection after bad input', {
+      submitter: this.submitterId,
+      error: String(error),
+    });
+    const message = error instanceof Error ? error.message : String(error);
+    this.connection.send({
+      t: 'reject',
+      code: error instanceof DeskGridError ? error.code : ErrorCode.Protocol,
+      message,
+    });
+    this.connection.destroy(
+      error instanceof DeskGridError ? error : new DeskGridError(ErrorCode.Protocol, message),
+    );
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.length = 0;
+    for (const { task } of this.running.values()) this.host.cancelTask(task);
+    this.running.clear();
+    void rm(this.sessionDir, { recursive: true, force: true });
+    this.host.ended(this);
+  }
+}
+
+const remoteIds = new WeakMap<Task, number>();
+
+function remoteIdOf(task: Task): number {
+  return remoteIds.get(task) ?? -1;
+}
+
+function serializeOrNull(value: unknown): Buffer | null {
+  try {
+    return serialize(value);
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,334 @@
+// One authenticated connection between two DeskGrid nodes: mutual TLS 1.3, framed messages,
+// and the hello exchange that proves both sides know the join code (handshake.ts). Until both
+// hellos check out nothing else is read. Afterwards it keeps the connection honest: pings when
+// quiet, closes an idle connection, and drops a peer that stalls in the middle of a frame.
+
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { TLSSocket } from 'node:tls';
+import * as v from 'valibot';
+import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
+import {
+  WIRE_MAGIC,
+  WIRE_PROTOCOL_VERSION,
+  helloSchema,
+  rejectSchema,
+  type Hello,
+} from '../../../shared/wire-protocol.js';
+import { createLogger } from '../log.js';
+import { FrameDecoder, encodeFrame } from './frame-codec.js';
+import { computeProof, exportKeyingMaterial, verifyProof, type Role } from './handshake.js';
+
+const log = createLogger('connection');
+
+export interface LocalIdentity {
+  id: string;
+  name: string;
+  version: string;
+}
+
+export interface ConnectionOptions {
+  role: Role;
+  identity: LocalIdentity;
+  proofKey: Buffer;
+  maxFrameBytes: number;
+  /** Refuse the peer unless its certificate has this id (a pinned or discovered peer). */
+  expectPeerId?: string;
+  handshakeTimeoutMs?: number;
+  pingIntervalMs?: number;
+  /** No byte at all for this long: the connection is dead. */
+  idleTimeoutMs?: number;
+  /** Part of a frame arrived and the rest did not come for this long: the peer stalls. */
+  stallTimeoutMs?: number;
+}
+
+export interface ConnectionEvents {
+  message: [header: unknown, body: Buffer];
+  close: [error: DeskGridError | null];
+}
+
+const DEFAULTS = {
+  handshakeTimeoutMs: 5000,
+  pingIntervalMs: 2000,
+  idleTimeoutMs: 10_000,
+  stallTimeoutMs: 10_000,
+};
+
+/** SHA-256 of the peer's certificate: its node id. Empty when it presented none. */
+export function peerCertificateId(socket: TLSSocket): string | null {
+  const certificate = socket.getPeerCertificate(true);
+  if (!certificate.raw) return null;
+  return createHash('sha256').update(certificate.raw).digest('hex');
+}
+
+export class PeerConnection extends EventEmitter<ConnectionEvents> {
+  private readonly decoder: FrameDecoder;
+  private lastReceivedAt = Date.now();
+  private lastSentAt = Date.now();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+  private closeEmitted = false;
+  private corked = false;
+
+  private constructor(
+    readonly socket: TLSSocket,
+    readonly peer: Hello,
+    decoder: FrameDecoder,
+    private readonly options: ConnectionOptions,
+  ) {
+    super();
+    this.decoder = decoder;
+    const pingIntervalMs = options.pingIntervalMs ?? DEFAULTS.pingIntervalMs;
+    this.timer = setInterval(() => this.watch(), Math.min(pingIntervalMs, 1000));
+    this.timer.unref();
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (error: Error) => this.finish(new DeskGridError(ErrorCode.Connection, error.message)));
+    socket.on('close', () =>
+      this.finish(this.closed ? null : new DeskGridError(ErrorCode.Connection, 'connection closed')),
+    );
+  }
+
+  /**
+   * Runs the hello exchange on a TLS socket that has finished its handshake. Resolves with the
+   * connection once both sides are proven, or rejects (after telling the peer why) with Auth,
+   * Version, Identity or Protocol errors.
+   */
+  static establish(socket: TLSSocket, options: ConnectionOptions): Promise<PeerConnection> {
+    return new Promise((resolve, reject) => {
+      const decoder = new FrameDecoder(options.maxFrameBytes);
+      let settled = false;
+      const fail = (error: DeskGridError, tell: boolean) => {
+        if (settled) return;
+        settled = true;
+        cleanup();
+        if (tell) {
+          socket.end(Buffer.concat(encodeFrame({ t: 'reject', code: error.code, message: error.message })));
+          setTimeout(() => socket.destroy(), 500).unref();
+        } else {
+          socket.destroy();
+        }
+        reject(error);
+      };
+      const timeout = setTimeout(
+        () =>
+          fail(
+            new DeskGridError(ErrorCode.Protocol, 'the peer did not complete the handshake in time'),
+            false,
+          ),
+        options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+      );
+      const onError = (error: Error) => fail(new DeskGridError(ErrorCode.Connection, error.message), false);
+      const onClose = () =>
+        fail(
+          new DeskGridError(ErrorCode.Connection, 'the peer closed the connection during the handshake'),
+          false,
+        );
+      const onData = (chunk: Buffer) => {
+        let frames;
+        try {
+          frames = decoder.push(chunk);
+        } catch (error) {
+          fail(error as DeskGridError, true);
+          return;
+        }
+        const first = frames[0];
+        if (!first) return;
+        const checked = checkHello(first.header, socket, options);
+        if (checked instanceof DeskGridError) {
+          // Tell the peer why, unless it is the one refusing.
+          fail(checked, !isReject(first.header));
+          return;
+        }
+        settled = true;
+        cleanup();
+        const connection = new PeerConnection(socket, checked, decoder, options);
+        resolve(connection);
+        // Frames that came in the same read as the hello belong to the session.
+        for (const frame of frames.slice(1)) connection.emit('message', frame.header, frame.body);
+      };
+      const cleanup = () => {
+        clearTimeout(timeout);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+      };
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+
+      const peerId = peerCertificateId(socket);
+      if (peerId === null) {
+        fail(new DeskGridError(ErrorCode.Identity, 'the peer presented no certificate'), true);
+        return;
+      }
+      const hello: Hello = {
+        t: 'hello',
+        magic: WIRE_MAGIC,
+        protocol: WIRE_PROTOCOL_VERSION,
+        role: options.role,
+        nodeId: options.identity.id,
+        name: options.identity.name,
+        version: options.identity.version,
+        maxFrameBytes: options.maxFrameBytes,
+        proof: computeProof({
+          proofKey: options.proofKey,
+          role: options.role,
+          keyingMaterial: exportKeyingMaterial(socket),
+          senderId: options.identity.id,
+          receiverId: peerId,
+        }),
+      };
+      for (const part of encodeFrame(hello)) socket.write(part);
+    });
+  }
+
+  get peerId(): string {
+    return this.peer.nodeId;
+  }
+
+  /**
+   * Sends one frame. Frames sent in the same tick leave together (one write, few TLS records):
+   * a node answering many short jobs would otherwise pay a record and a syscall per result.
+   * Returns false when the socket's buffer is full (wait for 'drain').
+   */
+  send(header: object, body?: Buffer | readonly Buffer[]): boolean {
+    if (this.closed) return false;
+    this.lastSentAt = Date.now();
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    let flowing = true;
+    for (const part of encodeFrame(header, body)) flowing = this.socket.write(part);
+    return flowing;
+  }
+
+  /** Says goodbye and closes once what was sent is flushed. */
+  close(): void {
+    if (this.closed) return;
+    this.send({ t: 'bye' });
+    this.closed = true;
+    this.socket.end();
+    this.finish(null);
+  }
+
+  destroy(error?: DeskGridError): void {
+    this.socket.destroy();
+    this.finish(error ?? null);
+  }
+
+  private receive(chunk: Buffer): void {
+    this.lastReceivedAt = Date.now();
+    let frames;
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      log.warn('dropping a peer that sent a bad frame', {
+        peer: this.peerId,
+        error: (error as Error).message,
+      });
+      this.send({ t: 'reject', code: ErrorCode.Protocol, message: (error as Error).message });
+      this.destroy(error as DeskGridError);
+      return;
+    }
+    for (const frame of frames) {
+      const type = (frame.header as { t?: unknown }).t;
+      if (type === 'ping') this.send({ t: 'pong' });
+      else if (type === 'pong') continue;
+      else if (type === 'bye') {
+        this.closed = true;
+        this.socket.end();
+        this.finish(null);
+      } else this.emit('message', frame.header, frame.body);
+    }
+  }
+
+  private watch(): void {
+    const now = Date.now();
+    const quietFor = now - this.lastReceivedAt;
+    if (this.decoder.midFrame && quietFor > (this.options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs)) {
+      this.destroy(new DeskGridError(ErrorCode.Connection, 'the peer stalled in the middle of a message'));
+      return;
+    }
+    if (quietFor > (this.options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs)) {
+      this.destroy(
+        new DeskGridError(
+          ErrorCode.Connection,
+          `no answer from the peer for ${Math.round(quietFor / 1000)} s`,
+        ),
+      );
+      return;
+    }
+    if (now - this.lastSentAt >= (this.options.pingIntervalMs ?? DEFAULTS.pingIntervalMs))
+      this.send({ t: 'ping' });
+  }
+
+  private finish(error: DeskGridError | null): void {
+    if (this.closeEmitted) return;
+    this.closeEmitted = true;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.emit('close', error);
+  }
+}
+
+function isReject(header: unknown): boolean {
+  return v.is(rejectSchema, header);
+}
+
+/** Checks the peer's hello: a reject, wrong magic or version, a certificate that is not the id it claims, a bad proof. */
+function checkHello(header: unknown, socket: TLSSocket, options: ConnectionOptions): Hello | DeskGridError {
+  const rejected = v.safeParse(rejectSchema, header);
+  if (rejected.success) {
+    const code = rejected.output.code === ErrorCode.Auth ? ErrorCode.Auth : ErrorCode.Protocol;
+    return new DeskGridError(
+      rejected.output.code === ErrorCode.Version ? ErrorCode.Version : code,
+      `the peer refused the connection: ${rejected.output.message}`,
+    );
+  }
+  const magic = (header as { magic?: unknown } | null)?.magic;
+  if (magic !== WIRE_MAGIC)
+    return new DeskGridError(ErrorCode.Protocol, 'the peer does not speak the DeskGrid protocol');
+  const protocol = (header as { protocol?: unknown }).protocol;
+  if (protocol !== WIRE_PROTOCOL_VERSION) {
+    const version = (header as { version?: unknown }).version;
+    return new DeskGridError(
+      ErrorCode.Version,
+      `protocol versions differ: this node speaks ${WIRE_PROTOCOL_VERSION}, the peer (DeskGrid ${String(version)}) speaks ${String(protocol)}; run the same DeskGrid version on both`,
+    );
+  }
+  const parsed = v.safeParse(helloSchema, header);
+  if (!parsed.success)
+    return new DeskGridError(ErrorCode.Protocol, `malformed hello: ${v.summarize(parsed.issues)}`);
+  const hello = parsed.output;
+  const certificateId = peerCertificateId(socket);
+  if (certificateId === null)
+    return new DeskGridError(ErrorCode.Identity, 'the peer presented no certificate');
+  if (hello.nodeId !== certificateId) {
+    return new DeskGridError(ErrorCode.Identity, "the peer claims an id that is not its certificate's");
+  }
+  if (options.expectPeerId !== undefined && certificateId !== options.expectPeerId) {
+    return new DeskGridError(
+      ErrorCode.Identity,
+      `expected node ${options.expectPeerId.slice(0, 8)} but found ${certificateId.slice(0, 8)}: its certificate changed`,
+    );
+  }
+  const proofInput = {
+    proofKey: options.proofKey,
+    role: hello.role,
+    keyingMaterial: exportKeyingMaterial(socket),
+    senderId: hello.nodeId,
+    receiverId: options.identity.id,
+  };
+  if (!verifyProof(proofInput, hello.proof)) {
+    return new DeskGridError(
+      ErrorCode.Auth,
+      'wrong join code: the peer belongs to another cluster, or one of you mistyped it',
+    );
+  }
+  return hello;
+}

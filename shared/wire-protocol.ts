@@ -1,0 +1,145 @@
+// The contract between DeskGrid nodes over the network (see docs/protocol.md for the prose).
+// Every message is one frame: a JSON header validated by the schemas below, plus an optional
+// binary body whose layout the header describes (values are v8-serialized; files are raw
+// bytes, back to back, in the order the header lists them).
+//
+// A connection is mutual TLS 1.3. Each side's first frame is `hello`, carrying a proof that it
+// knows the cluster's join code bound to this very TLS session; nothing else is accepted
+// before both proofs check out.
+
+import * as v from 'valibot';
+
+export const WIRE_MAGIC = 'DESKGRID';
+export const WIRE_PROTOCOL_VERSION = 1;
+/** Frames larger than this are refused before they are buffered (either side may announce less). */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+const int = v.pipe(v.number(), v.integer());
+const nonNegative = v.pipe(v.number(), v.integer(), v.minValue(0));
+const sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+
+const jobErrorSchema = v.object({ code: v.string(), message: v.string(), stack: v.nullable(v.string()) });
+
+/** A file inside a bundle or a job's outputs: a relative path with '/' separators. */
+export const fileEntrySchema = v.object({ path: v.string(), size: nonNegative, mode: nonNegative });
+export type FileEntry = v.InferOutput<typeof fileEntrySchema>;
+
+export const helloSchema = v.object({
+  t: v.literal('hello'),
+  magic: v.string(),
+  protocol: int,
+  role: v.picklist(['submitter', 'node']),
+  nodeId: sha256Hex,
+  name: v.string(),
+  version: v.string(),
+  maxFrameBytes: nonNegative,
+  /** HMAC-SHA256 (hex) over the TLS session's exported keying material; see handshake.ts. */
+  proof: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
+});
+export type Hello = v.InferOutput<typeof helloSchema>;
+
+export const rejectSchema = v.object({ t: v.literal('reject'), code: v.string(), message: v.string() });
+
+export const offerSchema = v.object({
+  t: v.literal('offer'),
+  cores: nonNegative,
+  runtimes: v.array(v.string()),
+  platform: v.string(),
+  arch: v.string(),
+  release: v.string(),
+  memoryMb: nonNegative,
+  version: v.string(),
+  name: v.string(),
+});
+export type Offer = v.InferOutput<typeof offerSchema>;
+
+const computationKindSchema = v.picklist(['module', 'program']);
+
+/** The input of one remote job: a value (in the body) or a content-addressed file sent before. */
+const remoteInputSchema = v.variant('kind', [
+  v.object({ kind: v.literal('value'), bytes: nonNegative }),
+  v.object({ kind: v.literal('file'), hash: sha256Hex, name: v.string() }),
+]);
+
+export const remoteJobSchema = v.object({
+  id: int,
+  /** The computation, as loaded on this connection with `load`. */
+  key: v.string(),
+  index: int,
+  attempt: int,
+  input: remoteInputSchema,
+  timeoutMs: v.nullable(nonNegative),
+  maxMemoryBytes: v.nullable(nonNegative),
+});
+export type RemoteJob = v.InferOutput<typeof remoteJobSchema>;
+
+export const toNodeSchema = v.variant('t', [
+  v.object({
+    t: v.literal('load'),
+    key: v.string(),
+    bundle: sha256Hex,
+    /** Entry file inside the bundle. */
+    entry: v.string(),
+    kind: computationKindSchema,
+    /** Programs: the node picks the interpreter from the entry's #! line or extension, on its own PATH. */
+    stdin: v.boolean(),
+  }),
+  /** The bundle's files, in the body. */
+  v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema) }),
+  v.object({ t: v.literal('have-files'), hashes: v.array(sha256Hex) }),
+  /** One input file's bytes in the body. */
+  v.object({ t: v.literal('file'), hash: sha256Hex, size: nonNegative }),
+  /** Jobs to run; the body holds the value inputs back to back, `bytes` each. */
+  v.object({ t: v.literal('run'), jobs: v.array(remoteJobSchema) }),
+  v.object({ t: v.literal('cancel'), id: int }),
+  v.object({ t: v.literal('ping') }),
+  v.object({ t: v.literal('pong') }),
+  v.object({ t: v.literal('bye') }),
+]);
+export type ToNode = v.InferOutput<typeof toNodeSchema>;
+
+export const remoteResultSchema = v.object({
+  t: v.literal('result'),
+  id: int,
+  ok: v.boolean(),
+  /** How the job ended, when the node decided (timeout, memory, crash). */
+  status: v.picklist(['done', 'failed', 'timeout', 'cancelled']),
+  error: v.nullable(jobErrorSchema),
+  stdout: v.string(),
+  stderr: v.string(),
+  exitCode: v.nullable(int),
+  startedAt: v.nullable(v.number()),
+  endedAt: v.number(),
+  cpuMs: v.number(),
+  /** v8-serialized value, first in the body. */
+  valueBytes: nonNegative,
+  /** Output files, after the value in the body. */
+  outputs: v.array(fileEntrySchema),
+});
+export type RemoteResult = v.InferOutput<typeof remoteResultSchema>;
+
+export const fromNodeSchema = v.variant('t', [
+  offerSchema,
+  v.object({ t: v.literal('need-bundle'), key: v.string(), bundle: sha256Hex }),
+  v.object({ t: v.literal('loaded'), key: v.string() }),
+  v.object({ t: v.literal('load-error'), key: v.string(), error: jobErrorSchema }),
+  v.object({ t: v.literal('files-missing'), hashes: v.array(sha256Hex) }),
+  remoteResultSchema,
+  /** A job given back untried (the node is shutting down or lost it): run it elsewhere. */
+  v.object({ t: v.literal('returned'), id: int, reason: v.string() }),
+  v.object({ t: v.literal('progress'), id: int, fraction: v.number(), note: v.nullable(v.string()) }),
+  /** v8-serialized value in the body. */
+  v.object({ t: v.literal('provisional'), id: int }),
+  v.object({ t: v.literal('log'), id: int, line: v.string() }),
+  v.object({ t: v.literal('ping') }),
+  v.object({ t: v.literal('pong') }),
+  v.object({ t: v.literal('bye') }),
+]);
+export type FromNode = v.InferOutput<typeof fromNodeSchema>;
+
+/** Whether a relative path from the network stays inside the folder it is written to. */
+export function isSafeRelativePath(path: string): boolean {
+  if (path === '' || path.length > 4096 || path.includes('\0') || path.includes('\\')) return false;
+  if (path.startsWith('/') || /^[a-zA-Z]:/.test(path)) return false;
+  return path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
