@@ -22,7 +22,7 @@ import type {
 } from '../../shared/job.js';
 import type { Computation, ResultMessage } from '../../shared/worker-protocol.js';
 import type { DatasetItem } from './dataset/dataset-item.js';
-import { nextTaskId, type Task, type TaskOwner } from './pool/task.js';
+import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner } from './pool/task.js';
 import type { BatchStore, StatusCounts } from './store/batch-store.js';
 
 /** Items read ahead of the workers; bounds memory whatever the dataset's size. */
@@ -474,8 +474,7 @@ function outcomeOf(result: ResultMessage, task: Task): Outcome {
     endedAt: result.endedAt,
     hasOutputs: result.hasOutputs,
     jobDir: task.jobDir,
-    // A JS job that wrote nothing never made its folder; skip a syscall per tiny job.
-    mayHaveFiles: result.hasOutputs || task.computation.kind === 'program' || !result.ok,
+    mayHaveFiles: mayLeaveFolder(task, result),
     node: task.node,
   };
 }

@@ -38,6 +38,20 @@ export interface Task {
   node: string | null;
 }
 
+/**
+ * Whether an attempt may have left a folder on disk. A JS job makes its folder only when it
+ * writes output files, and skipping the removal saves a syscall per tiny job.
+ */
+export function mayLeaveFolder(task: Task, result?: ResultMessage): boolean {
+  return (
+    result === undefined ||
+    result.hasOutputs ||
+    !result.ok ||
+    task.computation.kind === 'program' ||
+    task.inputIsFile
+  );
+}
+
 let lastTaskId = 0;
 
 export function nextTaskId(): number {

@@ -23,7 +23,7 @@ import {
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
 import { programInterpreter } from '../computation/interpreter.js';
 import { createLogger } from '../log.js';
-import { nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
+import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
 
@@ -264,9 +264,9 @@ export class SubmitterSession {
         const entry = this.running.get(task.id);
         this.running.delete(task.id);
         if (!entry || this.ended) return;
-        void this.sendResult(entry.remoteId, task, result).finally(() =>
-          rm(task.jobDir, { recursive: true, force: true }),
-        );
+        const sent = this.sendResult(entry.remoteId, task, result);
+        if (mayLeaveFolder(task, result))
+          void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
       },
       onFailure: (task, status, error, times) => {
         const entry = this.running.get(task.id);

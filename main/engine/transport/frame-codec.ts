@@ -36,7 +36,9 @@ export class FrameDecoder {
 
   /** True while part of a frame has arrived and the rest has not. */
   get midFrame(): boolean {
-    return this.buffered > 0;
+    // The prefix is consumed as soon as it is read: a frame whose payload has not come yet is
+    // pending in `expected` with nothing buffered.
+    return this.buffered > 0 || this.expected !== null;
   }
 
   push(chunk: Buffer): Frame[] {

@@ -81,6 +81,9 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
     const pingIntervalMs = options.pingIntervalMs ?? DEFAULTS.pingIntervalMs;
     this.timer = setInterval(() => this.watch(), Math.min(pingIntervalMs, 1000));
     this.timer.unref();
+    // Small frames (one job, one result) must leave at once: Nagle's delay would cap a node at
+    // a few hundred jobs a second.
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (error: Error) => this.finish(new DeskGridError(ErrorCode.Connection, error.message)));
     socket.on('close', () =>
