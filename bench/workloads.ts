@@ -1,0 +1,177 @@
+// The four workloads of `npm run bench`, run through the Node API on any cluster: this
+// machine's workers, or other nodes over TLS.
+//
+//   w1_tiny     2000 JS jobs returning their input (throughput)
+//   w2_cpu      100 jobs burning ~50 ms of CPU each (efficiency = job CPU / (cores x wall))
+//   w3_data     20 jobs each sending 5 MB in and 5 MB back (MB/s both ways)
+//   w4_latency  200 sequential single-job round trips (p50 / p95)
+
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Cluster } from '../main/engine/index.js';
+
+export interface BenchLine {
+  workload: string;
+  tasks: number;
+  seconds: number;
+  tasks_per_s: number | null;
+  efficiency: number | null;
+  mb_per_s: number | null;
+  p50_ms: number | null;
+  p95_ms: number | null;
+}
+
+const computations = fileURLToPath(new URL('../../bench/computations/', import.meta.url));
+/** Throughput runs are repeated and the median reported, so one noisy run does not decide. */
+export const REPEATS = 5;
+
+export function emit(line: BenchLine): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+export function round(value: number, digits = 3): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+export function percentile(sorted: number[], fraction: number): number {
+  const at = Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1));
+  return sorted[at] ?? Number.NaN;
+}
+
+function median(values: number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
+}
+
+async function timed(run: () => Promise<void>): Promise<number> {
+  const start = performance.now();
+  await run();
+  return (performance.now() - start) / 1000;
+}
+
+async function w1Tiny(cluster: Cluster, suffix: string): Promise<void> {
+  const tasks = 2000;
+  const once = () =>
+    timed(async () => {
+      const summary = await cluster.submit({
+        computation: join(computations, 'echo.mjs'),
+        inputs: Array.from({ length: tasks }, (_, i) => i),
+      }).done;
+      if (summary.done !== tasks) throw new Error(`w1: ${summary.done} of ${tasks} done`);
+    });
+  await once(); // warm-up: JIT and the module cache
+  const runs: number[] = [];
+  for (let i = 0; i < REPEATS; i += 1) runs.push(await once());
+  const seconds = median(runs);
+  emit({
+    workload: `w1_tiny${suffix}`,
+    tasks,
+    seconds: round(seconds),
+    tasks_per_s: round(tasks / seconds, 0),
+    efficiency: null,
+    mb_per_s: null,
+    p50_ms: null,
+    p95_ms: null,
+  });
+}
+
+async function w2Cpu(cluster: Cluster, cores: number, suffix: string): Promise<void> {
+  const tasks = 100;
+  let cpuMs = 0;
+  const seconds = await timed(async () => {
+    const batch = cluster.submit({
+      computation: join(computations, 'burn.mjs'),
+      inputs: Array.from({ length: tasks }, () => 50),
+    });
+    batch.on('result', (result) => {
+      cpuMs += (result.value as { cpuMs: number }).cpuMs;
+    });
+    const summary = await batch.done;
+    if (summary.done !== tasks) throw new Error(`w2: ${summary.done} of ${tasks} done`);
+  });
+  emit({
+    workload: `w2_cpu${suffix}`,
+    tasks,
+    seconds: round(seconds),
+    tasks_per_s: round(tasks / seconds, 1),
+    efficiency: round(cpuMs / (cores * seconds * 1000)),
+    mb_per_s: null,
+    p50_ms: null,
+    p95_ms: null,
+  });
+}
+
+async function w3Data(cluster: Cluster, suffix: string): Promise<void> {
+  const tasks = 20;
+  const bytes = 5 * 1024 * 1024;
+  const inputs = Array.from({ length: tasks }, (_, i) => Buffer.alloc(bytes, i));
+  const once = () =>
+    timed(async () => {
+      const summary = await cluster.submit({ computation: join(computations, 'bytes.mjs'), inputs }).done;
+      if (summary.done !== tasks) throw new Error(`w3: ${summary.done} of ${tasks} done`);
+    });
+  await once();
+  const runs: number[] = [];
+  for (let i = 0; i < REPEATS; i += 1) runs.push(await once());
+  const seconds = median(runs);
+  const megabytes = (2 * tasks * bytes) / (1024 * 1024);
+  emit({
+    workload: `w3_data${suffix}`,
+    tasks,
+    seconds: round(seconds),
+    tasks_per_s: round(tasks / seconds, 1),
+    efficiency: null,
+    mb_per_s: round(megabytes / seconds, 1),
+    p50_ms: null,
+    p95_ms: null,
+  });
+}
+
+/** One batch whose inputs arrive one at a time, each only after the previous result: a round trip per job. */
+async function w4Latency(cluster: Cluster, suffix: string): Promise<void> {
+  const tasks = 200;
+  const warmup = 20;
+  const latencies: number[] = [];
+  let answered: (() => void) | null = null;
+  let sentAt = 0;
+  async function* oneAtATime() {
+    for (let i = 0; i < warmup + tasks; i += 1) {
+      const result = new Promise<void>((resolve) => {
+        answered = resolve;
+      });
+      sentAt = performance.now();
+      yield i;
+      await result;
+    }
+  }
+  const batch = cluster.submit({ computation: join(computations, 'echo.mjs'), inputs: oneAtATime() });
+  batch.on('result', (result) => {
+    if (result.index >= warmup) latencies.push(performance.now() - sentAt);
+    answered?.();
+  });
+  const seconds = await timed(async () => {
+    await batch.done;
+  });
+  latencies.sort((a, b) => a - b);
+  emit({
+    workload: `w4_latency${suffix}`,
+    tasks,
+    seconds: round(seconds),
+    tasks_per_s: round((tasks + warmup) / seconds, 0),
+    efficiency: null,
+    mb_per_s: null,
+    p50_ms: round(percentile(latencies, 0.5)),
+    p95_ms: round(percentile(latencies, 0.95)),
+  });
+}
+
+/** The four workloads on a started cluster; `cores` are the cores its jobs run on, `suffix` tells runs apart. */
+export async function runWorkloads(cluster: Cluster, cores: number, suffix = ''): Promise<void> {
+  await w1Tiny(cluster, suffix);
+  await w2Cpu(cluster, cores, suffix);
+  await w3Data(cluster, suffix);
+  await w4Latency(cluster, suffix);
+}
