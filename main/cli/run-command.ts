@@ -35,7 +35,8 @@ options:
   --program         run a .js file as a program instead of a module
   --json            print each finished job's results.jsonl line on stdout
   --resume DIR      finish the batch in DIR without rerunning jobs that have a result
-  --peer HOST:PORT  also run jobs on this node (repeat for more)
+  --peer HOST:PORT  also run jobs on this node (repeat for more); ID@HOST:PORT
+                    pins the node's id, refusing any other certificate there
   --secret CODE     the cluster's join code (else DESKGRID_SECRET, else deskgrid join's)
   --no-local        run jobs only on the peers, not on this machine`;
 

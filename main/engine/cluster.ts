@@ -113,7 +113,7 @@ export class Cluster {
       throw new DeskGridError(ErrorCode.Usage, `cores must be a whole number of 1 or more, not ${cores}`);
     }
     const home = options.home ?? defaultDataHome();
-    const peers = (options.peers ?? []).map(parseAddress);
+    const peers = (options.peers ?? []).map(parsePeer);
     const loaded = loadIdentity(home);
     const warnings: string[] = loaded.warning ? [loaded.warning] : [];
     const network = networkOf(options, loaded.identity, peers.length > 0 || options.serve !== undefined);
@@ -181,11 +181,16 @@ export class Cluster {
   async close(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'closing';
-    await this.server?.close();
+    this.server?.stopListening();
     for (const session of this.sessions) session.returnQueued('the node is shutting down');
-    await Promise.allSettled(this.batches.map((batch) => batch.done));
+    await Promise.allSettled([
+      ...this.batches.map((batch) => batch.done),
+      ...[...this.sessions].map((s) => s.drained()),
+    ]);
+    for (const session of this.sessions) session.close();
     for (const node of this.nodes) node.close();
     await this.pool.close();
+    this.server?.destroy();
     this.state = 'closed';
   }
 
@@ -193,7 +198,7 @@ export class Cluster {
   async destroy(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closing';
-    await this.server?.close();
+    this.server?.destroy();
     for (const batch of this.batches) batch.cancel();
     for (const node of this.nodes) node.destroy();
     await this.pool.destroy();
@@ -280,12 +285,13 @@ export class Cluster {
     });
   }
 
-  private async connectAll(network: Network, peers: NodeAddress[]): Promise<void> {
+  private async connectAll(network: Network, peers: PeerAddress[]): Promise<void> {
     const paths = dataPaths(this.home);
     const attempts = await Promise.allSettled(
       peers.map((address) =>
         RemoteNode.connect({
           address,
+          ...(address.id === undefined ? {} : { expectPeerId: address.id }),
           identity: { ...network.identity, version: network.version },
           proofKey: network.proofKey,
           maxFrameBytes: network.maxFrameBytes,
@@ -302,8 +308,8 @@ export class Cluster {
         continue;
       }
       const error = attempt.reason as DeskGridError;
-      // A wrong join code is a mistake to fix, not a node to do without.
-      if (error.code === ErrorCode.Auth) {
+      // A wrong join code or a changed certificate is a problem to fix, not a node to do without.
+      if (error.code === ErrorCode.Auth || error.code === ErrorCode.Identity) {
         throw new DeskGridError(
           ErrorCode.Auth,
           `${address?.host ?? ''}:${address?.port ?? ''}: ${error.message}`,
@@ -359,15 +365,25 @@ function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: bool
   };
 }
 
-/** "host:port" or "[v6]:port" into an address; a clear error otherwise. */
-export function parseAddress(text: string): NodeAddress {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
-  const port = Number(match?.[3]);
-  const host = match?.[1] ?? match?.[2];
+/**
+ * "host:port", "[v6]:port", or either behind "ID@" to pin the node's id (the SHA-256 of its
+ * certificate, as `deskgrid node` prints it): a different certificate there is then refused.
+ */
+export function parsePeer(text: string): PeerAddress {
+  const match = /^(?:([0-9a-f]{64})@)?(?:\[([^\]]+)\]|([^:@]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[4]);
+  const host = match?.[2] ?? match?.[3];
   if (!match || host === undefined || !(port > 0 && port < 65536)) {
-    throw new DeskGridError(ErrorCode.Usage, `invalid peer address "${text}": expected HOST:PORT`);
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `invalid peer "${text}": expected HOST:PORT or NODE-ID@HOST:PORT`,
+    );
   }
-  return { host, port };
+  return match[1] === undefined ? { host, port } : { host, port, id: match[1] };
+}
+
+interface PeerAddress extends NodeAddress {
+  id?: string;
 }
 
 /**

@@ -92,6 +92,15 @@ export function sliceFiles(files: readonly FileEntry[], body: Buffer): FileSet {
  * (the same bundle arriving twice), the new copy is dropped.
  */
 export async function writeFileSet(target: string, set: FileSet): Promise<void> {
+  // Callers check listings first; this is the last line of defence: no path leads out of target.
+  for (const file of set.files) {
+    if (!isSafeRelativePath(file.path)) {
+      throw new DeskGridError(
+        ErrorCode.Protocol,
+        `a file set names an unsafe path: ${JSON.stringify(file.path)}`,
+      );
+    }
+  }
   const temporary = `${target}.partial-${randomBytes(6).toString('hex')}`;
   try {
     await mkdir(temporary, { recursive: true, mode: 0o700 });

@@ -312,8 +312,10 @@ export class RemoteNode {
         if (!task) return;
         this.inflight.delete(message.id);
         task.node = null;
+        // A node gives jobs back only when it is stopping: send it no more.
+        if (this.state === 'open') this.state = 'closing';
         task.owner.onRequeue(task);
-        this.pump();
+        this.afterAnswer();
         return;
       }
       case 'progress': {

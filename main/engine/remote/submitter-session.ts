@@ -58,6 +58,9 @@ export class SubmitterSession {
   private readonly owner: TaskOwner;
   private readonly sessionDir: string;
   private ended = false;
+  /** Set when the node is stopping: jobs that still arrive go straight back. */
+  private returning: string | null = null;
+  private readonly drainWaiters: Array<() => void> = [];
   /** Work is handled in arrival order: a `run` must not overtake the `load` before it. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -88,12 +91,26 @@ export class SubmitterSession {
 
   /** Hands every job not yet started back to the submitter (the node is stopping). */
   returnQueued(reason: string): void {
+    this.returning = reason;
     for (const task of this.queue.splice(0))
       this.connection.send({ t: 'returned', id: remoteIdOf(task), reason });
+    this.notifyIfDrained();
   }
 
-  get busy(): boolean {
-    return this.queue.length > 0 || this.running.size > 0;
+  /** Resolves once no job of this submitter is queued or running here. */
+  drained(): Promise<void> {
+    if (this.ended || (this.queue.length === 0 && this.running.size === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Says goodbye to the submitter. */
+  close(): void {
+    this.connection.close();
+  }
+
+  private notifyIfDrained(): void {
+    if (!this.ended && (this.queue.length > 0 || this.running.size > 0)) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   private async receive(header: unknown, body: Buffer): Promise<void> {
@@ -192,6 +209,10 @@ export class SubmitterSession {
   }
 
   private async enqueue(jobs: RemoteJob[], body: Buffer): Promise<void> {
+    if (this.returning !== null) {
+      for (const job of jobs) this.connection.send({ t: 'returned', id: job.id, reason: this.returning });
+      return;
+    }
     let offset = 0;
     for (const job of jobs) {
       const computation = this.computations.get(job.key);
@@ -267,6 +288,7 @@ export class SubmitterSession {
         const sent = this.sendResult(entry.remoteId, task, result);
         if (mayLeaveFolder(task, result))
           void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
+        this.notifyIfDrained();
       },
       onFailure: (task, status, error, times) => {
         const entry = this.running.get(task.id);
@@ -274,11 +296,17 @@ export class SubmitterSession {
         if (!entry || this.ended) return;
         this.sendFailure(entry.remoteId, status, error, times);
         void rm(task.jobDir, { recursive: true, force: true });
+        this.notifyIfDrained();
       },
       onRequeue: (task) => {
         const entry = this.running.get(task.id);
         this.running.delete(task.id);
         if (!entry || this.ended) return;
+        if (this.returning !== null) {
+          this.connection.send({ t: 'returned', id: entry.remoteId, reason: this.returning });
+          this.notifyIfDrained();
+          return;
+        }
         this.queue.unshift(task);
         this.host.pump();
       },
@@ -402,6 +430,7 @@ export class SubmitterSession {
     for (const { task } of this.running.values()) this.host.cancelTask(task);
     this.running.clear();
     void rm(this.sessionDir, { recursive: true, force: true });
+    this.notifyIfDrained();
     this.host.ended(this);
   }
 }

@@ -82,11 +82,14 @@ export class JobServer {
     });
   }
 
-  /** Stops accepting connections; existing ones are closed by their owners. */
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      for (const socket of this.sockets) socket.destroy();
-    });
+  /** Stops accepting connections; the open ones stay, for their owners to close. */
+  stopListening(): void {
+    this.server.close();
+  }
+
+  /** Stops accepting connections and drops every open one now. */
+  destroy(): void {
+    this.server.close();
+    for (const socket of this.sockets) socket.destroy();
   }
 }
