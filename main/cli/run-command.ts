@@ -59,6 +59,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...(args.cores === undefined ? {} : { cores: args.cores }),
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
+  // An unreachable peer does not stop the run, but the user should know it was left out.
+  for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
   const batch =
     args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
 

@@ -413,12 +413,8 @@ export class SubmitterSession {
       error: String(error),
     });
     const message = error instanceof Error ? error.message : String(error);
-    this.connection.send({
-      t: 'reject',
-      code: error instanceof DeskGridError ? error.code : ErrorCode.Protocol,
-      message,
-    });
-    this.connection.destroy(
+    // reject(), not send() and destroy(): destroying at once would drop the reject unsent.
+    this.connection.reject(
       error instanceof DeskGridError ? error : new DeskGridError(ErrorCode.Protocol, message),
     );
   }

@@ -16,7 +16,7 @@ import {
   type Hello,
 } from '../../../shared/wire-protocol.js';
 import { createLogger } from '../log.js';
-import { FrameDecoder, encodeFrame } from './frame-codec.js';
+import { FrameDecoder, encodeFrame, type Frame } from './frame-codec.js';
 import { computeProof, exportKeyingMaterial, verifyProof, type Role } from './handshake.js';
 
 const log = createLogger('connection');
@@ -144,10 +144,16 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
         }
         settled = true;
         cleanup();
+        // The owner listens once this promise settles, a microtask later, while the rest of this
+        // read may arrive synchronously: hold every frame until then, or it would be lost.
+        socket.pause();
         const connection = new PeerConnection(socket, checked, decoder, options);
         resolve(connection);
-        // Frames that came in the same read as the hello belong to the session.
-        for (const frame of frames.slice(1)) connection.emit('message', frame.header, frame.body);
+        setImmediate(() => {
+          // Frames that came in the same read as the hello belong to the session.
+          if (!connection.closed) connection.deliver(frames.slice(1));
+          socket.resume();
+        });
       };
       const cleanup = () => {
         clearTimeout(timeout);
@@ -224,6 +230,16 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
     this.finish(error ?? null);
   }
 
+  /** Tells the peer why it is dropped, then closes; unlike destroy(), the reject is flushed first. */
+  reject(error: DeskGridError): void {
+    if (this.closed) return;
+    this.send({ t: 'reject', code: error.code, message: error.message });
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 500).unref();
+    this.finish(error);
+  }
+
   private receive(chunk: Buffer): void {
     this.lastReceivedAt = Date.now();
     let frames;
@@ -234,10 +250,13 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
         peer: this.peerId,
         error: (error as Error).message,
       });
-      this.send({ t: 'reject', code: ErrorCode.Protocol, message: (error as Error).message });
-      this.destroy(error as DeskGridError);
+      this.reject(error as DeskGridError);
       return;
     }
+    this.deliver(frames);
+  }
+
+  private deliver(frames: readonly Frame[]): void {
     for (const frame of frames) {
       const type = (frame.header as { t?: unknown }).t;
       if (type === 'ping') this.send({ t: 'pong' });
