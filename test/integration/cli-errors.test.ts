@@ -4,30 +4,13 @@
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  errorLines,
-  readJsonLines,
-  REPO_ROOT,
-  runCli,
-  splitLines,
-  type CliResult,
-} from '../support/run-cli.js';
+import { errorLines, readJsonLines, REPO_ROOT, splitLines, type CliResult } from '../support/run-cli.js';
+import { cliHome, details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 const tmp = useTempFolder();
+const { home, deskgrid } = cliHome(tmp);
 const isRoot = process.getuid?.() === 0;
-
-function home(): string {
-  return join(tmp.root, 'home');
-}
-
-function deskgrid(args: string[]): Promise<CliResult> {
-  return runCli(args, { home: home(), cwd: tmp.root });
-}
-
-function details(run: CliResult): string {
-  return `exit ${run.code}, signal ${run.signal}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
-}
 
 /** Exit 2, nothing on stdout, and stderr is exactly one line "deskgrid: ..." matching `message`. */
 function expectOneLineError(run: CliResult, message: RegExp): void {

@@ -5,17 +5,14 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findOnPath } from '../../main/engine/computation/interpreter.js';
-import { cliShellCommand, runCli, runCommand, type CliResult } from '../support/run-cli.js';
+import { cliShellCommand, runCli, runCommand } from '../support/run-cli.js';
+import { details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 const tmp = useTempFolder();
 const script = process.platform === 'linux' ? await findOnPath('script') : null;
 if (script === null) {
   console.warn('cli-progress: no util-linux `script` on this machine; the terminal progress test is skipped');
-}
-
-function details(run: CliResult): string {
-  return `exit ${run.code}, signal ${run.signal}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
 }
 
 const JOB = 'export default async (n) => n + 1;\n';

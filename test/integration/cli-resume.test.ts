@@ -16,8 +16,11 @@ import {
   runCli,
   splitLines,
   startCli,
+  type CliOptions,
   type CliResult,
+  type RunningCli,
 } from '../support/run-cli.js';
+import { details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 const tmp = useTempFolder();
@@ -38,10 +41,6 @@ export default async function (input, ctx) {
   return input * 2;
 }
 `;
-
-function details(run: CliResult): string {
-  return `exit ${run.code}, signal ${run.signal}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
-}
 
 function countLines(file: string): number {
   if (!existsSync(file)) return 0;
@@ -84,33 +83,70 @@ async function leftoverWorkers(pgid: number): Promise<number[]> {
   return leftover;
 }
 
+/** A batch run into a results folder, started by startBatch and picked up by resume. */
+interface BatchRun {
+  readonly out: string;
+  readonly resultsFile: string;
+  /** Where the jobs started by the first run and by the resumed run note their indices. */
+  readonly firstLog: string;
+  readonly secondLog: string;
+  /** The first run, still going. */
+  readonly cli: RunningCli;
+}
+
+/** Options for a CLI run whose jobs note their indices in `log`. */
+function cliOptions(log: string): CliOptions {
+  return {
+    home: join(tmp.root, 'home'),
+    cwd: tmp.root,
+    env: { DG_TEST_EXECUTIONS: log },
+    timeLimitMs: 60_000,
+  };
+}
+
+/** Starts `deskgrid run` over JOBS jobs into a results folder and returns at once. */
+function startBatch(): BatchRun {
+  const job = tmp.write('job.mjs', JOB);
+  const out = join(tmp.root, 'out');
+  const firstLog = join(tmp.root, 'executions-1.log');
+  return {
+    out,
+    resultsFile: join(out, 'results.jsonl'),
+    firstLog,
+    secondLog: join(tmp.root, 'executions-2.log'),
+    cli: startCli(['run', job, '--range', `0:${JOBS}`, '--out', out, '--cores', '2'], cliOptions(firstLog)),
+  };
+}
+
+/** Waits, bounded, until results.jsonl has `count` lines or the CLI has exited; `onPoll` runs each round. */
+async function waitForResults(batch: BatchRun, count: number, onPoll?: () => void): Promise<void> {
+  for (let waited = 0; waited < WAIT_FOR_RESULTS_MS; waited += POLL_MS) {
+    if (batch.cli.child.exitCode !== null || countLines(batch.resultsFile) >= count) return;
+    onPoll?.();
+    await sleep(POLL_MS);
+  }
+}
+
+/** Runs `deskgrid run --resume` on the batch's folder to the end. */
+function resume(batch: BatchRun): Promise<CliResult> {
+  return runCli(['run', '--resume', batch.out, '--cores', '2'], cliOptions(batch.secondLog));
+}
+
 describe('deskgrid run --resume after SIGKILL', () => {
   it('finishes the batch without running any recorded job again', async () => {
-    const job = tmp.write('job.mjs', JOB);
-    const out = join(tmp.root, 'out');
-    const resultsFile = join(out, 'results.jsonl');
-    const firstLog = join(tmp.root, 'executions-1.log');
-    const secondLog = join(tmp.root, 'executions-2.log');
-    const home = join(tmp.root, 'home');
+    const batch = startBatch();
+    const { out, resultsFile, firstLog, secondLog, cli } = batch;
 
-    const cli = startCli(['run', job, '--range', `0:${JOBS}`, '--out', out, '--cores', '2'], {
-      home,
-      cwd: tmp.root,
-      env: { DG_TEST_EXECUTIONS: firstLog },
-      timeLimitMs: 60_000,
-    });
-
-    // Wait, bounded, until a good part of the batch has results.
+    // Wait, bounded, until a good part of the batch has results, noting the workers meanwhile.
     let workers: number[] = [];
-    for (let waited = 0; waited < WAIT_FOR_RESULTS_MS; waited += POLL_MS) {
-      if (cli.child.exitCode !== null || countLines(resultsFile) >= KILL_AFTER_RESULTS) break;
+    const noteWorkers = (): void => {
       if (HAS_PROC) workers = livingGroupMembers(cli.pid).filter((pid) => pid !== cli.pid);
-      await sleep(POLL_MS);
-    }
+    };
+    await waitForResults(batch, KILL_AFTER_RESULTS, noteWorkers);
     expect(cli.child.exitCode, `the batch ended before the kill\n${cli.stderrSoFar()}`).toBeNull();
     const linesBeforeKill = countLines(resultsFile);
     expect(linesBeforeKill, cli.stderrSoFar()).toBeGreaterThanOrEqual(KILL_AFTER_RESULTS);
-    if (HAS_PROC) workers = livingGroupMembers(cli.pid).filter((pid) => pid !== cli.pid);
+    noteWorkers();
 
     process.kill(cli.pid, 'SIGKILL');
     const killed = await cli.result;
@@ -132,12 +168,7 @@ describe('deskgrid run --resume after SIGKILL', () => {
     const firstRun = new Set(executedIndices(firstLog));
     for (const index of recorded) expect(firstRun.has(index)).toBe(true);
 
-    const resumed = await runCli(['run', '--resume', out, '--cores', '2'], {
-      home,
-      cwd: tmp.root,
-      env: { DG_TEST_EXECUTIONS: secondLog },
-      timeLimitMs: 60_000,
-    });
+    const resumed = await resume(batch);
 
     expect(resumed.code, details(resumed)).toBe(0);
     expect(resumed.stdout).toContain(`${JOBS} jobs: ${JOBS} done`);
@@ -165,23 +196,9 @@ describe('deskgrid run --resume after SIGKILL', () => {
   }, 90_000);
 
   it('after an interrupt (SIGINT) exits 130, and --resume runs the jobs left unfinished', async () => {
-    const job = tmp.write('job.mjs', JOB);
-    const out = join(tmp.root, 'out');
-    const resultsFile = join(out, 'results.jsonl');
-    const firstLog = join(tmp.root, 'executions-1.log');
-    const secondLog = join(tmp.root, 'executions-2.log');
-    const home = join(tmp.root, 'home');
-
-    const cli = startCli(['run', job, '--range', `0:${JOBS}`, '--out', out, '--cores', '2'], {
-      home,
-      cwd: tmp.root,
-      env: { DG_TEST_EXECUTIONS: firstLog },
-      timeLimitMs: 60_000,
-    });
-    for (let waited = 0; waited < WAIT_FOR_RESULTS_MS; waited += POLL_MS) {
-      if (cli.child.exitCode !== null || countLines(resultsFile) >= KILL_AFTER_RESULTS / 2) break;
-      await sleep(POLL_MS);
-    }
+    const batch = startBatch();
+    const { out, resultsFile, secondLog, cli } = batch;
+    await waitForResults(batch, KILL_AFTER_RESULTS / 2);
     expect(cli.child.exitCode, `the batch ended before the interrupt\n${cli.stderrSoFar()}`).toBeNull();
 
     process.kill(cli.pid, 'SIGINT');
@@ -201,12 +218,7 @@ describe('deskgrid run --resume after SIGKILL', () => {
     expect(before.map((result) => result.index).sort(byNumber)).toEqual([...recorded].sort(byNumber));
     expect(before.every((result) => result.status === 'done')).toBe(true);
 
-    const resumed = await runCli(['run', '--resume', out, '--cores', '2'], {
-      home,
-      cwd: tmp.root,
-      env: { DG_TEST_EXECUTIONS: secondLog },
-      timeLimitMs: 60_000,
-    });
+    const resumed = await resume(batch);
 
     expect(resumed.code, details(resumed)).toBe(0);
     expect(resumed.stdout).toContain(`${JOBS} jobs: ${JOBS} done`);

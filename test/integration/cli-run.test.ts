@@ -6,10 +6,12 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findOnPath } from '../../main/engine/computation/interpreter.js';
 import type { JobResult } from '../../shared/job.js';
-import { readJsonLines, runCli, splitLines, type CliOptions, type CliResult } from '../support/run-cli.js';
+import { readJsonLines, splitLines, type CliResult } from '../support/run-cli.js';
+import { cliHome, details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 const tmp = useTempFolder();
+const { home, deskgrid } = cliHome(tmp);
 const python = process.platform === 'win32' ? 'python' : 'python3';
 const hasPython = (await findOnPath(python)) !== null;
 const hasBash = (await findOnPath('bash')) !== null;
@@ -29,12 +31,9 @@ const RESULT_KEYS = [
   'endedAt',
 ];
 
-function home(): string {
-  return join(tmp.root, 'home');
-}
-
-function deskgrid(args: string[], options: Partial<CliOptions> = {}): Promise<CliResult> {
-  return runCli(args, { home: home(), cwd: tmp.root, ...options });
+/** `deskgrid run ...args --out out --cores 1`. */
+function runInto(out: string, ...args: string[]): Promise<CliResult> {
+  return deskgrid(['run', ...args, '--out', out, '--cores', '1']);
 }
 
 /** results.jsonl of a folder, sorted by index. */
@@ -45,7 +44,7 @@ function results(out: string): JobResult[] {
 
 /** Fails with the CLI's output when it did not exit as expected. */
 function expectExit(run: CliResult, code: number): void {
-  expect(run.code, `signal ${run.signal}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`).toBe(code);
+  expect(run.code, details(run)).toBe(code);
 }
 
 const IDENTITY = 'export default async function (input) {\n  return input;\n}\n';
@@ -239,7 +238,7 @@ describe('deskgrid run: split modes', () => {
     const out = join(tmp.root, 'out');
     const splitArgs = split === null ? [] : ['--split', split];
 
-    const run = await deskgrid(['run', job, data, ...splitArgs, '--out', out, '--cores', '1']);
+    const run = await runInto(out, job, data, ...splitArgs);
 
     expectExit(run, 0);
     const rows = results(out);
@@ -264,7 +263,7 @@ describe('deskgrid run: split modes', () => {
     tmp.write('docs/.hidden', 'skipped');
     const out = join(tmp.root, 'out');
 
-    const run = await deskgrid(['run', job, folder, ...split, '--out', out, '--cores', '1']);
+    const run = await runInto(out, job, folder, ...split);
 
     expectExit(run, 0);
     const rows = results(out);
@@ -284,7 +283,7 @@ describe('deskgrid run: split modes', () => {
     const job = tmp.write('identity.mjs', IDENTITY);
     const out = join(tmp.root, 'out');
 
-    const run = await deskgrid(['run', job, '--range', range, '--out', out, '--cores', '1']);
+    const run = await runInto(out, job, '--range', range);
 
     expectExit(run, 0);
     expect(results(out).map((row) => [row.index, row.input, row.value])).toEqual(
@@ -311,7 +310,7 @@ describe('deskgrid run: split modes', () => {
     tmp.write('data/nested/two.txt', 'second\n');
     const out = join(tmp.root, 'out');
 
-    const run = await deskgrid(['run', job, join(tmp.root, 'data'), ...split, '--out', out, '--cores', '1']);
+    const run = await runInto(out, job, join(tmp.root, 'data'), ...split);
 
     expectExit(run, 0);
     const rows = results(out);
@@ -330,7 +329,7 @@ describe('deskgrid run: programs and job options', () => {
     const data = tmp.write('words.txt', 'alpha\nbeta\n');
     const out = join(tmp.root, 'out');
 
-    const run = await deskgrid(['run', job, data, '--stdin', '--out', out, '--cores', '1']);
+    const run = await runInto(out, job, data, '--stdin');
 
     expectExit(run, 0);
     const rows = results(out);
@@ -345,16 +344,7 @@ describe('deskgrid run: programs and job options', () => {
     tmp.write('files/b.txt', 'seven!!');
     const out = join(tmp.root, 'out');
 
-    const run = await deskgrid([
-      'run',
-      job,
-      join(tmp.root, 'files'),
-      '--stdin',
-      '--out',
-      out,
-      '--cores',
-      '1',
-    ]);
+    const run = await runInto(out, job, join(tmp.root, 'files'), '--stdin');
 
     expectExit(run, 0);
     expect(results(out).map((row) => [row.input, row.value])).toEqual([
@@ -376,7 +366,7 @@ describe('deskgrid run: programs and job options', () => {
     expectExit(asModule, 2);
     expect(asModule.stderr).toMatch(/^deskgrid: cannot load .*shout\.js: /);
 
-    const run = await deskgrid(['run', job, data, '--program', '--out', out, '--cores', '1']);
+    const run = await runInto(out, job, data, '--program');
 
     expectExit(run, 0);
     const rows = results(out);
@@ -395,18 +385,7 @@ describe('deskgrid run: programs and job options', () => {
     );
     const out = join(tmp.root, 'out');
 
-    const run = await deskgrid([
-      'run',
-      job,
-      '--range',
-      '0:3',
-      '--timeout',
-      '0.5',
-      '--out',
-      out,
-      '--cores',
-      '1',
-    ]);
+    const run = await runInto(out, job, '--range', '0:3', '--timeout', '0.5');
 
     expectExit(run, 1);
     expect(run.stdout).toContain('3 jobs: 2 done, 1 timed out');
@@ -448,7 +427,7 @@ describe('deskgrid run: programs and job options', () => {
     );
 
     const failing = join(tmp.root, 'failing');
-    const once = await deskgrid(['run', job, '--range', '0:3', '--out', failing, '--cores', '1']);
+    const once = await runInto(failing, job, '--range', '0:3');
     expectExit(once, 1);
     expect(once.stdout).toContain('3 jobs: 0 done, 3 failed');
     for (const row of results(failing)) {
@@ -462,18 +441,7 @@ describe('deskgrid run: programs and job options', () => {
     }
 
     const retried = join(tmp.root, 'retried');
-    const twice = await deskgrid([
-      'run',
-      job,
-      '--range',
-      '0:3',
-      '--retries',
-      '1',
-      '--out',
-      retried,
-      '--cores',
-      '1',
-    ]);
+    const twice = await runInto(retried, job, '--range', '0:3', '--retries', '1');
     expectExit(twice, 0);
     expect(twice.stdout).toContain('3 jobs: 3 done, 3 retried');
     expect(results(retried).map((row) => [row.status, row.attempts, row.value])).toEqual([

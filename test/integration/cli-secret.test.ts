@@ -6,22 +6,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatJoinCode, parseJoinCode } from '../../shared/join-code.js';
 import { clusterId } from '../../main/engine/identity/cluster-key.js';
-import { runCli, splitLines, type CliResult } from '../support/run-cli.js';
+import { splitLines, type CliResult } from '../support/run-cli.js';
+import { cliHome, details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 const tmp = useTempFolder();
-
-function home(): string {
-  return join(tmp.root, 'home');
-}
-
-function deskgrid(args: string[]): Promise<CliResult> {
-  return runCli(args, { home: home(), cwd: tmp.root });
-}
-
-function details(run: CliResult): string {
-  return `exit ${run.code}, signal ${run.signal}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
-}
+const { home, deskgrid } = cliHome(tmp);
 
 function savedSettings(): unknown {
   return JSON.parse(readFileSync(join(home(), 'settings.json'), 'utf8'));

@@ -2,55 +2,28 @@
 // before any job runs; results folders refuse a second batch; resume runs only what is missing.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  Cluster,
   DeskGridError,
   ErrorCode,
-  type Batch,
   type JobResult,
   type SplitMode,
   type SubmitOptions,
 } from '../../main/engine/index.js';
+import { collect, fixture, readResultsFile, resultLines, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 const tmp = useTempFolder();
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-bad-input-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
-
-function collect(batch: Batch): JobResult[] {
-  const results: JobResult[] = [];
-  batch.on('result', (result) => results.push(result));
-  return results;
-}
-
-function resultLines(out: string): string[] {
-  return readFileSync(join(out, 'results.jsonl'), 'utf8')
-    .split('\n')
-    .filter((line) => line !== '');
-}
+const shared = useCluster('bad-input');
 
 /** Submits, expects `batch.done` to reject with a DeskGridError, and checks that nothing ran. */
 async function refusal(options: SubmitOptions): Promise<DeskGridError> {
-  const batch = cluster.submit(options);
+  const batch = shared.cluster.submit(options);
   const results = collect(batch);
   const error: unknown = await batch.done.then(
     () => null,
@@ -167,7 +140,7 @@ describe('bad options and datasets', () => {
 
   it('refuses an out folder that already holds a batch', async () => {
     const out = join(tmp.root, 'out');
-    const first = cluster.submit({ computation: fixture('double.mjs'), range: '0:3', out });
+    const first = shared.cluster.submit({ computation: fixture('double.mjs'), range: '0:3', out });
     expect(await first.done).toMatchObject({ done: 3, out });
     const before = readFileSync(join(out, 'results.jsonl'), 'utf8');
 
@@ -183,13 +156,13 @@ describe('resume', () => {
   it('runs nothing again when every job already has a result', async () => {
     const dataset = tmp.write('words.txt', 'alpha\nbeta\ngamma\ndelta\n');
     const out = join(tmp.root, 'out');
-    const first = cluster.submit({ computation: fixture('identity.mjs'), dataset, out });
+    const first = shared.cluster.submit({ computation: fixture('identity.mjs'), dataset, out });
     const firstResults = collect(first);
     expect(await first.done).toMatchObject({ total: 4, done: 4, ok: true, out });
     const before = resultLines(out);
     expect(before).toHaveLength(4);
 
-    const resumed = cluster.resume(out);
+    const resumed = shared.cluster.resume(out);
     const rerun = collect(resumed);
     const summary = await resumed.done;
     expect(rerun).toEqual([]);
@@ -208,7 +181,7 @@ describe('resume', () => {
     const out = join(tmp.root, 'out');
     // Two quick jobs, then four long ones (sleep.mjs sleeps its input in milliseconds).
     const dataset = tmp.write('naps.jsonl', '1\n1\n5000\n5000\n5000\n5000\n');
-    const first = cluster.submit({ computation: fixture('sleep.mjs'), dataset, out });
+    const first = shared.cluster.submit({ computation: fixture('sleep.mjs'), dataset, out });
     const firstResults = collect(first);
     await new Promise<void>((resolve) => {
       first.on('result', () => {
@@ -221,7 +194,7 @@ describe('resume', () => {
 
     expect(resultLines(out)).toHaveLength(6);
 
-    const resumed = cluster.resume(out);
+    const resumed = shared.cluster.resume(out);
     const rerun = collect(resumed);
     const summary = await resumed.done;
     expect(rerun.map((r) => [r.index, r.status])).toEqual([]);
@@ -269,7 +242,7 @@ describe('resume', () => {
     expect(resultLines(out)).toHaveLength(3);
 
     rmSync(marker);
-    const resumed = cluster.resume(out);
+    const resumed = shared.cluster.resume(out);
     const rerun = collect(resumed);
     const summary = await resumed.done;
     expect(rerun.map((r) => [r.index, r.status, r.value]).sort()).toEqual([
@@ -278,7 +251,7 @@ describe('resume', () => {
       [5, 'done', 50],
     ]);
     expect(summary).toMatchObject({ total: 6, done: 6, ok: true });
-    const lines = resultLines(out).map((line) => JSON.parse(line) as JobResult);
+    const lines = readResultsFile(out);
     expect(lines.map((r) => [r.index, r.value]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
       [0, 0],
       [1, 10],
@@ -290,7 +263,7 @@ describe('resume', () => {
   });
 
   it('rejects resuming a folder that holds no batch with DG_ERR_RESUME', async () => {
-    const batch = cluster.resume(join(tmp.root, 'no-such-batch'));
+    const batch = shared.cluster.resume(join(tmp.root, 'no-such-batch'));
     const results = collect(batch);
     await expect(batch.done).rejects.toBeInstanceOf(DeskGridError);
     await expect(batch.done).rejects.toMatchObject({ code: ErrorCode.Resume });
@@ -299,18 +272,18 @@ describe('resume', () => {
 
   it('rejects resuming a batch whose inputs came from the API with DG_ERR_RESUME', async () => {
     const out = join(tmp.root, 'out');
-    const first = cluster.submit({ computation: fixture('double.mjs'), inputs: [1, 2], out });
+    const first = shared.cluster.submit({ computation: fixture('double.mjs'), inputs: [1, 2], out });
     await first.done;
-    const batch = cluster.resume(out);
+    const batch = shared.cluster.resume(out);
     await expect(batch.done).rejects.toMatchObject({ code: ErrorCode.Resume });
   });
 
   it('rejects resuming over a dataset that changed with DG_ERR_RESUME', async () => {
     const dataset = tmp.write('lines.txt', 'a\nb\n');
     const out = join(tmp.root, 'out');
-    await cluster.submit({ computation: fixture('identity.mjs'), dataset, out }).done;
+    await shared.cluster.submit({ computation: fixture('identity.mjs'), dataset, out }).done;
     tmp.write('lines.txt', 'a\nb\nc and more\n');
-    const batch = cluster.resume(out);
+    const batch = shared.cluster.resume(out);
     await expect(batch.done).rejects.toMatchObject({ code: ErrorCode.Resume });
     expect(resultLines(out)).toHaveLength(2);
   });

@@ -1,43 +1,18 @@
 // Cancelling a whole batch or one job, batches sharing a cluster, and the cluster's own end
 // (close waits, destroy cancels).
 
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, DeskGridError, ErrorCode, type Batch, type JobResult } from '../../main/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import { Cluster, DeskGridError, ErrorCode, type Batch } from '../../main/engine/index.js';
+import { byIndex, collect, fixture, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
-
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
 
 /** Long enough that a job still running when the test checks was certainly stopped by the cancel. */
 const LONG_MS = 5000;
 
 const tmp = useTempFolder();
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-cancel-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
-
-function collect(batch: Batch): JobResult[] {
-  const results: JobResult[] = [];
-  batch.on('result', (result) => results.push(result));
-  return results;
-}
-
-function byIndex(results: readonly JobResult[]): JobResult[] {
-  return [...results].sort((a, b) => a.index - b.index);
-}
+const shared = useCluster('cancel');
 
 /** Resolves once the jobs with these indices have reported that they started (sleep.mjs does). */
 function started(batch: Batch, indices: number[]): Promise<void> {
@@ -81,13 +56,13 @@ function isAlive(pid: number): boolean {
 describe('cancel', () => {
   it('cancels a whole batch of long jobs, then runs a new batch', async () => {
     const inputs = Array.from({ length: 6 }, () => LONG_MS);
-    const batch = cluster.submit({ computation: fixture('sleep.mjs'), inputs });
+    const batch = shared.cluster.submit({ computation: fixture('sleep.mjs'), inputs });
     const results = collect(batch);
     // Which jobs run first depends on how the pool pipelines them; two cores run two at once
     // (this is the file's first test: both workers of the fresh cluster are ready).
     const running = await firstStarted(batch, 2);
     expect(batch.stats().running).toBeGreaterThanOrEqual(2);
-    expect(cluster.stats().busyCores).toBe(2);
+    expect(shared.cluster.stats().busyCores).toBe(2);
 
     expect(batch.cancel()).toBe(true);
     const summary = await batch.done;
@@ -100,7 +75,7 @@ describe('cancel', () => {
         value: null,
         error: { code: ErrorCode.Cancelled },
       });
-      expect(result.node).toBe(cluster.nodeId);
+      expect(result.node).toBe(shared.cluster.nodeId);
     }
     // The two jobs that were running had started; the others never did.
     expect(
@@ -109,7 +84,7 @@ describe('cancel', () => {
         .map((r) => r.index),
     ).toEqual(running);
 
-    const next = cluster.submit({ computation: fixture('double.mjs'), inputs: [1, 2, 3, 4, 5] });
+    const next = shared.cluster.submit({ computation: fixture('double.mjs'), inputs: [1, 2, 3, 4, 5] });
     const nextResults = collect(next);
     expect(await next.done).toMatchObject({ total: 5, done: 5, cancelled: 0, ok: true });
     expect(byIndex(nextResults).map((r) => r.value)).toEqual([2, 4, 6, 8, 10]);
@@ -118,7 +93,7 @@ describe('cancel', () => {
   it('cancels one running job and one waiting job only', async () => {
     // Jobs 0 and 5 would take long; the others are short.
     const inputs = [LONG_MS, 50, 50, 50, 50, LONG_MS, 50, 50];
-    const batch = cluster.submit({ computation: fixture('sleep.mjs'), inputs });
+    const batch = shared.cluster.submit({ computation: fixture('sleep.mjs'), inputs });
     const results = collect(batch);
     await started(batch, [0]);
 
@@ -148,12 +123,12 @@ describe('cancel', () => {
     // A batch of tiny jobs first, so that the pool pipelines several tasks into each worker:
     // cancelling a running job kills its worker, and the jobs waiting behind it, cancelled a
     // moment before, must not come back to run.
-    await cluster.submit({
+    await shared.cluster.submit({
       computation: fixture('double.mjs'),
       inputs: Array.from({ length: 200 }, (_, i) => i),
     }).done;
     const inputs = Array.from({ length: 8 }, () => LONG_MS);
-    const batch = cluster.submit({ computation: fixture('sleep.mjs'), inputs });
+    const batch = shared.cluster.submit({ computation: fixture('sleep.mjs'), inputs });
     const results = collect(batch);
     // One job running is enough: a worker replaced by an earlier test may still be starting.
     await firstStarted(batch, 1);
@@ -170,7 +145,7 @@ describe('cancel', () => {
     // Each job starts a long sleep in the background, says where it is, and waits for it.
     const script = tmp.write('nap.sh', 'sleep 30 &\necho $! > "$1.tmp" && mv "$1.tmp" "$1"\nwait\n');
     const pidFiles = [join(tmp.root, 'a.pid'), join(tmp.root, 'b.pid')];
-    const batch = cluster.submit({ computation: script, inputs: pidFiles });
+    const batch = shared.cluster.submit({ computation: script, inputs: pidFiles });
     const results = collect(batch);
     // Both may run at once, or the second may wait behind the first in the same worker.
     await expect.poll(() => pidFiles.some((file) => existsSync(file)), { timeout: 10_000 }).toBe(true);
@@ -194,15 +169,15 @@ describe('cancel', () => {
 describe('batches sharing a cluster', () => {
   it('runs two batches submitted at once, taking turns', async () => {
     const order: string[] = [];
-    const a = cluster.submit({
+    const a = shared.cluster.submit({
       computation: fixture('sleep.mjs'),
       inputs: Array.from({ length: 30 }, () => 50),
     });
-    const b = cluster.submit({
+    const b = shared.cluster.submit({
       computation: fixture('sleep.mjs'),
       inputs: Array.from({ length: 30 }, () => 51),
     });
-    expect(cluster.stats().batches).toBe(2);
+    expect(shared.cluster.stats().batches).toBe(2);
     const aResults = collect(a);
     const bResults = collect(b);
     a.on('result', (r) => order.push(`a${r.index}`));
@@ -220,13 +195,13 @@ describe('batches sharing a cluster', () => {
     const firstHalf = order.slice(0, 30);
     expect(firstHalf.filter((key) => key.startsWith('a')).length).toBeGreaterThan(0);
     expect(firstHalf.filter((key) => key.startsWith('b')).length).toBeGreaterThan(0);
-    expect(cluster.stats().batches).toBe(0);
+    expect(shared.cluster.stats().batches).toBe(0);
   });
 });
 
 describe('ending a cluster', () => {
   it('close() waits for submitted batches, then refuses new ones', async () => {
-    const own = await Cluster.start({ home, cores: 2 });
+    const own = await Cluster.start({ home: shared.home, cores: 2 });
     const batch = own.submit({ computation: fixture('sleep.mjs'), inputs: [100, 100, 100] });
     const results = collect(batch);
     await own.close();
@@ -238,7 +213,7 @@ describe('ending a cluster', () => {
   });
 
   it('destroy() cancels running batches', async () => {
-    const own = await Cluster.start({ home, cores: 2 });
+    const own = await Cluster.start({ home: shared.home, cores: 2 });
     const batch = own.submit({ computation: fixture('sleep.mjs'), inputs: [LONG_MS, LONG_MS, LONG_MS] });
     const results = collect(batch);
     await started(batch, [0]);

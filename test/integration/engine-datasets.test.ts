@@ -1,44 +1,19 @@
-// Datasets through cluster.submit: each split mode and ranges reach the jobs as inputs, and
+// Datasets through shared.cluster.submit: each split mode and ranges reach the jobs as inputs, and
 // results.jsonl records what the dataset held (for files, the path relative to the folder).
 
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, type Batch, type JobResult, type SplitMode } from '../../main/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import type { JobResult, SplitMode } from '../../main/engine/index.js';
+import { byIndex, collect, fixture, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
-
 const tmp = useTempFolder();
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-datasets-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
-
-function collect(batch: Batch): JobResult[] {
-  const results: JobResult[] = [];
-  batch.on('result', (result) => results.push(result));
-  return results;
-}
-
-function byIndex(results: readonly JobResult[]): JobResult[] {
-  return [...results].sort((a, b) => a.index - b.index);
-}
+const shared = useCluster('datasets');
 
 /** Runs the identity module over a dataset; returns [input, value] pairs by index. */
 async function runIdentity(dataset: string, split?: SplitMode): Promise<Array<[unknown, unknown]>> {
-  const batch = cluster.submit({
+  const batch = shared.cluster.submit({
     computation: fixture('identity.mjs'),
     dataset,
     ...(split === undefined ? {} : { split }),
@@ -101,7 +76,11 @@ describe('datasets through submit', () => {
     tmp.write('docs/sub/c.txt', 'sea\n');
     tmp.write('docs/.hidden', 'skipped\n');
     const folder = join(tmp.root, 'docs');
-    const batch = cluster.submit({ computation: fixture('read-file.mjs'), dataset: folder, split: 'files' });
+    const batch = shared.cluster.submit({
+      computation: fixture('read-file.mjs'),
+      dataset: folder,
+      split: 'files',
+    });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ total: 3, done: 3, ok: true });
@@ -117,7 +96,7 @@ describe('datasets through submit', () => {
     tmp.write('letters/y.txt', 'world\n');
     const upper = tmp.write('upper.sh', 'tr a-z A-Z\n');
     const out = join(tmp.root, 'out');
-    const batch = cluster.submit({
+    const batch = shared.cluster.submit({
       computation: upper,
       dataset: join(tmp.root, 'letters'),
       stdin: true,
@@ -134,7 +113,7 @@ describe('datasets through submit', () => {
   });
 
   it('runs a range as numeric inputs', async () => {
-    const batch = cluster.submit({ computation: fixture('double.mjs'), range: '0:10:3' });
+    const batch = shared.cluster.submit({ computation: fixture('double.mjs'), range: '0:10:3' });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ total: 4, done: 4, ok: true });
@@ -147,7 +126,7 @@ describe('datasets through submit', () => {
   });
 
   it('runs a counting-down range through a Python program', async () => {
-    const batch = cluster.submit({ computation: fixture('square.py'), range: '3:0:-1' });
+    const batch = shared.cluster.submit({ computation: fixture('square.py'), range: '3:0:-1' });
     const results = collect(batch);
     await batch.done;
     expect(byIndex(results).map((r) => [r.input, r.value])).toEqual([
@@ -158,7 +137,7 @@ describe('datasets through submit', () => {
   });
 
   it('runs an empty range as an empty batch', async () => {
-    const batch = cluster.submit({ computation: fixture('double.mjs'), range: '5:5' });
+    const batch = shared.cluster.submit({ computation: fixture('double.mjs'), range: '5:5' });
     const results = collect(batch);
     const summary = await batch.done;
     expect(results).toEqual([]);

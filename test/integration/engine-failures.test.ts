@@ -2,38 +2,11 @@
 // job only, the pool replaces any killed worker, and every other job of the batch ends done.
 // Retries run a failed job again with the next attempt number.
 
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, ErrorCode, type Batch, type JobResult } from '../../main/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, type JobResult } from '../../main/engine/index.js';
+import { byIndex, collect, fixture, useCluster } from '../support/engine-cluster.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
-
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-failures-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
-
-function collect(batch: Batch): JobResult[] {
-  const results: JobResult[] = [];
-  batch.on('result', (result) => results.push(result));
-  return results;
-}
-
-function byIndex(results: readonly JobResult[]): JobResult[] {
-  return [...results].sort((a, b) => a.index - b.index);
-}
+const shared = useCluster('failures');
 
 /** Inputs "ok-0", "ok-1"... with `bad` placed at the given indices. */
 function inputsWith(count: number, bad: Record<number, string>): string[] {
@@ -54,7 +27,7 @@ function expectOthersDone(
       value: `ok ${inputs[result.index] ?? ''}`,
       error: null,
       attempts: 1,
-      node: cluster.nodeId,
+      node: shared.cluster.nodeId,
     });
   }
 }
@@ -62,7 +35,7 @@ function expectOthersDone(
 describe('failures stay with their job', () => {
   it('records a throwing job and a crashing job as failed; the rest complete', async () => {
     const inputs = inputsWith(12, { 3: 'throw', 7: 'exit' });
-    const batch = cluster.submit({ computation: fixture('misbehave.mjs'), inputs });
+    const batch = shared.cluster.submit({ computation: fixture('misbehave.mjs'), inputs });
     const results = collect(batch);
     const summary = await batch.done;
 
@@ -92,13 +65,13 @@ describe('failures stay with their job', () => {
       },
     });
     // The pool replaced the crashed worker.
-    await expect.poll(() => cluster.stats().busyCores, { timeout: 5000 }).toBe(0);
-    expect(cluster.stats().cores).toBe(2);
+    await expect.poll(() => shared.cluster.stats().busyCores, { timeout: 5000 }).toBe(0);
+    expect(shared.cluster.stats().cores).toBe(2);
   });
 
   it('stops a job that runs past its timeout; the rest complete', async () => {
     const inputs = inputsWith(6, { 2: 'loop' });
-    const batch = cluster.submit({ computation: fixture('misbehave.mjs'), inputs, timeout: 1 });
+    const batch = shared.cluster.submit({ computation: fixture('misbehave.mjs'), inputs, timeout: 1 });
     const results = collect(batch);
     const summary = await batch.done;
 
@@ -118,7 +91,7 @@ describe('failures stay with their job', () => {
 
   it('stops a job that uses more memory than its limit; the rest complete', async () => {
     const inputs = inputsWith(6, { 1: 'memory' });
-    const batch = cluster.submit({ computation: fixture('misbehave.mjs'), inputs, maxMemoryMb: 200 });
+    const batch = shared.cluster.submit({ computation: fixture('misbehave.mjs'), inputs, maxMemoryMb: 200 });
     const results = collect(batch);
     const summary = await batch.done;
 
@@ -131,7 +104,7 @@ describe('failures stay with their job', () => {
   });
 
   it('runs a new batch normally after workers were killed', async () => {
-    const batch = cluster.submit({ computation: fixture('double.mjs'), inputs: [1, 2, 3, 4] });
+    const batch = shared.cluster.submit({ computation: fixture('double.mjs'), inputs: [1, 2, 3, 4] });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ done: 4, ok: true });
@@ -142,7 +115,7 @@ describe('failures stay with their job', () => {
 describe('retries', () => {
   it('tries a failing job again until it succeeds on its third attempt', async () => {
     const inputs = ['a', 'flaky', 'b'];
-    const batch = cluster.submit({ computation: fixture('flaky.mjs'), inputs, retries: 2 });
+    const batch = shared.cluster.submit({ computation: fixture('flaky.mjs'), inputs, retries: 2 });
     const results = collect(batch);
     const summary = await batch.done;
 
@@ -157,7 +130,7 @@ describe('retries', () => {
   });
 
   it('records the last failure once the retries are used up', async () => {
-    const batch = cluster.submit({
+    const batch = shared.cluster.submit({
       computation: fixture('flaky.mjs'),
       inputs: ['always', 'flaky', 'c'],
       retries: 1,
@@ -175,7 +148,7 @@ describe('retries', () => {
   });
 
   it('retries a timed-out job', async () => {
-    const batch = cluster.submit({
+    const batch = shared.cluster.submit({
       computation: fixture('misbehave.mjs'),
       inputs: ['loop', 'x'],
       timeout: 0.5,

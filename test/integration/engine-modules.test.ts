@@ -1,55 +1,15 @@
 // JS and TS module computations run in real warm workers: every input once, values, captured
 // output, the three ways results are delivered, and the job context's events and output files.
 
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Cluster,
-  type Batch,
-  type JobLog,
-  type JobProgress,
-  type JobProvisional,
-  type JobResult,
-} from '../../main/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import type { JobLog, JobProgress, JobProvisional, JobResult } from '../../main/engine/index.js';
+import { byIndex, collect, fixture, readResultsFile, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
-
 const tmp = useTempFolder();
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-modules-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
-
-function collect(batch: Batch): JobResult[] {
-  const results: JobResult[] = [];
-  batch.on('result', (result) => results.push(result));
-  return results;
-}
-
-function byIndex(results: readonly JobResult[]): JobResult[] {
-  return [...results].sort((a, b) => a.index - b.index);
-}
-
-function readResultsFile(out: string): JobResult[] {
-  const text = readFileSync(join(out, 'results.jsonl'), 'utf8');
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as JobResult);
-}
+const shared = useCluster('modules');
 
 interface Echoed {
   input: unknown;
@@ -75,7 +35,7 @@ function expectEchoResults(results: readonly JobResult[], inputs: readonly numbe
     expect(result.stderr).toBe(`stderr of job ${result.index}\n`);
     expect(result.error).toBeNull();
     expect(result.exitCode).toBeNull();
-    expect(result.node).toBe(cluster.nodeId);
+    expect(result.node).toBe(shared.cluster.nodeId);
     expect(result.attempts).toBe(1);
     expect(typeof result.startedAt).toBe('number');
     expect(typeof result.endedAt).toBe('number');
@@ -83,17 +43,26 @@ function expectEchoResults(results: readonly JobResult[], inputs: readonly numbe
   }
 }
 
+/**
+ * Runs echo.mjs over `inputs` (the numbers of `expected`, as an array or a generator), gathers
+ * the results both through events and by iterating the batch, and checks each way.
+ */
+async function runEcho(inputs: number[] | AsyncIterable<number>, expected: readonly number[]) {
+  const batch = shared.cluster.submit({ computation: fixture('echo.mjs'), inputs });
+  const fromEvents = collect(batch);
+  const fromIteration: JobResult[] = [];
+  for await (const result of batch) fromIteration.push(result);
+  const summary = await batch.done;
+
+  expectEchoResults(fromEvents, expected);
+  expectEchoResults(fromIteration, expected);
+  return { batch, fromEvents, fromIteration, summary };
+}
+
 describe('JS module over inputs', () => {
   it('runs an array of inputs: every index once, values, output, events, iteration and summary', async () => {
     const inputs = Array.from({ length: 25 }, (_, i) => i * 10);
-    const batch = cluster.submit({ computation: fixture('echo.mjs'), inputs });
-    const fromEvents = collect(batch);
-    const fromIteration: JobResult[] = [];
-    for await (const result of batch) fromIteration.push(result);
-    const summary = await batch.done;
-
-    expectEchoResults(fromEvents, inputs);
-    expectEchoResults(fromIteration, inputs);
+    const { batch, fromEvents, fromIteration, summary } = await runEcho(inputs, inputs);
     // Both ways see the same results, in the same (completion) order.
     expect(fromIteration.map((r) => r.index)).toEqual(fromEvents.map((r) => r.index));
     expect(summary).toMatchObject({
@@ -132,19 +101,12 @@ describe('JS module over inputs', () => {
         yield input;
       }
     }
-    const batch = cluster.submit({ computation: fixture('echo.mjs'), inputs: generate() });
-    const fromEvents = collect(batch);
-    const fromIteration: JobResult[] = [];
-    for await (const result of batch) fromIteration.push(result);
-    const summary = await batch.done;
-
-    expectEchoResults(fromEvents, inputs);
-    expectEchoResults(fromIteration, inputs);
+    const { summary } = await runEcho(generate(), inputs);
     expect(summary).toMatchObject({ total: 8, done: 8, failed: 0, ok: true });
   });
 
   it('runs one job with input null when given no inputs', async () => {
-    const batch = cluster.submit({ computation: fixture('identity.mjs') });
+    const batch = shared.cluster.submit({ computation: fixture('identity.mjs') });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ total: 1, done: 1, ok: true });
@@ -153,7 +115,7 @@ describe('JS module over inputs', () => {
   });
 
   it('runs an empty list of inputs as an empty batch', async () => {
-    const batch = cluster.submit({ computation: fixture('double.mjs'), inputs: [] });
+    const batch = shared.cluster.submit({ computation: fixture('double.mjs'), inputs: [] });
     const results = collect(batch);
     const summary = await batch.done;
     expect(results).toEqual([]);
@@ -161,10 +123,10 @@ describe('JS module over inputs', () => {
   });
 
   it('reports the cluster itself', () => {
-    const stats = cluster.stats();
-    expect(stats.nodeId).toBe(cluster.nodeId);
-    expect(typeof cluster.nodeId).toBe('string');
-    expect(cluster.nodeId.length).toBeGreaterThan(0);
+    const stats = shared.cluster.stats();
+    expect(stats.nodeId).toBe(shared.cluster.nodeId);
+    expect(typeof shared.cluster.nodeId).toBe('string');
+    expect(shared.cluster.nodeId.length).toBeGreaterThan(0);
     expect(stats.cores).toBe(2);
   });
 });
@@ -176,7 +138,7 @@ describe('TS module', () => {
       { width: 5, height: 7 },
       { width: 0, height: 9 },
     ];
-    const batch = cluster.submit({ computation: fixture('ts-module/main.ts'), inputs });
+    const batch = shared.cluster.submit({ computation: fixture('ts-module/main.ts'), inputs });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ total: 3, done: 3, ok: true });
@@ -186,7 +148,9 @@ describe('TS module', () => {
       ['done', { index: 2, area: 0 }],
     ]);
     // The bundle is cached in the cluster's data folder.
-    const cached = readdirSync(join(home, 'cache', 'computations')).filter((name) => name.endsWith('.mjs'));
+    const cached = readdirSync(join(shared.home, 'cache', 'computations')).filter((name) =>
+      name.endsWith('.mjs'),
+    );
     expect(cached.length).toBeGreaterThanOrEqual(1);
   });
 
@@ -196,7 +160,7 @@ describe('TS module', () => {
       "import { area } from './helper.js';\nexport default (n: number) => area(n);\n",
     );
     tmp.write('shapes/helper.ts', 'export const area = (side: number): number => side * side;\n');
-    const batch = cluster.submit({ computation: join(tmp.root, 'shapes'), inputs: [4, 6] });
+    const batch = shared.cluster.submit({ computation: join(tmp.root, 'shapes'), inputs: [4, 6] });
     const results = collect(batch);
     await batch.done;
     expect(byIndex(results).map((r) => r.value)).toEqual([16, 36]);
@@ -207,7 +171,7 @@ describe('job context', () => {
   it('delivers progress, provisional values and log lines with the right index, and output files', async () => {
     const out = join(tmp.root, 'out');
     const inputs = ['a', 'b', 'c'];
-    const batch = cluster.submit({ computation: fixture('events.mjs'), inputs, out });
+    const batch = shared.cluster.submit({ computation: fixture('events.mjs'), inputs, out });
     const progress: JobProgress[] = [];
     const provisional: JobProvisional[] = [];
     const logs: JobLog[] = [];
@@ -223,14 +187,14 @@ describe('job context', () => {
 
     for (const [index, input] of inputs.entries()) {
       expect(progress.filter((event) => event.index === index)).toEqual([
-        { index, fraction: 0.25, note: `quarter of ${input}`, node: cluster.nodeId },
-        { index, fraction: 1, note: null, node: cluster.nodeId },
+        { index, fraction: 0.25, note: `quarter of ${input}`, node: shared.cluster.nodeId },
+        { index, fraction: 1, note: null, node: shared.cluster.nodeId },
       ]);
       expect(provisional.filter((event) => event.index === index)).toEqual([
-        { index, value: { partial: input, index }, node: cluster.nodeId },
+        { index, value: { partial: input, index }, node: shared.cluster.nodeId },
       ]);
       expect(logs.filter((event) => event.index === index)).toEqual([
-        { index, line: `log line ${input}`, node: cluster.nodeId },
+        { index, line: `log line ${input}`, node: shared.cluster.nodeId },
       ]);
       const result = results.find((r) => r.index === index);
       expect(result).toMatchObject({
@@ -257,13 +221,13 @@ describe('job context', () => {
   });
 
   it('keeps output files of a batch without `out` under the cluster data folder', async () => {
-    const batch = cluster.submit({ computation: fixture('events.mjs'), inputs: ['x'] });
+    const batch = shared.cluster.submit({ computation: fixture('events.mjs'), inputs: ['x'] });
     const results = collect(batch);
     await batch.done;
     expect(results).toHaveLength(1);
     const outputsDir = batch.outputsDir;
     expect(outputsDir).not.toBeNull();
-    expect(outputsDir?.startsWith(join(home, 'batches'))).toBe(true);
+    expect(outputsDir?.startsWith(join(shared.home, 'batches'))).toBe(true);
     expect(readFileSync(join(outputsDir ?? '', '0', 'result.txt'), 'utf8')).toBe('output of x\n');
   });
 });

@@ -1,51 +1,19 @@
 // Program computations (scripts and executables) spawned by real workers: the input as the last
 // argument or on stdin, stdout parsed as JSON or kept as text, exit codes, and output files.
 
-import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, ErrorCode, type Batch, type JobResult } from '../../main/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../main/engine/index.js';
+import { byIndex, collect, fixture, readResultsFile, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
-
 const tmp = useTempFolder();
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-programs-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
-
-function collect(batch: Batch): JobResult[] {
-  const results: JobResult[] = [];
-  batch.on('result', (result) => results.push(result));
-  return results;
-}
-
-function byIndex(results: readonly JobResult[]): JobResult[] {
-  return [...results].sort((a, b) => a.index - b.index);
-}
-
-function readResultsFile(out: string): JobResult[] {
-  return readFileSync(join(out, 'results.jsonl'), 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as JobResult);
-}
+const shared = useCluster('programs');
 
 describe('program computations', () => {
   it('runs a Python script with the input as its last argument and parses JSON output', async () => {
-    const batch = cluster.submit({ computation: fixture('square.py'), inputs: [2, 3, 12] });
+    const batch = shared.cluster.submit({ computation: fixture('square.py'), inputs: [2, 3, 12] });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ total: 3, done: 3, failed: 0, ok: true });
@@ -61,7 +29,7 @@ describe('program computations', () => {
         input: n,
         exitCode: 0,
         error: null,
-        node: cluster.nodeId,
+        node: shared.cluster.nodeId,
         attempts: 1,
       });
       expect(result.stdout).toBe(`{"n": ${n}, "square": ${(n ?? 0) ** 2}}\n`);
@@ -72,7 +40,7 @@ describe('program computations', () => {
   });
 
   it('keeps the trimmed text as the value when a program prints plain text', async () => {
-    const batch = cluster.submit({ computation: fixture('greet.py'), inputs: ['world', 'there'] });
+    const batch = shared.cluster.submit({ computation: fixture('greet.py'), inputs: ['world', 'there'] });
     const results = collect(batch);
     await batch.done;
     expect(byIndex(results).map((r) => [r.status, r.value, r.stdout])).toEqual([
@@ -83,7 +51,7 @@ describe('program computations', () => {
 
   it('feeds the input on standard input with `stdin: true`', async () => {
     const inputs = [[1, 2, 3], [10, 20], []];
-    const batch = cluster.submit({ computation: fixture('stdin-sum.py'), inputs, stdin: true });
+    const batch = shared.cluster.submit({ computation: fixture('stdin-sum.py'), inputs, stdin: true });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ done: 3, failed: 0 });
@@ -95,7 +63,7 @@ describe('program computations', () => {
   });
 
   it('fails a job whose program exits with a non-zero status; the others complete', async () => {
-    const batch = cluster.submit({ computation: fixture('fail.sh'), inputs: ['good', 'bad', 'fine'] });
+    const batch = shared.cluster.submit({ computation: fixture('fail.sh'), inputs: ['good', 'bad', 'fine'] });
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ total: 3, done: 2, failed: 1, ok: false });
@@ -113,7 +81,7 @@ describe('program computations', () => {
   });
 
   it('runs a .js file as a program with `program: true`', async () => {
-    const batch = cluster.submit({
+    const batch = shared.cluster.submit({
       computation: fixture('program.js'),
       inputs: ['first', { k: 1 }],
       program: true,
@@ -129,7 +97,7 @@ describe('program computations', () => {
 
   it('runs an executable file with no known extension', async () => {
     const script = tmp.write('shout', '#!/bin/sh\necho "$1" | tr a-z A-Z\n', { executable: true });
-    const batch = cluster.submit({ computation: script, inputs: ['abc'] });
+    const batch = shared.cluster.submit({ computation: script, inputs: ['abc'] });
     const results = collect(batch);
     await batch.done;
     expect(results.map((r) => [r.status, r.value])).toEqual([['done', 'ABC']]);
@@ -137,7 +105,7 @@ describe('program computations', () => {
 
   it('brings back files written to $DESKGRID_OUTPUT_DIR under <out>/outputs/<index>/', async () => {
     const out = join(tmp.root, 'out');
-    const batch = cluster.submit({
+    const batch = shared.cluster.submit({
       computation: fixture('write-output.sh'),
       inputs: ['alpha', 'beta', 'gamma'],
       out,
@@ -162,12 +130,12 @@ describe('program computations', () => {
       [1, 'beta', 'done', { wrote: 'beta' }, 0],
       [2, 'gamma', 'done', { wrote: 'gamma' }, 0],
     ]);
-    for (const line of lines) expect(line.node).toBe(cluster.nodeId);
+    for (const line of lines) expect(line.node).toBe(shared.cluster.nodeId);
   });
 
   it('refuses a program whose #! interpreter does not exist, before any job runs', async () => {
     const script = tmp.write('broken', '#!/nonexistent/interpreter\n', { executable: true });
-    const batch = cluster.submit({ computation: script, inputs: [1] });
+    const batch = shared.cluster.submit({ computation: script, inputs: [1] });
     await expect(batch.done).rejects.toMatchObject({ code: ErrorCode.NotExecutable });
   });
 });

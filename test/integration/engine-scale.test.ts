@@ -1,32 +1,17 @@
 // Many tiny jobs: the pool pipelines them and every index still comes back exactly once, with
 // and without a results folder. No timing is asserted.
 
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, type JobResult } from '../../main/engine/index.js';
+import { describe, expect, it } from 'vitest';
+import type { JobResult } from '../../main/engine/index.js';
+import { fixture, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
-
-const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
-const fixture = (name: string): string => join(FIXTURES, name);
 
 const JOBS = 20_000;
 
 const tmp = useTempFolder();
-let home = '';
-let cluster: Cluster;
-
-beforeAll(async () => {
-  home = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-engine-scale-')));
-  cluster = await Cluster.start({ home, cores: 2 });
-});
-
-afterAll(async () => {
-  await cluster.destroy();
-  rmSync(home, { recursive: true, force: true });
-});
+const shared = useCluster('scale');
 
 /** Counts how often each index was seen and checks each result as it arrives. */
 class Tally {
@@ -61,7 +46,7 @@ class Tally {
 describe('a large batch of tiny jobs', () => {
   it('runs 20 000 jobs from an input array: every index exactly once, through events and iteration', async () => {
     const inputs = Array.from({ length: JOBS }, (_, i) => i + 1);
-    const batch = cluster.submit({ computation: fixture('double.mjs'), inputs });
+    const batch = shared.cluster.submit({ computation: fixture('double.mjs'), inputs });
     const fromEvents = new Tally();
     const fromIteration = new Tally();
     batch.on('result', (result) => fromEvents.add(result, (index) => index + 1));
@@ -79,7 +64,7 @@ describe('a large batch of tiny jobs', () => {
 
   it('runs a 20 000-number range into a results folder: one results.jsonl line per job', async () => {
     const out = join(tmp.root, 'out');
-    const batch = cluster.submit({ computation: fixture('double.mjs'), range: `0:${JOBS}`, out });
+    const batch = shared.cluster.submit({ computation: fixture('double.mjs'), range: `0:${JOBS}`, out });
     const fromEvents = new Tally();
     batch.on('result', (result) => fromEvents.add(result, (index) => index));
     const summary = await batch.done;

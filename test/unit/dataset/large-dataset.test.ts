@@ -1,22 +1,16 @@
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DatasetItem } from '../../../main/engine/dataset/dataset-item.js';
 import { openDataset } from '../../../main/engine/dataset/open-dataset.js';
+import { useTempFolder } from '../../support/temp-folder.js';
 
-let dir: string;
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'deskgrid-dataset-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
+const tmp = useTempFolder();
 
 /** Writes the parts in order through a stream, so the test never holds the whole file either. */
 async function writeLarge(name: string, parts: Iterable<string>): Promise<string> {
-  const path = join(dir, name);
+  const path = join(tmp.root, name);
   const out = createWriteStream(path);
   for (const part of parts) {
     if (!out.write(part)) await once(out, 'drain');

@@ -1,42 +1,15 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, symlinkSync, chmodSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
-import type { DatasetItem } from '../../../main/engine/dataset/dataset-item.js';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, type DeskGridError } from '../../../shared/errors.js';
 import { inferSplitMode, openDataset } from '../../../main/engine/dataset/open-dataset.js';
-import type { Dataset, DatasetOptions } from '../../../main/engine/dataset/open-dataset.js';
+import type { DatasetOptions } from '../../../main/engine/dataset/open-dataset.js';
+import { useTempFolder } from '../../support/temp-folder.js';
+import { readItems, rejection } from './read-dataset.js';
 
-let dir: string;
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'deskgrid-dataset-'));
-});
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
+const tmp = useTempFolder();
 
-function write(name: string, content: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, content);
-  return path;
-}
-
-async function collect(dataset: Dataset): Promise<DatasetItem[]> {
-  const items: DatasetItem[] = [];
-  for await (const item of dataset.items()) items.push(item);
-  return items;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<DeskGridError> {
-  const thrown = await promise.then(
-    () => null,
-    (error: unknown) => error,
-  );
-  expect(thrown).toBeInstanceOf(DeskGridError);
-  return thrown as DeskGridError;
-}
-
-async function openError(options: DatasetOptions): Promise<DeskGridError> {
+function openError(options: DatasetOptions): Promise<DeskGridError> {
   return rejection(openDataset(options));
 }
 
@@ -62,31 +35,33 @@ describe('inferSplitMode', () => {
 
 describe('openDataset', () => {
   it('infers the mode from the extension and resolves the path', async () => {
-    const file = write('rows.jsonl', '{"a":1}\n');
+    const file = tmp.write('rows.jsonl', '{"a":1}\n');
     const dataset = await openDataset({ path: relative(process.cwd(), file) });
     expect(dataset.mode).toBe('jsonl');
     expect(dataset.path).toBe(file);
-    expect(await collect(dataset)).toEqual([{ index: 0, input: { a: 1 }, record: { a: 1 }, isFile: false }]);
+    expect(await readItems(dataset)).toEqual([
+      { index: 0, input: { a: 1 }, record: { a: 1 }, isFile: false },
+    ]);
   });
 
   it('infers files for a folder', async () => {
-    write('a.txt', 'x');
-    const dataset = await openDataset({ path: dir });
+    tmp.write('a.txt', 'x');
+    const dataset = await openDataset({ path: tmp.root });
     expect(dataset.mode).toBe('files');
-    expect(dataset.path).toBe(dir);
+    expect(dataset.path).toBe(tmp.root);
   });
 
   it('lets an explicit split mode win over the extension', async () => {
-    const file = write('rows.txt', '[1,2]');
+    const file = tmp.write('rows.txt', '[1,2]');
     const dataset = await openDataset({ path: file, split: 'json' });
     expect(dataset.mode).toBe('json');
-    expect((await collect(dataset)).map((item) => item.input)).toEqual([1, 2]);
+    expect((await readItems(dataset)).map((item) => item.input)).toEqual([1, 2]);
   });
 
   it('yields the same items each time items() is called', async () => {
-    const file = write('rows.txt', 'a\nb\n');
+    const file = tmp.write('rows.txt', 'a\nb\n');
     const dataset = await openDataset({ path: file });
-    expect(await collect(dataset)).toEqual(await collect(dataset));
+    expect(await readItems(dataset)).toEqual(await readItems(dataset));
   });
 
   it('opens a range', async () => {
@@ -98,36 +73,36 @@ describe('openDataset', () => {
 
 describe('openDataset errors', () => {
   it('reports a missing path', async () => {
-    const missing = join(dir, 'missing.csv');
+    const missing = join(tmp.root, 'missing.csv');
     const err = await openError({ path: missing });
     expect(err.code).toBe(ErrorCode.NotFound);
     expect(err.message).toBe(`dataset not found: ${missing}`);
   });
 
   it('reports a path through a file as not found', async () => {
-    const file = write('a.txt', 'x');
+    const file = tmp.write('a.txt', 'x');
     const err = await openError({ path: join(file, 'b.txt') });
     expect(err.code).toBe(ErrorCode.NotFound);
   });
 
   it('reports an unknown split mode before touching the disk', async () => {
-    const err = await openError({ path: join(dir, 'missing'), split: 'xml' });
+    const err = await openError({ path: join(tmp.root, 'missing'), split: 'xml' });
     expect(err.code).toBe(ErrorCode.Usage);
     expect(err.message).toBe('unknown split mode "xml" (use lines, csv, jsonl, json or files)');
   });
 
   it('refuses split files on a regular file', async () => {
-    const file = write('a.txt', 'x');
+    const file = tmp.write('a.txt', 'x');
     const err = await openError({ path: file, split: 'files' });
     expect(err.code).toBe(ErrorCode.Usage);
     expect(err.message).toBe(`split mode "files" needs a folder, but ${file} is a file`);
   });
 
   it('refuses a file split mode on a folder', async () => {
-    const err = await openError({ path: dir, split: 'lines' });
+    const err = await openError({ path: tmp.root, split: 'lines' });
     expect(err.code).toBe(ErrorCode.Usage);
     expect(err.message).toBe(
-      `${dir} is a folder; split mode "lines" reads a file (use "files" for a folder)`,
+      `${tmp.root} is a folder; split mode "lines" reads a file (use "files" for a folder)`,
     );
   });
 
@@ -138,7 +113,7 @@ describe('openDataset errors', () => {
   });
 
   it('refuses both a path and a range', async () => {
-    const file = write('a.txt', 'x');
+    const file = tmp.write('a.txt', 'x');
     const err = await openError({ path: file, range: '0:3' });
     expect(err.code).toBe(ErrorCode.Usage);
     expect(err.message).toBe('give either a dataset path or a range, not both');
@@ -159,9 +134,9 @@ describe('openDataset errors', () => {
   });
 
   it('reports a dataset that cannot be read', async () => {
-    const loop = join(dir, 'loop.txt');
-    symlinkSync(join(dir, 'other.txt'), loop);
-    symlinkSync(loop, join(dir, 'other.txt'));
+    const loop = join(tmp.root, 'loop.txt');
+    symlinkSync(join(tmp.root, 'other.txt'), loop);
+    symlinkSync(loop, join(tmp.root, 'other.txt'));
     const err = await openError({ path: loop });
     expect(err.code).toBe(ErrorCode.Dataset);
     expect(err.message).toBe(`cannot read dataset ${loop}: too many symbolic links`);
@@ -170,7 +145,7 @@ describe('openDataset errors', () => {
   it.skipIf(runsAsRoot || process.platform === 'win32')(
     'reports a file without read permission',
     async () => {
-      const file = write('secret.txt', 'x');
+      const file = tmp.write('secret.txt', 'x');
       chmodSync(file, 0o000);
       const err = await openError({ path: file });
       expect(err.code).toBe(ErrorCode.Dataset);
@@ -181,7 +156,7 @@ describe('openDataset errors', () => {
   it.skipIf(runsAsRoot || process.platform === 'win32')(
     'reports a folder without read permission',
     async () => {
-      const folder = join(dir, 'locked');
+      const folder = join(tmp.root, 'locked');
       mkdirSync(folder);
       chmodSync(folder, 0o000);
       try {
@@ -195,10 +170,10 @@ describe('openDataset errors', () => {
   );
 
   it('throws from the iterator when the file disappears after opening', async () => {
-    const file = write('a.txt', 'x\n');
+    const file = tmp.write('a.txt', 'x\n');
     const dataset = await openDataset({ path: file });
     rmSync(file);
-    const err = await rejection(collect(dataset));
+    const err = await rejection(readItems(dataset));
     expect(err.code).toBe(ErrorCode.Dataset);
     expect(err.message).toBe(`cannot read dataset ${file}: it no longer exists`);
   });

@@ -1,35 +1,27 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
+import { chmodSync, mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../../shared/errors.js';
 import type { DatasetItem } from '../../../main/engine/dataset/dataset-item.js';
 import { openDataset } from '../../../main/engine/dataset/open-dataset.js';
+import { useTempFolder } from '../../support/temp-folder.js';
+import { itemsOf, rejection } from './read-dataset.js';
 
-let dir: string;
+const tmp = useTempFolder();
+/** The dataset folder, inside the scratch folder so that links can point outside it. */
 let root: string;
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'deskgrid-dataset-'));
-  root = join(dir, 'images');
+  root = join(tmp.root, 'images');
   mkdirSync(root);
 });
-afterEach(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
 
+/** Writes a file under the dataset folder, creating its parent folders. */
 function write(relative: string, content = 'x'): string {
-  const path = join(root, relative);
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, content);
-  return path;
+  return tmp.write(join('images', relative), content);
 }
 
-async function collect(path = root): Promise<DatasetItem[]> {
-  const dataset = await openDataset({ path });
-  expect(dataset.mode).toBe('files');
-  const items: DatasetItem[] = [];
-  for await (const item of dataset.items()) items.push(item);
-  return items;
+function collect(path = root): Promise<DatasetItem[]> {
+  return itemsOf({ path }, 'files');
 }
 
 async function records(path = root): Promise<unknown[]> {
@@ -76,17 +68,16 @@ describe('split files', () => {
 
   it.skipIf(process.platform === 'win32')('skips symbolic links to files and folders', async () => {
     write('real/file.txt');
-    mkdirSync(join(dir, 'outside'));
-    writeFileSync(join(dir, 'outside', 'other.txt'), 'x');
+    tmp.write(join('outside', 'other.txt'), 'x');
     symlinkSync(join(root, 'real', 'file.txt'), join(root, 'link.txt'));
-    symlinkSync(join(dir, 'outside'), join(root, 'linked-folder'));
+    symlinkSync(join(tmp.root, 'outside'), join(root, 'linked-folder'));
     symlinkSync(join(root, 'missing'), join(root, 'broken'));
     expect(await records()).toEqual(['real/file.txt']);
   });
 
   it('follows a symbolic link given as the dataset folder itself', async () => {
     write('a.txt');
-    const link = join(dir, 'link');
+    const link = join(tmp.root, 'link');
     symlinkSync(root, link);
     expect(await collect(link)).toEqual([
       { index: 0, input: join(link, 'a.txt'), record: 'a.txt', isFile: true },
@@ -115,18 +106,14 @@ describe('split files', () => {
       try {
         const dataset = await openDataset({ path: root });
         const seen: unknown[] = [];
-        const thrown = await (async () => {
-          for await (const item of dataset.items()) seen.push(item.record);
-        })().then(
-          () => null,
-          (error: unknown) => error,
+        const thrown = await rejection(
+          (async () => {
+            for await (const item of dataset.items()) seen.push(item.record);
+          })(),
+          ErrorCode.Dataset,
         );
         expect(seen).toEqual(['a.txt']);
-        expect(thrown).toBeInstanceOf(DeskGridError);
-        expect((thrown as DeskGridError).code).toBe(ErrorCode.Dataset);
-        expect((thrown as DeskGridError).message).toBe(
-          `cannot read dataset ${root} (folder locked): permission denied`,
-        );
+        expect(thrown.message).toBe(`cannot read dataset ${root} (folder locked): permission denied`);
       } finally {
         chmodSync(join(root, 'locked'), 0o700);
       }

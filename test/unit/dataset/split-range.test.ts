@@ -1,29 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
+import { ErrorCode, type DeskGridError } from '../../../shared/errors.js';
 import type { DatasetItem } from '../../../main/engine/dataset/dataset-item.js';
 import { openDataset } from '../../../main/engine/dataset/open-dataset.js';
+import { readItems, rejection } from './read-dataset.js';
 
 async function collect(range: string): Promise<DatasetItem[]> {
   const dataset = await openDataset({ range });
   expect(dataset.mode).toBe('range');
   expect(dataset.path).toBeNull();
-  const items: DatasetItem[] = [];
-  for await (const item of dataset.items()) items.push(item);
-  return items;
+  return readItems(dataset);
 }
 
 async function numbers(range: string): Promise<unknown[]> {
   return (await collect(range)).map((item) => item.input);
 }
 
-async function rangeError(range: string): Promise<DeskGridError> {
-  const thrown = await openDataset({ range }).then(
-    () => null,
-    (error: unknown) => error,
-  );
-  expect(thrown).toBeInstanceOf(DeskGridError);
-  expect((thrown as DeskGridError).code).toBe(ErrorCode.Usage);
-  return thrown as DeskGridError;
+function rangeError(range: string): Promise<DeskGridError> {
+  return rejection(openDataset({ range }), ErrorCode.Usage);
 }
 
 describe('range', () => {
