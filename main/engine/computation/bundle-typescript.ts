@@ -3,9 +3,10 @@
 // so an unchanged computation compiles to the same file (and the same computation id).
 
 import { createHash } from 'node:crypto';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { BuildFailure, Message } from 'esbuild';
+import { pathExists } from '../path-exists.js';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 
 // Bundled CommonJS dependencies call require(), which an ES module lacks. esbuild renames any
@@ -58,7 +59,7 @@ export async function bundleTypeScript(entry: string, cacheDir: string): Promise
   const hash = createHash('sha256').update(output.contents).digest('hex');
   const path = join(absoluteCacheDir, `${hash}.mjs`);
   await mkdir(absoluteCacheDir, { recursive: true });
-  if (!(await exists(path))) {
+  if (!(await pathExists(path))) {
     // Write then rename, so a worker or a concurrent run never imports a half-written file.
     const partial = `${path}.${process.pid}.${Date.now()}.tmp`;
     await writeFile(partial, output.contents);
@@ -76,13 +77,4 @@ function describeFailure(err: unknown, entry: string, workingDir: string): strin
   // esbuild reports paths relative to its working folder and 0-based columns; editors want
   // absolute paths and 1-based columns.
   return `${resolve(workingDir, location.file)}:${location.line}:${location.column + 1}: ${first.text}`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

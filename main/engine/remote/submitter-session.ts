@@ -7,10 +7,11 @@
 // environment (see the cluster's launcher), so nothing of the node's user leaks into them.
 
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
+import { pathExists } from '../path-exists.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
   isSafeRelativePath,
@@ -130,7 +131,7 @@ export class SubmitterSession {
       case 'have-files': {
         const missing: string[] = [];
         for (const hash of message.hashes)
-          if (!(await exists(join(this.host.filesDir, hash)))) missing.push(hash);
+          if (!(await pathExists(join(this.host.filesDir, hash)))) missing.push(hash);
         this.connection.send({ t: 'files-missing', hashes: missing });
         return;
       }
@@ -151,7 +152,7 @@ export class SubmitterSession {
   }
 
   private async load(request: PendingLoad): Promise<void> {
-    if (!(await exists(join(this.host.bundlesDir, request.bundle)))) {
+    if (!(await pathExists(join(this.host.bundlesDir, request.bundle)))) {
       const waiting = this.pendingLoads.get(request.bundle) ?? [];
       waiting.push(request);
       this.pendingLoads.set(request.bundle, waiting);
@@ -201,7 +202,7 @@ export class SubmitterSession {
       throw new DeskGridError(ErrorCode.Protocol, 'an input file does not match its hash');
     }
     const target = join(this.host.filesDir, hash);
-    if (await exists(target)) return;
+    if (await pathExists(target)) return;
     await mkdir(this.host.filesDir, { recursive: true, mode: 0o700 });
     const partial = `${target}.partial-${nextTaskId()}`;
     await writeFile(partial, body, { mode: 0o600 });
@@ -442,14 +443,5 @@ function serializeOrNull(value: unknown): Buffer | null {
     return serialize(value);
   } catch {
     return null;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
