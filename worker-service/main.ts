@@ -39,7 +39,7 @@ function load(computation: Computation): void {
     send({ t: 'loaded', computationId: computation.id });
     return;
   }
-  const fn = importComputation(computation.entry);
+  const fn = importComputation(computation.entry, computation.id);
   // Report a bad module at once, so the submitter can say so before any job is tried.
   fn.then(
     () => send({ t: 'loaded', computationId: computation.id }),
@@ -50,10 +50,13 @@ function load(computation: Computation): void {
   computations.set(computation.id, { kind: 'module', fn });
 }
 
-async function importComputation(entry: string): Promise<ComputationFunction> {
+async function importComputation(entry: string, id: string): Promise<ComputationFunction> {
   let module: { default?: unknown };
+  // The id is a content hash: naming it in the URL gives an edited file a fresh module instead
+  // of the one this warm worker imported before under the same path.
+  const url = `${pathToFileURL(entry).href}?deskgrid=${id}`;
   try {
-    module = (await import(pathToFileURL(entry).href)) as { default?: unknown };
+    module = (await import(url)) as { default?: unknown };
   } catch (error) {
     const cause = toJobError(error, ErrorCode.ModuleLoad);
     const loadError = new DeskGridError(ErrorCode.ModuleLoad, `cannot load ${entry}: ${cause.message}`);

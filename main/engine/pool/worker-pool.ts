@@ -91,6 +91,7 @@ export class WorkerPool {
   private startFailures = 0;
   private durationEwmaMs: number | null = null;
   private pumpScheduled = false;
+  private readonly loadedBefore = new Set<string>();
   private readonly memoryTimer: NodeJS.Timeout;
 
   constructor(private readonly options: PoolOptions) {
@@ -123,6 +124,8 @@ export class WorkerPool {
    * error (a syntax error, no default export), so a batch can fail before any job is tried.
    */
   async probe(computation: Computation): Promise<void> {
+    // Ids are content hashes: a computation that loaded once loads again.
+    if (this.loadedBefore.has(computation.id)) return;
     await this.whenAnyReady();
     const worker = [...this.workers].find((w) => w.state === 'ready');
     if (!worker) throw this.brokenError();
@@ -395,6 +398,7 @@ export class WorkerPool {
         this.pump();
         return;
       case 'loaded':
+        this.loadedBefore.add(message.computationId);
         this.settleProbes(worker, message.computationId, null);
         return;
       case 'load-error':
