@@ -61,6 +61,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   });
   // An unreachable peer does not stop the run, but the user should know it was left out.
   for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
+  cluster.on('warning', (warning) => process.stderr.write(`\ndeskgrid: warning: ${warning}\n`));
   const batch =
     args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
 

@@ -5,6 +5,7 @@
 // so that none starves another; other nodes only ever get this node's own batches.
 
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
@@ -79,7 +80,12 @@ interface Network {
   maxFrameBytes: number;
 }
 
-export class Cluster {
+export interface ClusterEvents {
+  /** Something the user should know that did not stop the cluster (a node lost, a peer unreachable). */
+  warning: [message: string];
+}
+
+export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly batches: Batch[] = [];
   private readonly sessions = new Set<SubmitterSession>();
   private readonly nodes = new Set<RemoteNode>();
@@ -95,7 +101,9 @@ export class Cluster {
     readonly home: string,
     private readonly pool: WorkerPool,
     private readonly broken: { error: DeskGridError | null },
-  ) {}
+  ) {
+    super();
+  }
 
   get nodeId(): string {
     return this.identity.id;
@@ -315,7 +323,7 @@ export class Cluster {
           `${address?.host ?? ''}:${address?.port ?? ''}: ${error.message}`,
         );
       }
-      this.warnings.push(`cannot use ${address?.host ?? '?'}:${address?.port ?? '?'}: ${error.message}`);
+      this.warn(`cannot use ${address?.host ?? '?'}:${address?.port ?? '?'}: ${error.message}`);
     }
     if (this.pool.size === 0 && this.nodes.size === 0) {
       throw new DeskGridError(ErrorCode.Connection, `no node could be reached: ${this.warnings.join('; ')}`);
@@ -323,10 +331,15 @@ export class Cluster {
     this.pumpAll();
   }
 
+  private warn(message: string): void {
+    this.warnings.push(message);
+    this.emit('warning', message);
+  }
+
   private nodeClosed(node: RemoteNode, error: DeskGridError | null): void {
     this.nodes.delete(node);
     if (this.state !== 'open') return;
-    if (error) this.warnings.push(`lost node ${node.name}: ${error.message}`);
+    if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);
     if (this.pool.size === 0 && this.nodes.size === 0) {
       const reason = new DeskGridError(
         ErrorCode.Connection,

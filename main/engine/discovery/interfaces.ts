@@ -88,7 +88,7 @@ export function inSubnet(address: string, base: string, netmask: string): boolea
   const b = ipv4ToNumber(base);
   const m = ipv4ToNumber(netmask);
   if (a === null || b === null || m === null) return false;
-  return ((a & m) >>> 0) === ((b & m) >>> 0);
+  return (a & m) >>> 0 === (b & m) >>> 0;
 }
 
 /** A dotted IPv4 address as an unsigned 32-bit number; null when it is not one. */
@@ -112,7 +112,8 @@ function verdictFor(name: string, info: NetworkInterfaceInfo, flagsOf: FlagReade
     return 'link-local address 169.254.x.x (no DHCP server answered): not on a real LAN';
   }
   const flags = flagsOf(name);
-  if (flags !== null && (flags & IFF_MULTICAST) === 0) return 'multicast is off (a VPN or point-to-point link?)';
+  if (flags !== null && (flags & IFF_MULTICAST) === 0)
+    return 'multicast is off (a VPN or point-to-point link?)';
   return null;
 }
 
