@@ -1,5 +1,5 @@
 // LAN discovery over mDNS / DNS-SD (`_deskgrid._tcp.local`), on ONE interface named by its IPv4
-// address. bonjour-service publishes this node (probe, announcements, answers, goodbye); the
+// address. bonjour-service publishes this node (announcements, answers, goodbye); the
 // browsing side reads bonjour's multicast-dns socket directly, because bonjour's Browser reports a
 // service only once: not its re-announcements, not a restart under the same name, and never the
 // loss of a SIGKILLed node (its PTR record lives 8 hours). So this module asks again every
@@ -60,6 +60,7 @@ const MIN_QUERY_INTERVAL_MS = 100;
 const MAX_QUERY_INTERVAL_MS = 60_000;
 // unpublishAll's callback waits for the goodbye's send; a socket that never bound must not hold stop().
 const STOP_TIMEOUT_MS = 1000;
+const ERROR_REPEAT_MS = 60_000;
 // A DNS character-string (one TXT entry) is at most 255 bytes; dns-packet silently corrupts longer ones.
 const MAX_TXT_ENTRY_BYTES = 255;
 const MAX_NAME_BYTES = 200;
@@ -79,6 +80,10 @@ const CONTROL_CHARACTERS = /[\x00-\x1f\x7f]/;
 /** The DNS-SD instance label of a node: unique per node, unlike the host name. */
 export function instanceName(id: string): string {
   return `${SERVICE_TYPE}-${id.slice(0, 12)}`;
+}
+
+function fullInstanceName(id: string): string {
+  return `${instanceName(id)}${SERVICE_SUFFIX}`;
 }
 
 /** The mDNS host name a node's SRV record points to (os.hostname() repeats on cloned machines). */
@@ -107,15 +112,13 @@ interface MulticastDns {
   query(questions: Array<{ name: string; type: string }>, callback: (error?: Error | null) => void): void;
 }
 
-type Published = ReturnType<Bonjour['publish']>;
-
 export class MdnsService {
   private readonly intervalMs: number;
   private readonly instances = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private lastForeignQueryAt = Number.NEGATIVE_INFINITY;
-  private lastErrorKey: string | null = null;
-  private conflictReported = false;
+  private lastError: { key: string; at: number } | null = null;
+  private readonly twins = new Set<string>();
   private stopping: Promise<void> | null = null;
   private destroyed = false;
   private readonly onResponse: PacketListener = (packet, rinfo) => this.handleResponse(packet, rinfo);
@@ -126,7 +129,6 @@ export class MdnsService {
     private readonly netmask: string,
     private readonly bonjour: Bonjour,
     private readonly mdns: MulticastDns,
-    private readonly service: Published,
   ) {
     this.intervalMs = options.queryIntervalMs ?? DEFAULT_QUERY_INTERVAL_MS;
   }
@@ -158,8 +160,12 @@ export class MdnsService {
       host: hostName(options.self.id),
       txt: encodeTxt(options.self),
       disableIPv6: true,
+      // bonjour's probe, on a clash, withdraws our records with a goodbye that makes the LAN drop
+      // the other holder of the name too, and prints to stdout. Names come from unique node ids,
+      // so a clash can only be this node running twice: reportTwin() says so instead.
+      probe: false,
     });
-    service = new MdnsService(options, iface.netmask, bonjour, mdns, published);
+    service = new MdnsService(options, iface.netmask, bonjour, mdns);
     mdns.on('response', service.onResponse);
     mdns.on('query', service.onQuery);
     // The first query is never held back: a starting node wants every answer now.
@@ -213,7 +219,6 @@ export class MdnsService {
   private tick(): void {
     this.timer = null;
     if (this.destroyed || this.stopping !== null) return;
-    this.checkConflict();
     // Duplicate question suppression (RFC 6762 7.3): everyone answers a query with a multicast,
     // so one query per interval on the LAN is enough. N nodes asking each would cost N² answers.
     if (Date.now() - this.lastForeignQueryAt >= this.intervalMs) this.sendQuery();
@@ -223,35 +228,24 @@ export class MdnsService {
   private sendQuery(): void {
     this.mdns.query([{ name: SERVICE_NAME, type: 'PTR' }], (error) => {
       if (error) this.reportError(error);
-      else this.lastErrorKey = null;
+      else this.lastError = null;
     });
   }
 
   /**
-   * bonjour's probe found our instance name taken: it stops our service (sending a goodbye for
-   * the name) and only prints a message. Names come from node ids, so this is the same node
-   * running twice.
+   * Errors come in bursts (every send while a link is down): the same one is reported again only
+   * after a send worked or a while later. Other nodes' queries may keep ours from being sent, so
+   * a working send alone could take long to come.
    */
-  private checkConflict(): void {
-    if (this.conflictReported || this.service.activated) return;
-    this.conflictReported = true;
-    this.reportError(
-      new Error(
-        `another process announces ${this.service.name} on this LAN: is this node (same identity) ` +
-          'running twice? This one is not announced any more',
-      ),
-    );
-  }
-
-  /** Errors come in bursts (every query while a link is down): one report per kind until a send works. */
   private reportError(error: Error): void {
     if (this.destroyed) return;
     const key = (error as NodeJS.ErrnoException).code ?? error.message;
-    if (key === this.lastErrorKey) {
+    const now = Date.now();
+    if (key === this.lastError?.key && now - this.lastError.at < ERROR_REPEAT_MS) {
       log.debug('mdns error repeated', { error: error.message });
       return;
     }
-    this.lastErrorKey = key;
+    this.lastError = { key, at: now };
     log.warn('mdns error', { error: error.message });
     this.call(() => this.options.onError(error));
   }
@@ -310,8 +304,12 @@ export class MdnsService {
       log.debug('mdns answer ignored', { instance: name, address, reason: parsed });
       return;
     }
-    if (parsed.id === this.options.self.id) return;
-    if (name !== `${instanceName(parsed.id)}${SERVICE_SUFFIX}`) {
+    if (parsed.id === this.options.self.id) {
+      // Our own answers come back through multicast loopback; from elsewhere it is a twin.
+      if (address !== this.options.interfaceAddress) this.reportTwin(address);
+      return;
+    }
+    if (name !== fullInstanceName(parsed.id)) {
       log.debug('mdns answer ignored', { instance: name, address, reason: 'instance name and id differ' });
       return;
     }
@@ -319,9 +317,23 @@ export class MdnsService {
     this.call(() => this.options.onSighting({ ad: parsed, address, seenAt }));
   }
 
+  /** Once per address: it repeats with every answer. */
+  private reportTwin(address: string): void {
+    if (this.twins.has(address) || this.twins.size >= MAX_INSTANCES_PER_PACKET) return;
+    this.twins.add(address);
+    this.reportError(
+      new Error(
+        `${address} announces this very node (id ${this.options.self.id.slice(0, 12)}...): is the same ` +
+          'identity running on two computers or twice? Peers cannot tell the two apart',
+      ),
+    );
+  }
+
   private goodbye(name: string, txt: DnsRecord | undefined): void {
     const fromTxt = txt === undefined ? undefined : txtFields(txt.data)?.get('id');
-    const id = fromTxt !== undefined && ID_PATTERN.test(fromTxt) ? fromTxt : this.instances.get(name);
+    // The id must match the instance name, or a goodbye could be forged for any node under any name.
+    const matches = fromTxt !== undefined && ID_PATTERN.test(fromTxt) && name === fullInstanceName(fromTxt);
+    const id = matches ? fromTxt : this.instances.get(name);
     this.instances.delete(name);
     if (id === undefined || id === this.options.self.id) return;
     this.call(() => this.options.onGoodbye(id));
