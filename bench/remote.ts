@@ -70,6 +70,8 @@ export async function remoteBench(): Promise<void> {
           String(port),
           '--cores',
           '1',
+          // The bench names its peers; it measures the transport, not discovery.
+          '--no-discovery',
         ],
         { DESKGRID_HOME: home },
       );

@@ -2,10 +2,15 @@
 // until SIGINT or SIGTERM. On the signal it stops taking jobs, hands back the ones it had not
 // started, lets the running ones finish, and exits.
 
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, platform } from 'node:os';
 import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
 import { Cluster } from '../engine/cluster.js';
+import { lanInterfaces } from '../engine/discovery/interfaces.js';
+import { LanPresence } from '../engine/discovery/lan-presence.js';
+import { clusterId } from '../engine/identity/cluster-key.js';
+import { readPackageVersion } from '../engine/version.js';
 import { shortNodeId } from '../engine/identity/node-identity.js';
 import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode } from '../engine/settings.js';
@@ -20,7 +25,8 @@ options:
   --port P        TCP port of the job server (default 7717)
   --listen IP     address to listen on (default: all)
   --cores N       cores to share (default: all)
-  --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)`;
+  --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)
+  --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer`;
 
 const DEFAULT_PORT = 7717;
 
@@ -40,6 +46,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
         listen: { type: 'string' },
         cores: { type: 'string' },
         data: { type: 'string' },
+        'no-discovery': { type: 'boolean', default: false },
       },
     }));
   } catch (error) {
@@ -85,6 +92,10 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       `listening on ${shown.map((host) => `${host}:${address?.port ?? port}`).join(', ')}\n`,
   );
 
+  const presence = values['no-discovery']
+    ? null
+    : announce(cluster, joinCode.code, address?.host ?? '0.0.0.0');
+
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stdout.write(`${signal}: finishing running jobs, then stopping\n`);
@@ -98,10 +109,46 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     void cluster.destroy();
   }, 30_000);
   forced.unref();
+  // Goodbye first: peers stop sending work before the job server closes.
+  await presence?.stop();
   await cluster.close();
   clearTimeout(forced);
   process.stdout.write('stopped\n');
   return 0;
+}
+
+/** Announces the node on the LAN interfaces it listens on (all of them for 0.0.0.0). */
+function announce(cluster: Cluster, code: string, listen: string): LanPresence | null {
+  const interfaces = lanInterfaces().filter(
+    (candidate) => listen === '0.0.0.0' || candidate.address === listen,
+  );
+  if (interfaces.length === 0) {
+    process.stderr.write(
+      `deskgrid: warning: ${listen} is on no LAN interface that can multicast: not announced on the LAN ` +
+        '(submitters need --peer)\n',
+    );
+    return null;
+  }
+  const port = cluster.address?.port ?? 0;
+  const presence = LanPresence.start({
+    publish: true,
+    interfaces: interfaces.map((candidate) => candidate.address),
+    self: {
+      id: cluster.nodeId,
+      cluster: clusterId(code),
+      protocol: WIRE_PROTOCOL_VERSION,
+      cores: cluster.stats().cores,
+      os: platform(),
+      name: cluster.identity.name,
+      version: readPackageVersion(),
+      port,
+    },
+    onError: (error) => process.stderr.write(`deskgrid: warning: LAN discovery: ${error.message}\n`),
+  });
+  process.stdout.write(
+    `announcing on the LAN: ${interfaces.map((candidate) => `${candidate.name} (${candidate.address})`).join(', ')}\n`,
+  );
+  return presence;
 }
 
 function localAddresses(): string[] {

@@ -46,6 +46,8 @@ export interface MdnsOptions {
   /** IPv4 address of the LAN interface to use; mDNS runs on that interface only. */
   interfaceAddress: string;
   self: Advertisement;
+  /** Announce `self` (default), or only listen (`deskgrid nodes`, a submitter); `self.id` is still filtered out. */
+  publish?: boolean;
   /** How often to ask the LAN who is there (default 1000 ms). */
   queryIntervalMs?: number;
   onSighting(s: Sighting): void;
@@ -152,26 +154,33 @@ export class MdnsService {
     // 'error' without a listener would crash the process.
     mdns.on('error', report);
     mdns.on('warning', report);
-    const published = bonjour.publish({
-      name: instanceName(options.self.id),
-      type: SERVICE_TYPE,
-      protocol: 'tcp',
-      port: options.self.port,
-      host: hostName(options.self.id),
-      txt: encodeTxt(options.self),
-      disableIPv6: true,
-      // bonjour's probe, on a clash, withdraws our records with a goodbye that makes the LAN drop
-      // the other holder of the name too, and prints to stdout. Names come from unique node ids,
-      // so a clash can only be this node running twice: reportTwin() says so instead.
-      probe: false,
-    });
+    const published =
+      options.publish === false
+        ? null
+        : bonjour.publish({
+            name: instanceName(options.self.id),
+            type: SERVICE_TYPE,
+            protocol: 'tcp',
+            port: options.self.port,
+            host: hostName(options.self.id),
+            txt: encodeTxt(options.self),
+            disableIPv6: true,
+            // bonjour's probe, on a clash, withdraws our records with a goodbye that makes the LAN drop
+            // the other holder of the name too, and prints to stdout. Names come from unique node ids,
+            // so a clash can only be this node running twice: reportTwin() says so instead.
+            probe: false,
+          });
     service = new MdnsService(options, iface.netmask, bonjour, mdns);
     mdns.on('response', service.onResponse);
     mdns.on('query', service.onQuery);
     // The first query is never held back: a starting node wants every answer now.
     service.sendQuery();
     service.schedule();
-    log.info('mdns started', { interface: iface.name, address: iface.address, instance: published.name });
+    log.info('mdns started', {
+      interface: iface.name,
+      address: iface.address,
+      instance: published?.name ?? null,
+    });
     return service;
   }
 
@@ -391,6 +400,7 @@ function checkOptions(options: MdnsOptions): { name: string; address: string; ne
       `queryIntervalMs must be ${MIN_QUERY_INTERVAL_MS}..${MAX_QUERY_INTERVAL_MS}, got ${interval}`,
     );
   }
+  if (options.publish === false) return iface;
   // What we announce must pass the checks peers make (parseAdvertisement), or nobody sees us.
   const entries = Object.entries(encodeTxt(options.self)).map(([key, value]) =>
     Buffer.from(`${key}=${value}`),
