@@ -8,6 +8,7 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
 import { Cluster } from '../engine/cluster.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
+import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { LanPresence } from '../engine/discovery/lan-presence.js';
 import { clusterId } from '../engine/identity/cluster-key.js';
 import { readPackageVersion } from '../engine/version.js';
@@ -92,9 +93,10 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       `listening on ${shown.map((host) => `${host}:${address?.port ?? port}`).join(', ')}\n`,
   );
 
-  const presence = values['no-discovery']
-    ? null
-    : announce(cluster, joinCode.code, address?.host ?? '0.0.0.0');
+  const presence =
+    values['no-discovery'] || !discoveryAllowed()
+      ? null
+      : announce(cluster, joinCode.code, address?.host ?? '0.0.0.0');
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

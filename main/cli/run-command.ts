@@ -13,6 +13,8 @@ import { dataPaths, defaultDataHome } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
 import { RESULTS_FILE } from '../engine/store/batch-store.js';
 import { resolveJoinCode } from '../engine/settings.js';
+import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
+import { lanInterfaces } from '../engine/discovery/interfaces.js';
 import { numberOption } from './options.js';
 
 export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
@@ -49,19 +51,32 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const args = parseRunArgs(argv);
   const home = defaultDataHome();
-  const joinCode = args.peers.length > 0 ? resolveJoinCode({ flag: args.secret, home }) : null;
+  const joinCode = resolveJoinCode({ flag: args.secret, home });
+  // Without named peers, a configured cluster is looked for on the LAN.
+  const interfaces =
+    args.peers.length === 0 && joinCode !== null && discoveryAllowed() ? lanInterfaces() : [];
+  const discover = interfaces.length > 0 ? { interfaces: interfaces.map((found) => found.address) } : null;
   const cluster = await Cluster.start({
     home,
     waitForAllWorkers: false,
     local: args.local,
     peers: args.peers,
-    ...(joinCode === null ? {} : { secret: joinCode.code }),
+    ...(joinCode === null || (args.peers.length === 0 && discover === null) ? {} : { secret: joinCode.code }),
+    ...(discover === null ? {} : { discover }),
     ...(args.cores === undefined ? {} : { cores: args.cores }),
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
   // An unreachable peer does not stop the run, but the user should know it was left out.
   for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
   cluster.on('warning', (warning) => process.stderr.write(`\ndeskgrid: warning: ${warning}\n`));
+  cluster.on('node', (node) =>
+    process.stderr.write(`\ndeskgrid: using node ${node.name} (${node.cores} cores)\n`),
+  );
+  if (discover !== null && !args.local) {
+    process.stderr.write(
+      'deskgrid: waiting for nodes of this cluster to appear on the LAN (deskgrid nodes lists them)\n',
+    );
+  }
   const batch =
     args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
 

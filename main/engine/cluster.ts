@@ -6,12 +6,14 @@
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, platform } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
-import { DEFAULT_MAX_FRAME_BYTES } from '../../shared/wire-protocol.js';
+import { DEFAULT_MAX_FRAME_BYTES, WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
 import { Batch, type BatchHost } from './batch.js';
-import { proofKey } from './identity/cluster-key.js';
+import { clusterId, proofKey } from './identity/cluster-key.js';
+import { LanPresence } from './discovery/lan-presence.js';
+import type { NodeView } from './discovery/membership.js';
 import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
 import { createLogger } from './log.js';
 import { describeThisNode, detectRuntimes } from './node-offer.js';
@@ -32,6 +34,7 @@ import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
 
 const log = createLogger('cluster');
+const RECONNECT_DELAY_MS = 1500;
 
 export interface ClusterOptions {
   /** Worker processes, one per core shared. Default: every core. */
@@ -57,6 +60,12 @@ export interface ClusterOptions {
   serve?: { host?: string; port?: number };
   /** Largest message accepted from other nodes (default 64 MiB). */
   maxFrameBytes?: number;
+  /**
+   * Find nodes of this cluster on the LAN (mDNS) and use each as soon as it appears. Names the
+   * IPv4 addresses of the LAN interfaces to use: the engine never multicasts anywhere unasked.
+   * A serving cluster also announces itself there.
+   */
+  discover?: { interfaces: string[] };
 }
 
 export interface ClusterStats {
@@ -76,6 +85,7 @@ interface TaskSource {
 interface Network {
   identity: NodeIdentity;
   proofKey: Buffer;
+  clusterId: string;
   version: string;
   maxFrameBytes: number;
 }
@@ -83,12 +93,17 @@ interface Network {
 export interface ClusterEvents {
   /** Something the user should know that did not stop the cluster (a node lost, a peer unreachable). */
   warning: [message: string];
+  /** Another node joined the batch's pool of cores. */
+  node: [node: { id: string; name: string; cores: number }];
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly batches: Batch[] = [];
   private readonly sessions = new Set<SubmitterSession>();
   private readonly nodes = new Set<RemoteNode>();
+  private readonly connecting = new Set<string>();
+  private presence: LanPresence | null = null;
+  private network: Network | null = null;
   private server: JobServer | null = null;
   private localCursor = 0;
   private remoteCursor = 0;
@@ -124,8 +139,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const peers = (options.peers ?? []).map(parsePeer);
     const loaded = loadIdentity(home);
     const warnings: string[] = loaded.warning ? [loaded.warning] : [];
-    const network = networkOf(options, loaded.identity, peers.length > 0 || options.serve !== undefined);
-    if (cores === 0 && peers.length === 0) {
+    const network = networkOf(
+      options,
+      loaded.identity,
+      peers.length > 0 || options.serve !== undefined || options.discover !== undefined,
+    );
+    if (cores === 0 && peers.length === 0 && options.discover === undefined) {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
     const broken: { error: DeskGridError | null } = { error: null };
@@ -147,7 +166,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
       if (network && options.serve) await cluster.serve(network, options.serve);
-      if (network) await cluster.connectAll(network, peers);
+      if (network) await cluster.connectAll(network, peers, options.discover !== undefined);
+      if (network && options.discover) cluster.startDiscovery(network, options.discover.interfaces);
     } catch (error) {
       await cluster.destroy();
       throw error;
@@ -189,6 +209,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   async close(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'closing';
+    await this.presence?.stop();
     this.server?.stopListening();
     for (const session of this.sessions) session.returnQueued('the node is shutting down');
     await Promise.allSettled([
@@ -206,6 +227,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   async destroy(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closing';
+    this.presence?.destroy();
     this.server?.destroy();
     for (const batch of this.batches) batch.cancel();
     for (const node of this.nodes) node.destroy();
@@ -293,22 +315,21 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     });
   }
 
-  private async connectAll(network: Network, peers: PeerAddress[]): Promise<void> {
-    const paths = dataPaths(this.home);
-    const attempts = await Promise.allSettled(
-      peers.map((address) =>
-        RemoteNode.connect({
-          address,
-          ...(address.id === undefined ? {} : { expectPeerId: address.id }),
-          identity: { ...network.identity, version: network.version },
-          proofKey: network.proofKey,
-          maxFrameBytes: network.maxFrameBytes,
-          cacheDir: paths.computationCache,
-          nextTask: () => this.nextRemoteTask(),
-          closed: (node, error) => this.nodeClosed(node, error),
-        }),
-      ),
-    );
+  private connectTo(network: Network, address: PeerAddress): Promise<RemoteNode> {
+    return RemoteNode.connect({
+      address,
+      ...(address.id === undefined ? {} : { expectPeerId: address.id }),
+      identity: { ...network.identity, version: network.version },
+      proofKey: network.proofKey,
+      maxFrameBytes: network.maxFrameBytes,
+      cacheDir: dataPaths(this.home).computationCache,
+      nextTask: () => this.nextRemoteTask(),
+      closed: (node, error) => this.nodeClosed(node, error),
+    });
+  }
+
+  private async connectAll(network: Network, peers: PeerAddress[], moreMayCome: boolean): Promise<void> {
+    const attempts = await Promise.allSettled(peers.map((address) => this.connectTo(network, address)));
     for (const [at, attempt] of attempts.entries()) {
       const address = peers[at];
       if (attempt.status === 'fulfilled') {
@@ -325,10 +346,59 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
       this.warn(`cannot use ${address?.host ?? '?'}:${address?.port ?? '?'}: ${error.message}`);
     }
-    if (this.pool.size === 0 && this.nodes.size === 0) {
+    if (this.pool.size === 0 && this.nodes.size === 0 && !moreMayCome) {
       throw new DeskGridError(ErrorCode.Connection, `no node could be reached: ${this.warnings.join('; ')}`);
     }
     this.pumpAll();
+  }
+
+  private startDiscovery(network: Network, interfaces: string[]): void {
+    const presence = LanPresence.start({
+      publish: this.server !== null,
+      interfaces,
+      self: {
+        id: this.nodeId,
+        cluster: network.clusterId,
+        protocol: WIRE_PROTOCOL_VERSION,
+        cores: this.pool.size,
+        os: platform(),
+        name: this.identity.name,
+        version: network.version,
+        port: this.server?.port ?? 0,
+      },
+      onError: (error) => log.warn('discovery error', { message: error.message }),
+    });
+    this.presence = presence;
+    this.network = network;
+    presence.membership.on('up', (view) => this.discovered(view));
+  }
+
+  /** A node of this cluster appeared on the LAN: use it, unless it is in use already. */
+  private discovered(view: NodeView): void {
+    const network = this.network;
+    const host = view.addresses[0];
+    if (this.state !== 'open' || network === null || host === undefined) return;
+    if (this.connecting.has(view.id) || [...this.nodes].some((node) => node.id === view.id)) return;
+    this.connecting.add(view.id);
+    this.connectTo(network, { host, port: view.port, id: view.id }).then(
+      (node) => {
+        this.connecting.delete(view.id);
+        if (this.state !== 'open') {
+          node.destroy();
+          return;
+        }
+        this.nodes.add(node);
+        log.info('discovered node in use', { node: node.id, name: node.name });
+        this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+        this.pumpAll();
+      },
+      (error: unknown) => {
+        this.connecting.delete(view.id);
+        this.warn(
+          `cannot use ${view.name} (${host}:${view.port}): ${error instanceof Error ? error.message : String(error)}`,
+        );
+      },
+    );
   }
 
   private warn(message: string): void {
@@ -340,6 +410,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.nodes.delete(node);
     if (this.state !== 'open') return;
     if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);
+    if (this.presence) {
+      // A node restarted within the silence window never looks offline to mDNS: look again.
+      const presence = this.presence;
+      setTimeout(() => {
+        const view = presence.membership.get(node.id);
+        if (view?.state === 'trusted') this.discovered(view);
+      }, RECONNECT_DELAY_MS).unref();
+      return;
+    }
     if (this.pool.size === 0 && this.nodes.size === 0) {
       const reason = new DeskGridError(
         ErrorCode.Connection,
@@ -373,6 +452,7 @@ function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: bool
   return {
     identity,
     proofKey: proofKey(parsed.code),
+    clusterId: clusterId(parsed.code),
     version: readPackageVersion(),
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
   };
