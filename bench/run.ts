@@ -5,6 +5,7 @@
 //   cold_start    launching `deskgrid run` to its first result
 //   w1..w4_tls    the same workloads on two other nodes over TLS (remote.ts), and
 //   tls_raw       raw TLS throughput between the same hosts
+//   discovery_*   three fresh nodes seeing each other over mDNS; a killed one dropped (discovery.ts)
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster } from '../main/engine/index.js';
+import { discoveryBench } from './discovery.js';
 import { remoteBench } from './remote.js';
 import { REPEATS, emit, percentile, round, runWorkloads } from './workloads.js';
 
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
   }
   await coldStart();
   await remoteBench();
+  await discoveryBench();
 }
 
 await main();
