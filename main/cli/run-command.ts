@@ -7,12 +7,12 @@ import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
 import { toResultLine } from '../../shared/result-line.js';
-import { Cluster } from '../engine/cluster.js';
+import { Cluster, parsePeer } from '../engine/cluster.js';
 import type { SplitMode } from '../engine/dataset/dataset-item.js';
 import { dataPaths, defaultDataHome } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
 import { RESULTS_FILE } from '../engine/store/batch-store.js';
-import { resolveJoinCode } from '../engine/settings.js';
+import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
 import { numberOption } from './options.js';
@@ -39,6 +39,8 @@ options:
   --resume DIR      finish the batch in DIR without rerunning jobs that have a result
   --peer HOST:PORT  also run jobs on this node (repeat for more); ID@HOST:PORT
                     pins the node's id, refusing any other certificate there
+                    (peers saved with deskgrid peers add, and the nodes used
+                    before, are tried too when a join code is known)
   --secret CODE     the cluster's join code (else DESKGRID_SECRET, else deskgrid join's)
   --no-local        run jobs only on the peers, not on this machine`;
 
@@ -56,18 +58,23 @@ export async function runCommand(argv: string[]): Promise<number> {
   const interfaces =
     args.peers.length === 0 && joinCode !== null && discoveryAllowed() ? lanInterfaces() : [];
   const discover = interfaces.length > 0 ? { interfaces: interfaces.map((found) => found.address) } : null;
+  const saved = joinCode === null ? { peers: [], warnings: [] } : savedPeers(home, args.peers);
+  const peers = [...args.peers, ...saved.peers];
   const cluster = await Cluster.start({
     home,
     waitForAllWorkers: false,
     local: args.local,
-    peers: args.peers,
-    ...(joinCode === null || (args.peers.length === 0 && discover === null) ? {} : { secret: joinCode.code }),
+    peers,
+    // With a join code, the nodes used last time are tried too (deskgrid peers covers the rest).
+    rememberNodes: true,
+    ...(joinCode === null ? {} : { secret: joinCode.code }),
     ...(discover === null ? {} : { discover }),
     ...(args.cores === undefined ? {} : { cores: args.cores }),
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
   // An unreachable peer does not stop the run, but the user should know it was left out.
-  for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
+  for (const warning of [...saved.warnings, ...cluster.warnings])
+    process.stderr.write(`deskgrid: warning: ${warning}\n`);
   cluster.on('warning', (warning) => process.stderr.write(`\ndeskgrid: warning: ${warning}\n`));
   cluster.on('node', (node) =>
     process.stderr.write(`\ndeskgrid: using node ${node.name} (${node.cores} cores)\n`),
@@ -199,6 +206,26 @@ function parseRunArgs(argv: string[]): RunArgs {
     peers: values.peer ?? [],
     local: !values['no-local'],
   };
+}
+
+/**
+ * The peers saved with `deskgrid peers add`, less those given as --peer too. A saved entry that
+ * does not parse (a hand-edited file) is left out with a warning rather than stopping the run.
+ */
+function savedPeers(home: string, flagged: string[]): { peers: string[]; warnings: string[] } {
+  const given = new Set(flagged.map((text) => text.trim()));
+  const peers: string[] = [];
+  const warnings: string[] = [];
+  for (const text of loadSettings(home).peers ?? []) {
+    try {
+      parsePeer(text);
+    } catch (error) {
+      warnings.push(`ignoring saved peer: ${(error as Error).message}`);
+      continue;
+    }
+    if (!given.has(text) && !peers.includes(text)) peers.push(text);
+  }
+  return { peers, warnings };
 }
 
 function submitOptions(args: RunArgs, home: string): SubmitOptions {

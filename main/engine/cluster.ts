@@ -15,6 +15,7 @@ import { clusterId, proofKey } from './identity/cluster-key.js';
 import { LanPresence } from './discovery/lan-presence.js';
 import type { NodeView } from './discovery/membership.js';
 import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
+import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
 import { describeThisNode, detectRuntimes } from './node-offer.js';
 import { dataPaths, defaultDataHome } from './paths.js';
@@ -66,6 +67,11 @@ export interface ClusterOptions {
    * A serving cluster also announces itself there.
    */
   discover?: { interfaces: string[] };
+  /**
+   * Also try the nodes this machine used before, at their last-known addresses (from
+   * <home>/known-nodes.json), pinned to their ids. Needs a join code. Default: false.
+   */
+  rememberNodes?: boolean;
 }
 
 export interface ClusterStats {
@@ -102,6 +108,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly sessions = new Set<SubmitterSession>();
   private readonly nodes = new Set<RemoteNode>();
   private readonly connecting = new Set<string>();
+  /** Second connections to a node already in use, closed at once: their closing means nothing. */
+  private readonly duplicates = new Set<RemoteNode>();
   private presence: LanPresence | null = null;
   private network: Network | null = null;
   private server: JobServer | null = null;
@@ -139,12 +147,22 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const peers = (options.peers ?? []).map(parsePeer);
     const loaded = loadIdentity(home);
     const warnings: string[] = loaded.warning ? [loaded.warning] : [];
+    // Remembered nodes only matter with a join code: without one, a local run stays local.
+    const remembered =
+      options.rememberNodes === true && options.secret !== undefined ? loadKnownNodes(home) : [];
     const network = networkOf(
       options,
       loaded.identity,
-      peers.length > 0 || options.serve !== undefined || options.discover !== undefined,
+      peers.length > 0 ||
+        remembered.length > 0 ||
+        options.serve !== undefined ||
+        options.discover !== undefined,
     );
-    if (cores === 0 && peers.length === 0 && options.discover === undefined) {
+    // Nodes of another cluster (one this machine left) would only fail the proof.
+    const rememberedPeers: PeerAddress[] = remembered
+      .filter((known) => known.cluster === network?.clusterId)
+      .map((known) => ({ host: known.host, port: known.port, id: known.id }));
+    if (cores === 0 && peers.length === 0 && rememberedPeers.length === 0 && options.discover === undefined) {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
     const broken: { error: DeskGridError | null } = { error: null };
@@ -166,7 +184,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
       if (network && options.serve) await cluster.serve(network, options.serve);
-      if (network) await cluster.connectAll(network, peers, options.discover !== undefined);
+      if (network) {
+        await cluster.connectAll(network, peers, rememberedPeers, options.discover !== undefined);
+      }
       if (network && options.discover) cluster.startDiscovery(network, options.discover.interfaces);
     } catch (error) {
       await cluster.destroy();
@@ -315,8 +335,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     });
   }
 
-  private connectTo(network: Network, address: PeerAddress): Promise<RemoteNode> {
-    return RemoteNode.connect({
+  private async connectTo(network: Network, address: PeerAddress): Promise<RemoteNode> {
+    const node = await RemoteNode.connect({
       address,
       ...(address.id === undefined ? {} : { expectPeerId: address.id }),
       identity: { ...network.identity, version: network.version },
@@ -324,18 +344,80 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       maxFrameBytes: network.maxFrameBytes,
       cacheDir: dataPaths(this.home).computationCache,
       nextTask: () => this.nextRemoteTask(),
-      closed: (node, error) => this.nodeClosed(node, error),
+      closed: (closed, error) => this.nodeClosed(closed, error),
     });
+    this.remember(network, node, address);
+    return node;
   }
 
-  private async connectAll(network: Network, peers: PeerAddress[], moreMayCome: boolean): Promise<void> {
-    const attempts = await Promise.allSettled(peers.map((address) => this.connectTo(network, address)));
-    for (const [at, attempt] of attempts.entries()) {
-      const address = peers[at];
+  /** Notes a proved node's address for later runs; failing to note it is no reason to fail. */
+  private remember(network: Network, node: RemoteNode, address: NodeAddress): void {
+    try {
+      recordKnownNode(this.home, {
+        id: node.id,
+        name: node.name,
+        host: address.host,
+        port: address.port,
+        cluster: network.clusterId,
+      });
+    } catch (error) {
+      log.warn('cannot record the node in known-nodes.json', {
+        node: node.id,
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  /**
+   * Adds a newly connected node, unless a connection to the same node (by proved id) is in use
+   * already: the same node may be named twice (a peer, a remembered address, another host name).
+   */
+  private adopt(node: RemoteNode): boolean {
+    if ([...this.nodes].some((used) => used.id === node.id)) {
+      this.duplicates.add(node);
+      node.close();
+      return false;
+    }
+    this.nodes.add(node);
+    return true;
+  }
+
+  private async connectAll(
+    network: Network,
+    peers: PeerAddress[],
+    remembered: PeerAddress[],
+    moreMayCome: boolean,
+  ): Promise<void> {
+    // A remembered node that is also named as a peer (same address or same id) is tried once.
+    const named = new Set(peers.map((peer) => `${peer.host}:${peer.port}`));
+    const pinned = new Set(peers.flatMap((peer) => (peer.id === undefined ? [] : [peer.id])));
+    const extra = remembered.filter(
+      (known) => !named.has(`${known.host}:${known.port}`) && !pinned.has(known.id ?? ''),
+    );
+    const [attempts, rememberedAttempts] = await Promise.all([
+      Promise.allSettled(peers.map((address) => this.connectTo(network, address))),
+      Promise.allSettled(extra.map((address) => this.connectTo(network, address))),
+    ]);
+    // Named peers first, so a node reached both ways is used through the address the user gave.
+    for (const attempt of attempts) if (attempt.status === 'fulfilled') this.adopt(attempt.value);
+    for (const [at, attempt] of rememberedAttempts.entries()) {
+      const address = extra[at];
       if (attempt.status === 'fulfilled') {
-        this.nodes.add(attempt.value);
+        this.adopt(attempt.value);
         continue;
       }
+      const error = attempt.reason as DeskGridError;
+      const where = `${address?.host ?? '?'}:${address?.port ?? '?'}`;
+      // An old address may well be gone or reused; a changed certificate there is worth a word.
+      if (error.code === ErrorCode.Identity) {
+        this.warn(`not using the node last seen at ${where}: ${error.message}`);
+      } else {
+        log.debug('a remembered node did not answer', { address: where, message: error.message });
+      }
+    }
+    for (const [at, attempt] of attempts.entries()) {
+      const address = peers[at];
+      if (attempt.status === 'fulfilled') continue;
       const error = attempt.reason as DeskGridError;
       // A wrong join code or a changed certificate is a problem to fix, not a node to do without.
       if (error.code === ErrorCode.Auth || error.code === ErrorCode.Identity) {
@@ -347,7 +429,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.warn(`cannot use ${address?.host ?? '?'}:${address?.port ?? '?'}: ${error.message}`);
     }
     if (this.pool.size === 0 && this.nodes.size === 0 && !moreMayCome) {
-      throw new DeskGridError(ErrorCode.Connection, `no node could be reached: ${this.warnings.join('; ')}`);
+      const why = this.warnings.length > 0 ? this.warnings.join('; ') : 'no remembered node answered';
+      throw new DeskGridError(ErrorCode.Connection, `no node could be reached: ${why}`);
     }
     this.pumpAll();
   }
@@ -387,7 +470,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           node.destroy();
           return;
         }
-        this.nodes.add(node);
+        if (!this.adopt(node)) return;
         log.info('discovered node in use', { node: node.id, name: node.name });
         this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
         this.pumpAll();
@@ -407,6 +490,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   private nodeClosed(node: RemoteNode, error: DeskGridError | null): void {
+    if (this.duplicates.delete(node)) return;
     this.nodes.delete(node);
     if (this.state !== 'open') return;
     if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);

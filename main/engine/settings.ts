@@ -170,7 +170,7 @@ function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
 }
 
 /** Temp file + fsync + rename: readers see the old file or the new one, never half of one. */
-function writeAtomically(file: string, text: string): void {
+export function writeAtomically(file: string, text: string): void {
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     const fd = openSync(temp, 'wx', 0o600);
