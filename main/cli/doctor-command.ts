@@ -5,6 +5,7 @@
 
 import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { describeInterfaces, lanInterfaces } from '../engine/discovery/interfaces.js';
 import { clusterId } from '../engine/identity/cluster-key.js';
 import { shortNodeId } from '../engine/identity/node-identity.js';
@@ -77,7 +78,13 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     });
   }
 
-  if (usable.length > 0) {
+  if (!discoveryAllowed()) {
+    findings.push({
+      ok: false,
+      text: 'LAN discovery is turned off (DESKGRID_DISCOVERY=off): no node can be found on the LAN',
+      advice: 'unset DESKGRID_DISCOVERY, or add nodes by address with --peer HOST:PORT',
+    });
+  } else if (usable.length > 0) {
     process.stderr.write(`listening on the LAN for ${waitS} s...\n`);
     try {
       const nodes = await surveyLan({
@@ -109,11 +116,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     lines.push(`${finding.ok ? 'ok      ' : 'PROBLEM '} ${finding.text}`);
     if (finding.advice !== undefined) lines.push(`         ${finding.ok ? '' : '-> '}${finding.advice}`);
   }
-  lines.push(
-    problems === 0
-      ? 'no problems found'
-      : `${problems} problem${problems === 1 ? '' : 's'} found`,
-  );
+  lines.push(problems === 0 ? 'no problems found' : `${problems} problem${problems === 1 ? '' : 's'} found`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return problems === 0 ? 0 : 1;
 }
@@ -121,7 +124,10 @@ export async function doctorCommand(argv: string[]): Promise<number> {
 function interfaceFinding(usable: string[]): Finding {
   const left = describeInterfaces()
     .filter((verdict) => !verdict.usable)
-    .map((verdict) => `${verdict.name}${verdict.address === null ? '' : ` (${verdict.address})`}: ${verdict.reason ?? ''}`);
+    .map(
+      (verdict) =>
+        `${verdict.name}${verdict.address === null ? '' : ` (${verdict.address})`}: ${verdict.reason ?? ''}`,
+    );
   if (usable.length > 0) {
     return {
       ok: true,
@@ -163,7 +169,8 @@ function nodeFindings(nodes: readonly SurveyedNode[], haveCode: boolean, waitS: 
     });
     return findings;
   }
-  const byState = (state: SurveyedNode['state']): SurveyedNode[] => nodes.filter((node) => node.state === state);
+  const byState = (state: SurveyedNode['state']): SurveyedNode[] =>
+    nodes.filter((node) => node.state === state);
   const trusted = byState('trusted');
   const other = byState('other cluster');
   const mismatch = byState('version mismatch');
@@ -172,15 +179,14 @@ function nodeFindings(nodes: readonly SurveyedNode[], haveCode: boolean, waitS: 
   if (trusted.length > 0) {
     findings.push({
       ok: true,
-      text: `${count(trusted.length, 'node')} of this cluster answer and accept this computer: ${names(trusted)}`,
+      text: `${count(trusted.length, 'node')} of this cluster ${trusted.length === 1 ? 'answers and accepts' : 'answer and accept'} this computer: ${names(trusted)}`,
     });
   }
   if (other.length > 0) {
     findings.push({
       ok: false,
       text: `${count(other.length, 'node')} ${other.length === 1 ? 'is' : 'are'} in another cluster: ${names(other)}`,
-      advice:
-        'if they should be in this cluster, check the join code on them ("deskgrid join CODE" with the same code as here); otherwise ignore them',
+      advice: `if ${other.length === 1 ? 'it' : 'they'} should be in this cluster, check the join code there ("deskgrid join CODE" with the same code as here); otherwise ignore ${other.length === 1 ? 'it' : 'them'}`,
     });
   }
   if (mismatch.length > 0) {

@@ -12,6 +12,9 @@ commands:
   node                          share this machine's cores with the cluster (headless)
   secret                        make a new join code, the secret of a new cluster
   join <code>                   make this computer part of the cluster with that join code
+  nodes                         list the DeskGrid nodes that answer on the LAN
+  doctor                        check the network and settings, and say what to fix
+  peers add|remove|list         the nodes to use by address when the LAN does not show them
   help [command]                show help
 
 Run "deskgrid help run" for the options of a command.`;
@@ -35,6 +38,18 @@ async function main(argv: string[]): Promise<number> {
       const { joinCommand } = await import('./join-command.js');
       return joinCommand(rest);
     }
+    case 'nodes': {
+      const { nodesCommand } = await import('./nodes-command.js');
+      return nodesCommand(rest);
+    }
+    case 'doctor': {
+      const { doctorCommand } = await import('./doctor-command.js');
+      return doctorCommand(rest);
+    }
+    case 'peers': {
+      const { peersCommand } = await import('./peers-command.js');
+      return peersCommand(rest);
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -45,6 +60,15 @@ async function main(argv: string[]): Promise<number> {
       } else if (rest[0] === 'node') {
         const { NODE_USAGE } = await import('./node-command.js');
         process.stdout.write(`${NODE_USAGE}\n`);
+      } else if (rest[0] === 'nodes') {
+        const { NODES_USAGE } = await import('./nodes-command.js');
+        process.stdout.write(`${NODES_USAGE}\n`);
+      } else if (rest[0] === 'peers') {
+        const { PEERS_USAGE } = await import('./peers-command.js');
+        process.stdout.write(`${PEERS_USAGE}\n`);
+      } else if (rest[0] === 'doctor') {
+        const { DOCTOR_USAGE } = await import('./doctor-command.js');
+        process.stdout.write(`${DOCTOR_USAGE}\n`);
       } else {
         process.stdout.write(`${USAGE}\n`);
       }

@@ -9,6 +9,7 @@ import { connect } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
+import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
 import { LanPresence } from '../engine/discovery/lan-presence.js';
 import type { NodeState, NodeView } from '../engine/discovery/membership.js';
@@ -80,6 +81,12 @@ export async function nodesCommand(argv: string[]): Promise<number> {
     throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${NODES_USAGE}`);
   }
   const waitS = waitOption(values.wait);
+  if (!discoveryAllowed()) {
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      'LAN discovery is turned off here (DESKGRID_DISCOVERY=off): nodes cannot be listed',
+    );
+  }
   const home = defaultDataHome();
   const joinCode = resolveJoinCode({ flag: values.secret, home });
   const interfaces = chosenInterfaces(values.interface);
@@ -89,11 +96,10 @@ export async function nodesCommand(argv: string[]): Promise<number> {
         '(or set DESKGRID_SECRET, or run deskgrid join CODE)\n',
     );
   }
-  if (!values.json) {
-    process.stderr.write(
-      `listening on ${interfaces.map((i) => `${i.name} (${i.address})`).join(', ')} for ${waitS} s...\n`,
-    );
-  }
+  // On stderr, so that --json output stays one JSON document.
+  process.stderr.write(
+    `listening on ${interfaces.map((i) => `${i.name} (${i.address})`).join(', ')} for ${waitS} s...\n`,
+  );
   const nodes = await surveyLan({
     interfaces: interfaces.map((i) => i.address),
     waitMs: waitS * 1000,
@@ -207,7 +213,7 @@ function checkNode(
       CHECK_TIMEOUT_MS,
     );
     // Not `once`: an error after the first would otherwise have no listener and crash the process.
-    socket.on('error', (error) => finish('unreachable', `${host}:${port}: ${error.message}`));
+    socket.on('error', (error: Error) => finish('unreachable', `${host}:${port}: ${error.message}`));
     socket.once('secureConnect', () => {
       PeerConnection.establish(socket, {
         role: 'submitter',
@@ -289,7 +295,8 @@ function table(nodes: readonly SurveyedNode[], now: number): string {
       `${Math.max(0, Math.round((now - node.lastSeen) / 1000))} s ago`,
     ]),
   ];
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
   const lines = rows.map((row) =>
     row
       .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
