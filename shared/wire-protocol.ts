@@ -118,6 +118,14 @@ export const remoteResultSchema = v.object({
 });
 export type RemoteResult = v.InferOutput<typeof remoteResultSchema>;
 
+const sharedPeerSchema = v.object({
+  id: sha256Hex,
+  name: v.string(),
+  host: v.pipe(v.string(), v.maxLength(255)),
+  port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
+});
+export type SharedPeer = v.InferOutput<typeof sharedPeerSchema>;
+
 export const fromNodeSchema = v.variant('t', [
   offerSchema,
   v.object({ t: v.literal('need-bundle'), key: v.string(), bundle: sha256Hex }),
@@ -131,6 +139,11 @@ export const fromNodeSchema = v.variant('t', [
   /** v8-serialized value in the body. */
   v.object({ t: v.literal('provisional'), id: int }),
   v.object({ t: v.literal('log'), id: int, line: v.string() }),
+  /**
+   * Other nodes of the cluster this node knows (from its LAN view), for submitters whose network
+   * drops multicast: they connect to each, pinned to its id, and still ask each for its proof.
+   */
+  v.object({ t: v.literal('peers'), nodes: v.pipe(v.array(sharedPeerSchema), v.maxLength(256)) }),
   v.object({ t: v.literal('ping') }),
   v.object({ t: v.literal('pong') }),
   v.object({ t: v.literal('bye') }),

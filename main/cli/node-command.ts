@@ -2,16 +2,13 @@
 // until SIGINT or SIGTERM. On the signal it stops taking jobs, hands back the ones it had not
 // started, lets the running ones finish, and exits.
 
-import { networkInterfaces, platform } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-import { WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
 import { Cluster } from '../engine/cluster.js';
-import { lanInterfaces } from '../engine/discovery/interfaces.js';
+import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
-import { LanPresence } from '../engine/discovery/lan-presence.js';
-import { clusterId } from '../engine/identity/cluster-key.js';
-import { readPackageVersion } from '../engine/version.js';
+
 import { shortNodeId } from '../engine/identity/node-identity.js';
 import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode } from '../engine/settings.js';
@@ -64,12 +61,18 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   const port =
     numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
   const cores = numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true });
+  const listen = values.listen ?? '0.0.0.0';
+  const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {
     cluster = await Cluster.start({
       home,
       secret: joinCode.code,
-      serve: { host: values.listen ?? '0.0.0.0', port },
+      serve: { host: listen, port },
+      // The node announces itself and keeps a view of the others, to tell its submitters.
+      ...(interfaces.length === 0
+        ? {}
+        : { discover: { interfaces: interfaces.map((found) => found.address), use: false } }),
       ...(cores === undefined ? {} : { cores }),
     });
   } catch (error) {
@@ -93,10 +96,11 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       `listening on ${shown.map((host) => `${host}:${address?.port ?? port}`).join(', ')}\n`,
   );
 
-  const presence =
-    values['no-discovery'] || !discoveryAllowed()
-      ? null
-      : announce(cluster, joinCode.code, address?.host ?? '0.0.0.0');
+  if (interfaces.length > 0) {
+    process.stdout.write(
+      `announcing on the LAN: ${interfaces.map((found) => `${found.name} (${found.address})`).join(', ')}\n`,
+    );
+  }
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -111,8 +115,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     void cluster.destroy();
   }, 30_000);
   forced.unref();
-  // Goodbye first: peers stop sending work before the job server closes.
-  await presence?.stop();
+  // close() says goodbye on the LAN first, so peers stop sending work before the server closes.
   await cluster.close();
   clearTimeout(forced);
   process.stdout.write('stopped\n');
@@ -120,7 +123,8 @@ export async function nodeCommand(argv: string[]): Promise<number> {
 }
 
 /** Announces the node on the LAN interfaces it listens on (all of them for 0.0.0.0). */
-function announce(cluster: Cluster, code: string, listen: string): LanPresence | null {
+/** The LAN interfaces a node listening on `listen` announces itself on (all of them for 0.0.0.0). */
+function announceOn(listen: string): LanInterface[] {
   const interfaces = lanInterfaces().filter(
     (candidate) => listen === '0.0.0.0' || candidate.address === listen,
   );
@@ -129,28 +133,8 @@ function announce(cluster: Cluster, code: string, listen: string): LanPresence |
       `deskgrid: warning: ${listen} is on no LAN interface that can multicast: not announced on the LAN ` +
         '(submitters need --peer)\n',
     );
-    return null;
   }
-  const port = cluster.address?.port ?? 0;
-  const presence = LanPresence.start({
-    publish: true,
-    interfaces: interfaces.map((candidate) => candidate.address),
-    self: {
-      id: cluster.nodeId,
-      cluster: clusterId(code),
-      protocol: WIRE_PROTOCOL_VERSION,
-      cores: cluster.stats().cores,
-      os: platform(),
-      name: cluster.identity.name,
-      version: readPackageVersion(),
-      port,
-    },
-    onError: (error) => process.stderr.write(`deskgrid: warning: LAN discovery: ${error.message}\n`),
-  });
-  process.stdout.write(
-    `announcing on the LAN: ${interfaces.map((candidate) => `${candidate.name} (${candidate.address})`).join(', ')}\n`,
-  );
-  return presence;
+  return interfaces;
 }
 
 function localAddresses(): string[] {

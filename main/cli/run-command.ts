@@ -42,7 +42,9 @@ options:
                     (peers saved with deskgrid peers add, and the nodes used
                     before, are tried too when a join code is known)
   --secret CODE     the cluster's join code (else DESKGRID_SECRET, else deskgrid join's)
-  --no-local        run jobs only on the peers, not on this machine`;
+  --no-local        run jobs only on the peers, not on this machine
+  --probe CIDR      also look for nodes by trying every address of this subnet
+                    (e.g. 192.168.1.0/24; for networks that drop multicast)`;
 
 const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
@@ -69,6 +71,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     rememberNodes: true,
     ...(joinCode === null ? {} : { secret: joinCode.code }),
     ...(discover === null ? {} : { discover }),
+    ...(args.probe === undefined ? {} : { probe: { subnet: args.probe } }),
     ...(args.cores === undefined ? {} : { cores: args.cores }),
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
@@ -135,6 +138,7 @@ interface RunArgs {
   secret: string | undefined;
   peers: string[];
   local: boolean;
+  probe: string | undefined;
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
@@ -159,6 +163,7 @@ function parseRunArgs(argv: string[]): RunArgs {
         secret: { type: 'string' },
         peer: { type: 'string', multiple: true },
         'no-local': { type: 'boolean', default: false },
+        probe: { type: 'string' },
       },
     });
   } catch (error) {
@@ -205,6 +210,7 @@ function parseRunArgs(argv: string[]): RunArgs {
     secret: values.secret,
     peers: values.peer ?? [],
     local: !values['no-local'],
+    probe: values.probe,
   };
 }
 

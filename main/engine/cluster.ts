@@ -9,10 +9,15 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism, platform } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
-import { DEFAULT_MAX_FRAME_BYTES, WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  WIRE_PROTOCOL_VERSION,
+  type SharedPeer,
+} from '../../shared/wire-protocol.js';
 import { Batch, type BatchHost } from './batch.js';
 import { clusterId, proofKey } from './identity/cluster-key.js';
 import { LanPresence } from './discovery/lan-presence.js';
+import { probeSubnet } from './discovery/subnet-probe.js';
 import type { NodeView } from './discovery/membership.js';
 import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
@@ -36,6 +41,8 @@ import { readPackageVersion } from './version.js';
 
 const log = createLogger('cluster');
 const RECONNECT_DELAY_MS = 1500;
+/** The port `deskgrid node` listens on unless told otherwise. */
+export const DEFAULT_NODE_PORT = 7717;
 
 export interface ClusterOptions {
   /** Worker processes, one per core shared. Default: every core. */
@@ -66,7 +73,16 @@ export interface ClusterOptions {
    * IPv4 addresses of the LAN interfaces to use: the engine never multicasts anywhere unasked.
    * A serving cluster also announces itself there.
    */
-  discover?: { interfaces: string[] };
+  /**
+   * Knock on the job-server port of every address of this subnet ("10.0.4.0/24", at most a /22)
+   * and use whichever node proves the join code: for networks that drop multicast.
+   */
+  probe?: { subnet: string; port?: number };
+  discover?: {
+    interfaces: string[];
+    /** Run jobs on the nodes found (default). A node that only serves finds them to tell its submitters. */
+    use?: boolean;
+  };
   /**
    * Also try the nodes this machine used before, at their last-known addresses (from
    * <home>/known-nodes.json), pinned to their ids. Needs a join code. Default: false.
@@ -156,13 +172,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       peers.length > 0 ||
         remembered.length > 0 ||
         options.serve !== undefined ||
-        options.discover !== undefined,
+        options.discover !== undefined ||
+        options.probe !== undefined,
     );
     // Nodes of another cluster (one this machine left) would only fail the proof.
     const rememberedPeers: PeerAddress[] = remembered
       .filter((known) => known.cluster === network?.clusterId)
       .map((known) => ({ host: known.host, port: known.port, id: known.id }));
-    if (cores === 0 && peers.length === 0 && rememberedPeers.length === 0 && options.discover === undefined) {
+    const moreMayCome = options.discover !== undefined || options.probe !== undefined;
+    if (cores === 0 && peers.length === 0 && rememberedPeers.length === 0 && !moreMayCome) {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
     const broken: { error: DeskGridError | null } = { error: null };
@@ -180,14 +198,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
     });
     cluster = new Cluster(loaded.identity, home, pool, broken);
+    cluster.network = network;
     cluster.warnings.push(...warnings);
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
       if (network && options.serve) await cluster.serve(network, options.serve);
       if (network) {
-        await cluster.connectAll(network, peers, rememberedPeers, options.discover !== undefined);
+        await cluster.connectAll(network, peers, rememberedPeers, moreMayCome);
       }
-      if (network && options.discover) cluster.startDiscovery(network, options.discover.interfaces);
+      if (network && options.probe)
+        await cluster.probeSubnet(network, options.probe.subnet, options.probe.port);
+      if (network && options.discover) {
+        cluster.startDiscovery(network, options.discover.interfaces, options.discover.use ?? true);
+      }
     } catch (error) {
       await cluster.destroy();
       throw error;
@@ -331,6 +354,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         });
         this.sessions.add(session);
         connection.send(describeThisNode(network.identity.name, this.pool.size, network.version, runtimes));
+        const peers = this.knownPeers(connection.peerId);
+        if (peers.length > 0) session.sharePeers(peers);
       },
     });
   }
@@ -345,6 +370,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       cacheDir: dataPaths(this.home).computationCache,
       nextTask: () => this.nextRemoteTask(),
       closed: (closed, error) => this.nodeClosed(closed, error),
+      peersShared: (nodes) => this.peersShared(nodes),
     });
     this.remember(network, node, address);
     return node;
@@ -373,7 +399,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * already: the same node may be named twice (a peer, a remembered address, another host name).
    */
   private adopt(node: RemoteNode): boolean {
-    if ([...this.nodes].some((used) => used.id === node.id)) {
+    // A probed subnet can hold this very node.
+    if (node.id === this.nodeId || [...this.nodes].some((used) => used.id === node.id)) {
       this.duplicates.add(node);
       node.close();
       return false;
@@ -435,7 +462,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.pumpAll();
   }
 
-  private startDiscovery(network: Network, interfaces: string[]): void {
+  private startDiscovery(network: Network, interfaces: string[], use: boolean): void {
     const presence = LanPresence.start({
       publish: this.server !== null,
       interfaces,
@@ -452,12 +479,51 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       onError: (error) => log.warn('discovery error', { message: error.message }),
     });
     this.presence = presence;
-    this.network = network;
-    presence.membership.on('up', (view) => this.discovered(view));
+    presence.membership.on('up', (view) => {
+      if (use) this.discovered(view);
+      // Submitters whose network drops multicast learn of the new node from us.
+      for (const session of this.sessions) session.sharePeers(this.knownPeers(session.submitterId));
+    });
+  }
+
+  private async probeSubnet(network: Network, subnet: string, port = DEFAULT_NODE_PORT): Promise<void> {
+    const answering = await probeSubnet(subnet, port);
+    log.info('subnet probed', { subnet, answering: answering.length });
+    await Promise.all(
+      answering.map(async (host) => {
+        try {
+          const node = await this.connectTo(network, { host, port });
+          if (this.adopt(node)) this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+        } catch (error) {
+          log.debug('probed address is no node of this cluster', { host, error: String(error) });
+        }
+      }),
+    );
+    this.pumpAll();
+  }
+
+  /** The trusted nodes this node sees on the LAN, for a submitter (not itself, not us). */
+  private knownPeers(forSubmitter: string): SharedPeer[] {
+    const shared: SharedPeer[] = [];
+    for (const view of this.presence?.membership.list() ?? []) {
+      const host = view.addresses[0];
+      if (view.state === 'trusted' && host !== undefined && view.id !== forSubmitter && view.port > 0) {
+        shared.push({ id: view.id, name: view.name, host, port: view.port });
+      }
+    }
+    return shared;
+  }
+
+  /** A node told us of others: use them too, each pinned to the id it vouched for. */
+  private peersShared(nodes: SharedPeer[]): void {
+    for (const peer of nodes) {
+      if (peer.id === this.nodeId) continue;
+      this.discovered({ id: peer.id, name: peer.name, addresses: [peer.host], port: peer.port });
+    }
   }
 
   /** A node of this cluster appeared on the LAN: use it, unless it is in use already. */
-  private discovered(view: NodeView): void {
+  private discovered(view: Pick<NodeView, 'id' | 'name' | 'addresses' | 'port'>): void {
     const network = this.network;
     const host = view.addresses[0];
     if (this.state !== 'open' || network === null || host === undefined) return;

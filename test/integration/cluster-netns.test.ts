@@ -295,7 +295,8 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
       expect(results).toHaveLength(30);
       for (const result of results) {
         expect(result.status).toBe('done');
-        expect(result.node).toBe(nodeA.id);
+        // Node B is not named, but this submitter used it before and remembers it.
+        expect([nodeA.id, nodeB.id]).toContain(result.node);
       }
     },
   );

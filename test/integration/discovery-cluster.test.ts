@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobResult } from '../../shared/job.js';
 import { generateJoinCode } from '../../shared/join-code.js';
-import { createLan, netnsUnavailableReason, waitForLine, type Lan, type LanHost } from '../support/netns.js';
+import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT, splitLines } from '../support/run-cli.js';
 
 const reason = netnsUnavailableReason();
@@ -58,10 +58,31 @@ async function startNode(on: LanHost, code: string): Promise<{ id: string; child
     [CLI_ENTRY, 'node', '--secret', code, '--listen', on.address, '--port', String(PORT), '--cores', '1'],
     { env: environment(home), cwd: REPO_ROOT },
   );
-  const idLine = await waitForLine(child, /^id: [0-9a-f]{64}$/, 20_000);
-  await waitForLine(child, /^announcing on the LAN/, 20_000);
-  child.stdout?.resume();
-  return { id: idLine.slice(4), child };
+  let stdout = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const started = Date.now();
+  while (!/^announcing on the LAN/m.test(stdout)) {
+    if (child.exitCode !== null || Date.now() - started > 20_000) {
+      throw new Error(`deskgrid node on ${on.name} did not announce itself:\n${stdout}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
+  if (id === undefined) throw new Error(`deskgrid node printed no id:\n${stdout}`);
+  return { id, child };
+}
+
+interface NodeRef {
+  id: string;
+  child: ChildProcess;
+}
+
+let first: NodeRef | null = null;
+let late: NodeRef | null = null;
+
+function started(node: NodeRef | null): NodeRef {
+  if (node === null) throw new Error('the first test starts the nodes');
+  return node;
 }
 
 describe.skipIf(reason !== null)('batches follow LAN membership', () => {
@@ -79,7 +100,7 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
     'uses discovered nodes of its cluster, a late joiner included, and never another cluster',
     { timeout: 90_000 },
     async () => {
-      const first = await startNode(host(2), CODE);
+      first = await startNode(host(2), CODE);
       const stranger = await startNode(host(4), OTHER_CODE);
       const module = join(work, 'sleepy.mjs');
       writeFileSync(module, SLEEPY_MODULE);
@@ -115,7 +136,7 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect(splitLines(stdout).length, stderr).toBeGreaterThanOrEqual(20);
-      const late = await startNode(host(3), CODE);
+      late = await startNode(host(3), CODE);
 
       const code = await exited;
       expect(code, stderr).toBe(0);
@@ -129,6 +150,76 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
       expect(usedNodes.has(stranger.id)).toBe(false);
       expect(stderr).toMatch(/waiting for nodes of this cluster/);
       expect(stderr).toMatch(/using node/);
+    },
+  );
+
+  it(
+    'learns the other nodes from the one it names when multicast does not reach it',
+    { timeout: 60_000 },
+    async () => {
+      const module = join(work, 'sleepy.mjs');
+      const home = join(work, 'isolated-submitter');
+      mkdirSync(home, { recursive: true });
+      // This submitter's own discovery is off, as on a network that drops multicast.
+      const env = { ...environment(home), DESKGRID_DISCOVERY: 'off' };
+      const result = await theLan().exec(
+        host(1),
+        process.execPath,
+        [
+          CLI_ENTRY,
+          'run',
+          module,
+          '--range',
+          '0:200',
+          '--secret',
+          CODE,
+          '--peer',
+          `${host(2).address}:${PORT}`,
+          '--no-local',
+          '--json',
+        ],
+        { env, cwd: REPO_ROOT, timeoutMs: 50_000 },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const results = splitLines(result.stdout).map((line) => JSON.parse(line) as JobResult);
+      expect(results).toHaveLength(200);
+      const usedNodes = new Set(results.map((entry) => entry.node));
+      expect(usedNodes.has(started(first).id)).toBe(true);
+      expect(usedNodes.has(started(late).id), result.stderr).toBe(true);
+    },
+  );
+
+  it(
+    'finds the nodes of its cluster by probing a subnet it is given, and skips the others',
+    { timeout: 60_000 },
+    async () => {
+      const module = join(work, 'sleepy.mjs');
+      const home = join(work, 'probing-submitter');
+      mkdirSync(home, { recursive: true });
+      const env = { ...environment(home), DESKGRID_DISCOVERY: 'off' };
+      const result = await theLan().exec(
+        host(1),
+        process.execPath,
+        [
+          CLI_ENTRY,
+          'run',
+          module,
+          '--range',
+          '0:200',
+          '--secret',
+          CODE,
+          '--probe',
+          theLan().subnet,
+          '--no-local',
+          '--json',
+        ],
+        { env, cwd: REPO_ROOT, timeoutMs: 50_000 },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const results = splitLines(result.stdout).map((line) => JSON.parse(line) as JobResult);
+      expect(results).toHaveLength(200);
+      const usedNodes = new Set(results.map((entry) => entry.node));
+      expect(usedNodes).toEqual(new Set([started(first).id, started(late).id]));
     },
   );
 });

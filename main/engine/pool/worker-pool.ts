@@ -34,6 +34,7 @@ const PIPELINE_TARGET_MS = 4;
 const MAX_PIPELINE_DEPTH = 64;
 /** Jobs at least this long are sent one at a time. */
 const LONG_JOB_MS = 20;
+const MAX_TRACKED_COMPUTATIONS = 256;
 
 export interface PoolOptions {
   size: number;
@@ -89,7 +90,8 @@ export class WorkerPool {
   private readonly anyReadyWaiters: Waiter[] = [];
   private state: 'running' | 'closing' | 'closed' | 'broken' = 'running';
   private startFailures = 0;
-  private durationEwmaMs: number | null = null;
+  /** Recent job duration (ms, moving average) per computation id. */
+  private readonly durations = new Map<string, number>();
   private pumpScheduled = false;
   private readonly loadedBefore = new Set<string>();
   private readonly memoryTimer: NodeJS.Timeout;
@@ -238,16 +240,21 @@ export class WorkerPool {
     channel.onExit((exit) => this.exited(worker, exit));
   }
 
-  /** How many tasks each worker should hold, from how long recent jobs took. */
-  private depth(): number {
-    const average = this.durationEwmaMs;
-    if (average === null) return 2;
+  /**
+   * How many tasks a worker should hold, from how long recent jobs of the computation it was last
+   * given took (per computation: tiny jobs of one batch must not make another batch's long jobs
+   * queue deep behind each other).
+   */
+  private depth(worker: PoolWorker): number {
+    const last = worker.inflight.at(-1);
+    if (last === undefined) return 1;
+    const average = this.durations.get(last.computation.id);
+    if (average === undefined) return 2;
     if (average >= LONG_JOB_MS) return 1;
     return Math.min(MAX_PIPELINE_DEPTH, Math.max(2, Math.ceil(PIPELINE_TARGET_MS / Math.max(average, 0.05))));
   }
 
   private fillWorkers(): void {
-    const depth = this.depth();
     const outgoing = new Map<PoolWorker, RunMessage[]>();
     // Each task to the least loaded worker, so that a short dataset spreads over all workers, also
     // when its tasks arrive one per pump while it is read (a fixed worker order would give them
@@ -255,7 +262,7 @@ export class WorkerPool {
     for (;;) {
       let target: PoolWorker | null = null;
       for (const worker of this.workers) {
-        if (worker.state !== 'ready' || worker.inflight.length >= depth) continue;
+        if (worker.state !== 'ready' || worker.inflight.length >= this.depth(worker)) continue;
         if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
       if (target === null) break;
@@ -468,8 +475,15 @@ export class WorkerPool {
     this.workerOfTask.delete(head.id);
     this.clearHead(worker);
     const duration = result.endedAt - result.startedAt;
-    this.durationEwmaMs =
-      this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
+    const id = head.computation.id;
+    const previous = this.durations.get(id);
+    this.durations.delete(id);
+    this.durations.set(id, previous === undefined ? duration : previous * 0.8 + duration * 0.2);
+    // Oldest first in a Map: keep the table small in a long-lived app.
+    if (this.durations.size > MAX_TRACKED_COMPUTATIONS) {
+      const oldest = this.durations.keys().next().value;
+      if (oldest !== undefined) this.durations.delete(oldest);
+    }
     head.owner.onResult(head, result);
     if (worker.state === 'ready') {
       this.startHead(worker);

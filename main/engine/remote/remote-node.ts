@@ -18,6 +18,7 @@ import {
   type Offer,
   type RemoteJob,
   type RemoteResult,
+  type SharedPeer,
 } from '../../../shared/wire-protocol.js';
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
 import { bundleTypeScript } from '../computation/bundle-typescript.js';
@@ -49,6 +50,8 @@ export interface RemoteNodeOptions {
   cacheDir: string;
   nextTask: () => Task | undefined;
   closed: (node: RemoteNode, error: DeskGridError | null) => void;
+  /** The node told us of other nodes of the cluster. */
+  peersShared?: (nodes: SharedPeer[]) => void;
 }
 
 interface LoadWaiter {
@@ -86,6 +89,12 @@ export class RemoteNode {
       maxFrameBytes: options.maxFrameBytes,
       ...(options.expectPeerId === undefined ? {} : { expectPeerId: options.expectPeerId }),
     });
+    // Messages that follow the offer in the same read (the node's `peers`) are kept for the
+    // RemoteNode, which starts listening only once this promise has settled.
+    const early: Array<[unknown, Buffer]> = [];
+    const keep = (header: unknown, body: Buffer): void => {
+      early.push([header, body]);
+    };
     const offer = await new Promise<Offer>((resolve, reject) => {
       const timer = setTimeout(() => {
         connection.destroy();
@@ -94,14 +103,19 @@ export class RemoteNode {
       connection.once('message', (header) => {
         clearTimeout(timer);
         const parsed = v.safeParse(fromNodeSchema, header);
-        if (parsed.success && parsed.output.t === 'offer') resolve(parsed.output);
-        else {
+        if (parsed.success && parsed.output.t === 'offer') {
+          connection.on('message', keep);
+          resolve(parsed.output);
+        } else {
           connection.destroy();
           reject(new DeskGridError(ErrorCode.Protocol, 'the node did not start with an offer'));
         }
       });
     });
-    return new RemoteNode(connection, offer, options);
+    connection.off('message', keep);
+    const node = new RemoteNode(connection, offer, options);
+    for (const [header, body] of early) node.receive(header, body);
+    return node;
   }
 
   get id(): string {
@@ -333,6 +347,9 @@ export class RemoteNode {
         task?.owner.onLog(task, message.line);
         return;
       }
+      case 'peers':
+        this.options.peersShared?.(message.nodes);
+        return;
       case 'offer':
       case 'ping':
       case 'pong':

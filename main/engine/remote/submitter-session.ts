@@ -19,6 +19,7 @@ import {
   type FileEntry,
   type RemoteJob,
   type RemoteResult,
+  type SharedPeer,
   type ToNode,
 } from '../../../shared/wire-protocol.js';
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
@@ -102,6 +103,11 @@ export class SubmitterSession {
   drained(): Promise<void> {
     if (this.ended || (this.queue.length === 0 && this.running.size === 0)) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Tells the submitter of other nodes of the cluster (see the `peers` message). */
+  sharePeers(nodes: SharedPeer[]): void {
+    if (!this.ended) this.connection.send({ t: 'peers', nodes });
   }
 
   /** Says goodbye to the submitter. */
