@@ -50,6 +50,10 @@ export const offerSchema = v.object({
   memoryMb: nonNegative,
   version: v.string(),
   name: v.string(),
+  /** Cores running jobs right now. */
+  busyCores: v.optional(nonNegative),
+  /** The node's clock (ms since the epoch), so that submitters can tell a skewed one. */
+  time: v.optional(v.number()),
 });
 export type Offer = v.InferOutput<typeof offerSchema>;
 

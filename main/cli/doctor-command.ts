@@ -13,6 +13,9 @@ import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode, settingsFile, type ResolvedJoinCode } from '../engine/settings.js';
 import { surveyLan, waitOption, type SurveyedNode } from './nodes-command.js';
 
+/** Clocks further apart than this make results' times disagree visibly. */
+const CLOCK_SKEW_LIMIT_MS = 5000;
+
 export const DOCTOR_USAGE = `usage: deskgrid doctor [options]
 
 Checks this computer's network and settings for DeskGrid and says what to fix.
@@ -194,6 +197,15 @@ function nodeFindings(nodes: readonly SurveyedNode[], haveCode: boolean, waitS: 
       ok: false,
       text: `${count(mismatch.length, 'node')} ${mismatch.length === 1 ? 'speaks' : 'speak'} another protocol version: ${names(mismatch, true)}`,
       advice: 'update DeskGrid so that every computer of the cluster runs the same version',
+    });
+  }
+  for (const node of trusted) {
+    if (node.clockSkewMs === null || Math.abs(node.clockSkewMs) < CLOCK_SKEW_LIMIT_MS) continue;
+    const seconds = Math.round(Math.abs(node.clockSkewMs) / 1000);
+    findings.push({
+      ok: false,
+      text: `the clock of node ${label(node)} is ${seconds} s ${node.clockSkewMs > 0 ? 'ahead of' : 'behind'} this computer's`,
+      advice: "turn on network time (NTP) on both computers: jobs' start and end times would not agree",
     });
   }
   for (const node of unreachable) {

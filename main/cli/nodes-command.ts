@@ -4,11 +4,17 @@
 // means "a submitter here could use it now". `surveyLan` is shared with `deskgrid doctor`.
 
 import { randomBytes } from 'node:crypto';
+import * as v from 'valibot';
 import { platform } from 'node:os';
 import { connect } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-import { DEFAULT_MAX_FRAME_BYTES, WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  WIRE_PROTOCOL_VERSION,
+  offerSchema,
+  type Offer,
+} from '../../shared/wire-protocol.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
 import { LanPresence } from '../engine/discovery/lan-presence.js';
@@ -34,10 +40,8 @@ options:
 /** What `deskgrid nodes` says of a node: membership's verdict, refined by the TLS check. */
 export type ShownState = NodeState | 'unreachable' | 'unknown cluster';
 
-export interface SurveyedNode extends Omit<NodeView, 'state'> {
+export interface SurveyedNode extends Omit<NodeView, 'state'>, Omit<CheckOutcome, 'state'> {
   state: ShownState;
-  /** Why the TLS check failed (unreachable, or the proof failed); null otherwise. */
-  detail: string | null;
 }
 
 export interface SurveyOptions {
@@ -57,6 +61,8 @@ const MAX_WAIT_S = 600;
 // command quick when a firewall silently drops the packets.
 const CHECK_TIMEOUT_MS = 2000;
 // Stands for "no cluster" in the listener's own (never announced) advertisement: a cluster id is
+const UNCHECKED = { detail: null, runtimes: null, busyCores: null, clockSkewMs: null };
+
 // 16 hex characters derived with HKDF, so no real cluster has this one.
 const NO_CLUSTER = '0'.repeat(16);
 
@@ -162,7 +168,7 @@ export async function surveyLan(options: SurveyOptions): Promise<SurveyedNode[]>
     return views.map((view) => ({
       ...view,
       state: view.state === 'offline' ? 'offline' : 'unknown cluster',
-      detail: null,
+      ...UNCHECKED,
     }));
   }
   let identity: NodeIdentity | null = null;
@@ -170,13 +176,24 @@ export async function surveyLan(options: SurveyOptions): Promise<SurveyedNode[]>
   return Promise.all(
     views.map(async (view): Promise<SurveyedNode> => {
       const address = view.addresses[0];
-      if (view.state !== 'trusted' || address === undefined) return { ...view, detail: null };
+      if (view.state !== 'trusted' || address === undefined) return { ...view, ...UNCHECKED };
       // Loaded only when needed: the first use makes a key pair in the data folder.
       identity ??= loadIdentity(options.home).identity;
       const outcome = await checkNode(address, view.port, view.id, identity, key);
       return { ...view, ...outcome };
     }),
   );
+}
+
+interface CheckOutcome {
+  state: ShownState;
+  /** Why the TLS check failed (unreachable, or the proof failed); null otherwise. */
+  detail: string | null;
+  /** From the node's offer (trusted nodes only). */
+  runtimes: string[] | null;
+  busyCores: number | null;
+  /** The node's clock minus ours. */
+  clockSkewMs: number | null;
 }
 
 /**
@@ -189,7 +206,7 @@ function checkNode(
   expectPeerId: string,
   identity: NodeIdentity,
   key: Buffer,
-): Promise<{ state: ShownState; detail: string | null }> {
+): Promise<CheckOutcome> {
   return new Promise((resolve) => {
     let done = false;
     const socket = connect({
@@ -201,12 +218,19 @@ function checkNode(
       rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
     });
-    const finish = (state: ShownState, detail: string | null, keepSocket = false): void => {
+    const finish = (state: ShownState, detail: string | null, keepSocket = false, offer?: Offer): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       if (!keepSocket) socket.destroy();
-      resolve({ state, detail });
+      resolve({
+        state,
+        detail,
+        runtimes: offer?.runtimes ?? null,
+        busyCores: offer?.busyCores ?? null,
+        // Half the round trip is unknown; at LAN latency it is far below what matters here.
+        clockSkewMs: offer?.time === undefined ? null : offer.time - Date.now(),
+      });
     };
     const timer = setTimeout(
       () => finish('unreachable', `${host}:${port} did not answer within ${CHECK_TIMEOUT_MS / 1000} s`),
@@ -224,9 +248,13 @@ function checkNode(
         handshakeTimeoutMs: CHECK_TIMEOUT_MS,
       }).then(
         (connection) => {
-          // A polite goodbye, so that the node does not log a broken connection.
-          connection.close();
-          finish('trusted', null, true);
+          // The node's first message is its offer: runtimes, busy cores, its clock.
+          connection.once('message', (header) => {
+            const parsed = v.safeParse(offerSchema, header);
+            // A polite goodbye, so that the node does not log a broken connection.
+            connection.close();
+            finish('trusted', null, true, parsed.success ? parsed.output : undefined);
+          });
         },
         (error: unknown) => {
           const code = error instanceof DeskGridError ? error.code : ErrorCode.Connection;
@@ -277,19 +305,24 @@ function asJson(node: SurveyedNode, now: number): Record<string, unknown> {
     cluster: node.cluster,
     state: node.state,
     detail: node.detail,
+    runtimes: node.runtimes,
+    busyCores: node.busyCores,
+    clockSkewMs: node.clockSkewMs,
     lastSeenSecondsAgo: Math.max(0, Math.round((now - node.lastSeen) / 100) / 10),
   };
 }
 
 function table(nodes: readonly SurveyedNode[], now: number): string {
   const rows = [
-    ['ID', 'NAME', 'ADDRESSES', 'OS', 'CORES', 'VERSION', 'STATE', 'LAST SEEN'],
+    ['ID', 'NAME', 'ADDRESSES', 'OS', 'CORES', 'BUSY', 'RUNTIMES', 'VERSION', 'STATE', 'LAST SEEN'],
     ...nodes.map((node) => [
       shortNodeId(node.id),
       node.name,
       node.addresses.map((address) => `${address}:${node.port}`).join(', ') || '-',
       node.os,
       String(node.cores),
+      node.busyCores === null ? '-' : String(node.busyCores),
+      node.runtimes?.join(',') ?? '-',
       node.version,
       node.state,
       `${Math.max(0, Math.round((now - node.lastSeen) / 1000))} s ago`,

@@ -353,7 +353,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ended: (ended) => this.sessions.delete(ended),
         });
         this.sessions.add(session);
-        connection.send(describeThisNode(network.identity.name, this.pool.size, network.version, runtimes));
+        connection.send(
+          describeThisNode(
+            network.identity.name,
+            this.pool.size,
+            network.version,
+            runtimes,
+            this.pool.stats().busy,
+          ),
+        );
         const peers = this.knownPeers(connection.peerId);
         if (peers.length > 0) session.sharePeers(peers);
       },

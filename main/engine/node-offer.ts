@@ -20,8 +20,16 @@ export async function detectRuntimes(): Promise<string[]> {
   return runtimes;
 }
 
-export function describeThisNode(name: string, cores: number, version: string, found: string[]): Offer {
+export function describeThisNode(
+  name: string,
+  cores: number,
+  version: string,
+  found: string[],
+  busyCores: number,
+): Offer {
   return {
+    busyCores,
+    time: Date.now(),
     t: 'offer',
     cores,
     runtimes: found,

@@ -44,6 +44,9 @@ interface ListedNode {
   version: string;
   state: string;
   detail: string | null;
+  runtimes: string[] | null;
+  busyCores: number | null;
+  clockSkewMs: number | null;
   lastSeenSecondsAgo: number;
 }
 
@@ -194,9 +197,15 @@ describe.skipIf(reason !== null)('deskgrid nodes and deskgrid doctor on a LAN of
       expect(two?.cores).toBe(1);
       expect(two?.os).toBe(process.platform);
       expect(two?.lastSeenSecondsAgo).toBeLessThan(3);
+      // From the node's offer, read during the TLS check.
+      expect(two?.runtimes).toContain('node');
+      expect(two?.busyCores).toBe(0);
+      expect(Math.abs(two?.clockSkewMs ?? Number.NaN)).toBeLessThan(1000);
+      // The other cluster's node is never proven, so nothing of its offer is shown.
+      expect(list.find((node) => node.id === b4.id)?.runtimes).toBeNull();
 
       expect(plain.code, details(plain)).toBe(0);
-      for (const heading of ['ID', 'NAME', 'ADDRESSES', 'STATE', 'LAST SEEN'])
+      for (const heading of ['ID', 'NAME', 'ADDRESSES', 'BUSY', 'RUNTIMES', 'STATE', 'LAST SEEN'])
         expect(plain.stdout).toContain(heading);
       for (const node of list) {
         expect(plain.stdout).toContain(node.name);
