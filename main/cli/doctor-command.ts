@@ -3,7 +3,7 @@
 // answer on mDNS (other clusters, other versions) and whether this cluster's nodes let a
 // submitter in over TLS. Exit 0 when nothing is wrong, 1 when something is.
 
-import { parseArgs } from 'node:util';
+import { parseCommandArgs, wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { describeInterfaces, lanInterfaces } from '../engine/discovery/interfaces.js';
@@ -35,19 +35,20 @@ interface Finding {
 }
 
 export async function doctorCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${DOCTOR_USAGE}\n`);
     return 0;
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: { secret: { type: 'string' }, wait: { type: 'string' } },
-    }));
-  } catch (error) {
-    throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${DOCTOR_USAGE}`);
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    { secret: { type: 'string' }, wait: { type: 'string' } },
+    DOCTOR_USAGE,
+  );
+  if (positionals.length > 0) {
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `unexpected argument "${positionals.join(' ')}"\n${DOCTOR_USAGE}`,
+    );
   }
   const waitS = waitOption(values.wait, DEFAULT_DOCTOR_WAIT_S);
   const home = defaultDataHome();

@@ -1,6 +1,7 @@
 // `deskgrid join CODE`: checks a join code for typos and saves it in the settings, so that
 // this node takes part in that cluster from its next start.
 
+import { wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { formatJoinCode, parseJoinCode } from '../../shared/join-code.js';
 import { clusterId } from '../engine/identity/cluster-key.js';
@@ -13,7 +14,7 @@ Saves the cluster's join code (made by "deskgrid secret" on any computer) so tha
 computer takes part in that cluster. Case, spaces and dashes do not matter.`;
 
 export function joinCommand(argv: string[]): number {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${JOIN_USAGE}\n`);
     return 0;
   }

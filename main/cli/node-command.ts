@@ -3,7 +3,6 @@
 // started, lets the running ones finish, and exits.
 
 import { networkInterfaces } from 'node:os';
-import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { Cluster } from '../engine/cluster.js';
 import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
@@ -12,7 +11,7 @@ import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { shortNodeId } from '../engine/identity/node-identity.js';
 import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode } from '../engine/settings.js';
-import { numberOption } from './options.js';
+import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 
 export const NODE_USAGE = `usage: deskgrid node [options]
 
@@ -29,26 +28,24 @@ options:
 const DEFAULT_PORT = 7717;
 
 export async function nodeCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${NODE_USAGE}\n`);
     return 0;
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        secret: { type: 'string' },
-        port: { type: 'string' },
-        listen: { type: 'string' },
-        cores: { type: 'string' },
-        data: { type: 'string' },
-        'no-discovery': { type: 'boolean', default: false },
-      },
-    }));
-  } catch (error) {
-    throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${NODE_USAGE}`);
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    {
+      secret: { type: 'string' },
+      port: { type: 'string' },
+      listen: { type: 'string' },
+      cores: { type: 'string' },
+      data: { type: 'string' },
+      'no-discovery': { type: 'boolean', default: false },
+    },
+    NODE_USAGE,
+  );
+  if (positionals.length > 0) {
+    throw new DeskGridError(ErrorCode.Usage, `unexpected argument "${positionals.join(' ')}"\n${NODE_USAGE}`);
   }
   const home = values.data ?? defaultDataHome();
   const joinCode = resolveJoinCode({ flag: values.secret, home });

@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import * as v from 'valibot';
 import { platform } from 'node:os';
 import { connect } from 'node:tls';
-import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -25,7 +24,7 @@ import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode } from '../engine/settings.js';
 import { PeerConnection } from '../engine/transport/peer-connection.js';
 import { readPackageVersion } from '../engine/version.js';
-import { numberOption } from './options.js';
+import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 
 export const NODES_USAGE = `usage: deskgrid nodes [options]
 
@@ -67,24 +66,25 @@ const UNCHECKED = { detail: null, runtimes: null, busyCores: null, clockSkewMs: 
 const NO_CLUSTER = '0'.repeat(16);
 
 export async function nodesCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${NODES_USAGE}\n`);
     return 0;
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        wait: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        secret: { type: 'string' },
-        interface: { type: 'string' },
-      },
-    }));
-  } catch (error) {
-    throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${NODES_USAGE}`);
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    {
+      wait: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      secret: { type: 'string' },
+      interface: { type: 'string' },
+    },
+    NODES_USAGE,
+  );
+  if (positionals.length > 0) {
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      `unexpected argument "${positionals.join(' ')}"\n${NODES_USAGE}`,
+    );
   }
   const waitS = waitOption(values.wait);
   if (!discoveryAllowed()) {

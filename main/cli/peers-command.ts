@@ -2,6 +2,7 @@
 // settings, for networks where multicast (and so discovery on the LAN) does not get through.
 // Addresses are checked with the parser --peer uses and saved in one canonical form.
 
+import { wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parsePeer } from '../engine/cluster.js';
 import { defaultDataHome } from '../engine/paths.js';
@@ -17,7 +18,7 @@ Saves the addresses of nodes that "deskgrid run" should use even when they canno
 the LAN (the port defaults to ${DEFAULT_PEER_PORT}; NODE-ID@HOST:PORT pins the node's id).`;
 
 export function peersCommand(argv: string[]): number {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${PEERS_USAGE}\n`);
     return 0;
   }

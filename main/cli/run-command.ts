@@ -3,7 +3,6 @@
 // 1 when some are not, 2 for a usage mistake, 130 when interrupted (resume with --resume).
 
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
 import { toResultLine } from '../../shared/result-line.js';
@@ -15,7 +14,7 @@ import { RESULTS_FILE } from '../engine/store/batch-store.js';
 import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
-import { numberOption } from './options.js';
+import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 
 export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
        deskgrid run --resume DIR [options]
@@ -49,7 +48,7 @@ options:
 const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
 export async function runCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${RUN_USAGE}\n`);
     return 0;
   }
@@ -142,34 +141,27 @@ interface RunArgs {
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        split: { type: 'string' },
-        range: { type: 'string' },
-        out: { type: 'string' },
-        timeout: { type: 'string' },
-        retries: { type: 'string' },
-        cores: { type: 'string' },
-        'max-memory': { type: 'string' },
-        stdin: { type: 'boolean', default: false },
-        program: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        resume: { type: 'string' },
-        secret: { type: 'string' },
-        peer: { type: 'string', multiple: true },
-        'no-local': { type: 'boolean', default: false },
-        probe: { type: 'string' },
-      },
-    });
-  } catch (error) {
-    throw new DeskGridError(ErrorCode.Usage, `${(error as Error).message}\n${RUN_USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    {
+      split: { type: 'string' },
+      range: { type: 'string' },
+      out: { type: 'string' },
+      timeout: { type: 'string' },
+      retries: { type: 'string' },
+      cores: { type: 'string' },
+      'max-memory': { type: 'string' },
+      stdin: { type: 'boolean', default: false },
+      program: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      resume: { type: 'string' },
+      secret: { type: 'string' },
+      peer: { type: 'string', multiple: true },
+      'no-local': { type: 'boolean', default: false },
+      probe: { type: 'string' },
+    },
+    RUN_USAGE,
+  );
   if (positionals.length > 2) {
     throw new DeskGridError(
       ErrorCode.Usage,

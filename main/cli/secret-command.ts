@@ -1,6 +1,7 @@
 // `deskgrid secret`: makes a new join code for a new cluster. The code is the last line on
 // stdout, so scripts can take it with `tail -n 1`; the explanation goes to stderr.
 
+import { wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 
@@ -10,7 +11,7 @@ Prints a new join code: the secret shared by the computers of one cluster.
 Give it to each of them, this one included, with "deskgrid join CODE".`;
 
 export function secretCommand(argv: string[]): number {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(`${SECRET_USAGE}\n`);
     return 0;
   }

@@ -5,34 +5,17 @@
 // 'unreachable', a killed node gone, the doctor's findings, and the errors without a LAN. All mDNS
 // stays inside the namespaces. Skipped (with the reason printed) where namespaces are unavailable.
 
-import { type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateJoinCode } from '../../shared/join-code.js';
-import {
-  createLan,
-  netnsUnavailableReason,
-  type Lan,
-  type LanExecResult,
-  type LanHost,
-} from '../support/netns.js';
+import { LanNodes, NODE_PORT as PORT, type LanNode } from '../support/lan-nodes.js';
+import { netnsUnavailableReason, type Lan, type LanExecResult, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT } from '../support/run-cli.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] deskgrid nodes / doctor tests skipped: ${reason}`);
 
-const PORT = 7717;
 const CODE_A = generateJoinCode();
 const CODE_B = generateJoinCode();
-
-interface RunningNode {
-  host: LanHost;
-  child: ChildProcess;
-  id: string;
-  output: () => string;
-}
 
 interface ListedNode {
   id: string;
@@ -50,66 +33,20 @@ interface ListedNode {
   lastSeenSecondsAgo: number;
 }
 
-let lan: Lan | null = null;
-let work = '';
-const nodes: RunningNode[] = [];
-
-function theLan(): Lan {
-  if (lan === null) throw new Error('the LAN was not created');
-  return lan;
-}
-
-function host(k: number): LanHost {
-  const found = theLan().hosts[k - 1];
-  if (found === undefined) throw new Error(`no host ${k}`);
-  return found;
-}
-
-function environment(home: string): NodeJS.ProcessEnv {
-  // The suite turns discovery off everywhere; inside these namespaces it is safe to turn it on.
-  const env: NodeJS.ProcessEnv = { ...process.env, DESKGRID_HOME: home, DESKGRID_DISCOVERY: 'on' };
-  delete env['DESKGRID_LOG'];
-  delete env['DESKGRID_SECRET'];
-  return env;
-}
-
-function homeOf(name: string): string {
-  const home = join(work, name);
-  mkdirSync(home, { recursive: true });
-  return home;
-}
+// The suite turns discovery off everywhere; inside these namespaces it is safe to turn it on.
+const grid = new LanNodes({ discovery: true });
+const theLan = (): Lan => grid.theLan();
+const host = (k: number): LanHost => grid.host(k);
 
 /** Starts `deskgrid node` on a host and waits (bounded) until it announces itself on the LAN. */
-async function startNode(on: LanHost, code: string, listen: boolean): Promise<RunningNode> {
-  const args = [CLI_ENTRY, 'node', '--secret', code, '--port', String(PORT), '--cores', '1'];
-  if (listen) args.push('--listen', on.address);
-  const child = theLan().spawn(on, process.execPath, args, {
-    env: environment(homeOf(`node-${on.name}`)),
-    cwd: REPO_ROOT,
-  });
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  const started = Date.now();
-  while (!/^announcing on the LAN/m.test(output)) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`deskgrid node on ${on.name} exited:\n${output}`);
-    }
-    if (Date.now() - started > 20_000)
-      throw new Error(`deskgrid node on ${on.name} did not announce:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  const id = /^id: ([0-9a-f]{64})$/m.exec(output)?.[1];
-  if (id === undefined) throw new Error(`deskgrid node printed no id:\n${output}`);
-  const running = { host: on, child, id, output: () => output };
-  nodes.push(running);
-  return running;
+function startNode(on: LanHost, code: string, listen: boolean): Promise<LanNode> {
+  return grid.startNode(on, { code, cores: 1, listen, readyWhen: 'announcing' });
 }
 
 /** Runs `deskgrid ...args` to the end on a host, with that host's own data folder. */
 function deskgridOn(on: LanHost, args: string[]): Promise<LanExecResult> {
   return theLan().exec(on, process.execPath, [CLI_ENTRY, ...args], {
-    env: environment(homeOf(`cli-${on.name}`)),
+    env: grid.environment(grid.homeOf(`cli-${on.name}`)),
     cwd: REPO_ROOT,
     timeoutMs: 30_000,
   });
@@ -121,7 +58,7 @@ async function startDeskgridOn(
   args: string[],
 ): Promise<{ done: Promise<{ code: number | null; stdout: string; stderr: string }> }> {
   const child = theLan().spawn(on, process.execPath, [CLI_ENTRY, ...args], {
-    env: environment(homeOf(`cli-${on.name}`)),
+    env: grid.environment(grid.homeOf(`cli-${on.name}`)),
     cwd: REPO_ROOT,
   });
   let stdout = '';
@@ -142,7 +79,7 @@ async function startDeskgridOn(
 }
 
 function details(run: { code: number | null; stdout: string; stderr: string }): string {
-  const logs = nodes.map((node) => `--- node ${node.host.name}\n${node.output()}`).join('\n');
+  const logs = grid.nodes.map((node) => `--- node ${node.host.name}\n${node.output()}`).join('\n');
   return `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}\n${logs}`;
 }
 
@@ -157,13 +94,12 @@ function stateOf(list: readonly ListedNode[], id: string): string | undefined {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe.skipIf(reason !== null)('deskgrid nodes and deskgrid doctor on a LAN of namespaces', () => {
-  let a2: RunningNode;
-  let a3: RunningNode;
-  let b4: RunningNode;
+  let a2: LanNode;
+  let a3: LanNode;
+  let b4: LanNode;
 
   beforeAll(async () => {
-    work = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-cli-nodes-')));
-    lan = await createLan(4);
+    await grid.open(4, 'cli-nodes');
     [a2, a3, b4] = await Promise.all([
       startNode(host(2), CODE_A, true),
       startNode(host(3), CODE_A, true),
@@ -172,8 +108,7 @@ describe.skipIf(reason !== null)('deskgrid nodes and deskgrid doctor on a LAN of
   }, 60_000);
 
   afterAll(async () => {
-    await lan?.destroy();
-    if (work !== '') rmSync(work, { recursive: true, force: true });
+    await grid.close();
   });
 
   it(

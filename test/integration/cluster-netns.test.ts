@@ -5,36 +5,19 @@
 // Python program over a folder of files gets the files (shipped by hash) and its output files
 // come back. Skipped (with the reason printed) where namespaces cannot be created.
 
-import { type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobResult } from '../../shared/job.js';
 import { generateJoinCode } from '../../shared/join-code.js';
-import {
-  createLan,
-  netnsUnavailableReason,
-  type Lan,
-  type LanExecResult,
-  type LanHost,
-} from '../support/netns.js';
+import { LanNodes, NODE_PORT as PORT, type LanNode } from '../support/lan-nodes.js';
+import { netnsUnavailableReason, type Lan, type LanExecResult, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT, readJsonLines, runCli, splitLines } from '../support/run-cli.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] cluster tests across namespaces skipped: ${reason}`);
 
-const PORT = 7717;
 const CODE = generateJoinCode();
 const OTHER_CODE = generateJoinCode();
 
@@ -58,87 +41,28 @@ with open(os.path.join(os.environ["DESKGRID_OUTPUT_DIR"], "summary.txt"), "w", e
 print(json.dumps({"name": name, "words": words, "absolute": os.path.isabs(path)}))
 `;
 
-interface RunningNode {
-  host: LanHost;
-  home: string;
-  child: ChildProcess;
-  id: string;
-  stdout: () => string;
-  stderr: () => string;
-}
+const grid = new LanNodes({ discovery: false });
+const theLan = (): Lan => grid.theLan();
+const host = (k: number): LanHost => grid.host(k);
 
-let lan: Lan | null = null;
-let work = '';
-const nodes: RunningNode[] = [];
-
-function environment(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, DESKGRID_HOME: home };
-  // The engine's JSON log lines would land on stderr, which the tests read.
-  delete env['DESKGRID_LOG'];
-  delete env['DESKGRID_SECRET'];
-  return env;
-}
-
-function theLan(): Lan {
-  if (lan === null) throw new Error('the LAN was not created');
-  return lan;
-}
-
-function host(k: number): LanHost {
-  const found = theLan().hosts[k - 1];
-  if (found === undefined) throw new Error(`no host ${k}`);
-  return found;
-}
-
-/** Starts `deskgrid node` on a host and waits (bounded) until it listens; reads its id. */
-async function startNode(on: LanHost, code: string): Promise<RunningNode> {
-  const home = join(work, `node-${on.name}`);
-  mkdirSync(home, { recursive: true });
-  const child = theLan().spawn(
-    on,
-    process.execPath,
-    [CLI_ENTRY, 'node', '--secret', code, '--listen', on.address, '--port', String(PORT), '--cores', '2'],
-    { env: environment(home), cwd: REPO_ROOT },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const started = Date.now();
-  while (!/^listening on /m.test(stdout)) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `deskgrid node on ${on.name} exited (${child.exitCode ?? child.signalCode})\n${stdout}\n${stderr}`,
-      );
-    }
-    if (Date.now() - started > 20_000) {
-      throw new Error(
-        `deskgrid node on ${on.name} did not listen within 20 s\nstdout:\n${stdout}\nstderr:\n${stderr}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  expect(stdout).toContain(`listening on ${on.address}:${PORT}`);
-  const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
-  if (id === undefined) throw new Error(`deskgrid node printed no id:\n${stdout}`);
-  const running = { host: on, home, child, id, stdout: () => stdout, stderr: () => stderr };
-  nodes.push(running);
-  return running;
+/** Starts `deskgrid node` (two cores) on a host and waits (bounded) until it listens. */
+async function startNode(on: LanHost, code: string): Promise<LanNode> {
+  const node = await grid.startNode(on, { code, cores: 2 });
+  expect(node.stdout()).toContain(`listening on ${on.address}:${PORT}`);
+  return node;
 }
 
 /** Runs `deskgrid ...args` on a host with its own data folder. */
 function deskgridOn(on: LanHost, args: string[], timeoutMs = 60_000): Promise<LanExecResult> {
-  const home = join(work, `submitter-${on.name}`);
-  mkdirSync(home, { recursive: true });
   return theLan().exec(on, process.execPath, [CLI_ENTRY, ...args], {
-    env: environment(home),
+    env: grid.environment(grid.homeOf(`submitter-${on.name}`)),
     cwd: REPO_ROOT,
     timeoutMs,
   });
 }
 
 function details(run: { code: number | null; stdout: string; stderr: string }): string {
-  const nodeLogs = nodes
+  const nodeLogs = grid.nodes
     .map((node) => `--- node ${node.host.name}\n${node.stdout()}\n${node.stderr()}`)
     .join('\n');
   return `exit ${run.code}\nstdout:\n${run.stdout.slice(0, 4000)}\nstderr:\n${run.stderr}\n${nodeLogs}`;
@@ -157,25 +81,23 @@ function listing(dir: string): string[] {
 }
 
 describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
-  let nodeA: RunningNode;
-  let nodeB: RunningNode;
+  let nodeA: LanNode;
+  let nodeB: LanNode;
 
   beforeAll(async () => {
-    work = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-cluster-netns-')));
-    lan = await createLan(3);
+    await grid.open(3, 'cluster-netns');
     [nodeA, nodeB] = await Promise.all([startNode(host(2), CODE), startNode(host(3), CODE)]);
     expect(nodeA.id).not.toBe(nodeB.id);
   }, 60_000);
 
   afterAll(async () => {
-    await lan?.destroy();
-    if (work !== '') rmSync(work, { recursive: true, force: true });
+    await grid.close();
   });
 
   it('runs 200 jobs on the two nodes only, with the values of a local run', { timeout: 90_000 }, async () => {
-    const module = join(work, 'sleepy.mjs');
+    const module = join(grid.work, 'sleepy.mjs');
     writeFileSync(module, SLEEPY_MODULE);
-    const out = join(work, 'remote-out');
+    const out = join(grid.work, 'remote-out');
     const run = await deskgridOn(host(1), [
       'run',
       module,
@@ -207,9 +129,9 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
     // The results file says the same as stdout.
     expect(readJsonLines(join(out, 'results.jsonl'))).toHaveLength(200);
 
-    const localHome = join(work, 'local-home');
+    const localHome = join(grid.work, 'local-home');
     const local = await runCli(
-      ['run', module, '--range', '0:200', '--json', '--out', join(work, 'local-out')],
+      ['run', module, '--range', '0:200', '--json', '--out', join(grid.work, 'local-out')],
       { home: localHome, timeLimitMs: 60_000 },
     );
     expect(local.code, details(local)).toBe(0);
@@ -225,7 +147,7 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
       const outsider = await theLan().addHost();
       const stranger = await startNode(outsider, OTHER_CODE);
       expect(stranger.id).not.toBe(nodeA.id);
-      const module = join(work, 'sleepy.mjs');
+      const module = join(grid.work, 'sleepy.mjs');
       writeFileSync(module, SLEEPY_MODULE);
 
       const refused = await deskgridOn(host(1), [
@@ -239,7 +161,7 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
         CODE,
         '--no-local',
         '--out',
-        join(work, 'refused-out'),
+        join(grid.work, 'refused-out'),
       ]);
       expect(refused.timedOut, details(refused)).toBe(false);
       expect(refused.code, details(refused)).toBe(2);
@@ -262,7 +184,7 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
         CODE,
         '--no-local',
         '--out',
-        join(work, 'mixed-out'),
+        join(grid.work, 'mixed-out'),
       ]);
       expect(mixed.code, details(mixed)).toBe(2);
       expect(mixed.stderr, details(mixed)).toContain('wrong join code');
@@ -283,7 +205,7 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
         CODE,
         '--no-local',
         '--out',
-        join(work, 'unreachable-out'),
+        join(grid.work, 'unreachable-out'),
         '--json',
       ]);
       expect(run.timedOut, details(run)).toBe(false);
@@ -305,10 +227,10 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
     'ships a Python program and a folder of files to the nodes, and brings output files back',
     { timeout: 90_000 },
     async () => {
-      const program = join(work, 'words', 'count.py');
-      mkdirSync(join(work, 'words'), { recursive: true });
+      const program = join(grid.work, 'words', 'count.py');
+      mkdirSync(join(grid.work, 'words'), { recursive: true });
       writeFileSync(program, WORD_COUNT_PROGRAM);
-      const data = join(work, 'texts');
+      const data = join(grid.work, 'texts');
       mkdirSync(data, { recursive: true });
       const texts: Record<string, string> = {
         'a.txt': 'one',
@@ -323,7 +245,7 @@ describe.skipIf(reason !== null)('a cluster across network namespaces', () => {
       for (const [name, text] of Object.entries(texts)) writeFileSync(join(data, name), text);
       const names = Object.keys(texts).sort();
 
-      const out = join(work, 'words-out');
+      const out = join(grid.work, 'words-out');
       const run = await deskgridOn(host(1), [
         'run',
         program,

@@ -3,20 +3,18 @@
 // it appears — also one that starts in the middle of the batch — and never one of another
 // cluster. Skipped (with the reason printed) where namespaces cannot be created.
 
-import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobResult } from '../../shared/job.js';
 import { generateJoinCode } from '../../shared/join-code.js';
-import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../support/netns.js';
+import { LanNodes, NODE_PORT as PORT, type LanNode } from '../support/lan-nodes.js';
+import { netnsUnavailableReason, type Lan, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT, splitLines } from '../support/run-cli.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] discovery cluster tests skipped: ${reason}`);
 
-const PORT = 7717;
 const CODE = generateJoinCode();
 const OTHER_CODE = generateJoinCode();
 const JOBS = 300;
@@ -27,73 +25,54 @@ const SLEEPY_MODULE = `export default async (n) => {
 };
 `;
 
-let lan: Lan | null = null;
-let work = '';
-
-function theLan(): Lan {
-  if (lan === null) throw new Error('the LAN was not created');
-  return lan;
-}
-
-function host(k: number): LanHost {
-  const found = theLan().hosts[k - 1];
-  if (found === undefined) throw new Error(`no host ${k}`);
-  return found;
-}
-
 /** Discovery is on for what runs inside the namespaces (the suite turns it off elsewhere). */
-function environment(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, DESKGRID_HOME: home, DESKGRID_DISCOVERY: 'on' };
-  delete env['DESKGRID_LOG'];
-  delete env['DESKGRID_SECRET'];
-  return env;
+const grid = new LanNodes({ discovery: true });
+const theLan = (): Lan => grid.theLan();
+const host = (k: number): LanHost => grid.host(k);
+
+/** Starts `deskgrid node` (one core) on a host and waits (bounded) until it announces itself. */
+function startNode(on: LanHost, code: string): Promise<LanNode> {
+  return grid.startNode(on, { code, cores: 1, readyWhen: 'announcing' });
 }
 
-async function startNode(on: LanHost, code: string): Promise<{ id: string; child: ChildProcess }> {
-  const home = join(work, `node-${on.name}`);
-  mkdirSync(home, { recursive: true });
-  const child = theLan().spawn(
-    on,
-    process.execPath,
-    [CLI_ENTRY, 'node', '--secret', code, '--listen', on.address, '--port', String(PORT), '--cores', '1'],
-    { env: environment(home), cwd: REPO_ROOT },
-  );
-  let stdout = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  const started = Date.now();
-  while (!/^announcing on the LAN/m.test(stdout)) {
-    if (child.exitCode !== null || Date.now() - started > 20_000) {
-      throw new Error(`deskgrid node on ${on.name} did not announce itself:\n${stdout}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
-  if (id === undefined) throw new Error(`deskgrid node printed no id:\n${stdout}`);
-  return { id, child };
-}
+let first: LanNode | null = null;
+let late: LanNode | null = null;
 
-interface NodeRef {
-  id: string;
-  child: ChildProcess;
-}
-
-let first: NodeRef | null = null;
-let late: NodeRef | null = null;
-
-function started(node: NodeRef | null): NodeRef {
+function started(node: LanNode | null): LanNode {
   if (node === null) throw new Error('the first test starts the nodes');
   return node;
 }
 
+/**
+ * Runs `deskgrid run` of the sleepy module over 200 jobs on host 1 with `--no-local --json`, its
+ * own discovery off (as on a network that drops multicast) and `how` saying where to find nodes;
+ * checks it succeeded with 200 results and gives the nodes they ran on, and its stderr.
+ */
+async function runWithoutDiscovery(
+  home: string,
+  how: string[],
+): Promise<{ usedNodes: Set<string>; stderr: string }> {
+  const module = join(grid.work, 'sleepy.mjs');
+  const env = { ...grid.environment(grid.homeOf(home)), DESKGRID_DISCOVERY: 'off' };
+  const result = await theLan().exec(
+    host(1),
+    process.execPath,
+    [CLI_ENTRY, 'run', module, '--range', '0:200', '--secret', CODE, ...how, '--no-local', '--json'],
+    { env, cwd: REPO_ROOT, timeoutMs: 50_000 },
+  );
+  expect(result.code, result.stderr).toBe(0);
+  const results = splitLines(result.stdout).map((line) => JSON.parse(line) as JobResult);
+  expect(results).toHaveLength(200);
+  return { usedNodes: new Set(results.map((entry) => entry.node)), stderr: result.stderr };
+}
+
 describe.skipIf(reason !== null)('batches follow LAN membership', () => {
   beforeAll(async () => {
-    work = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-discovery-cluster-')));
-    lan = await createLan(4);
+    await grid.open(4, 'discovery-cluster');
   }, 30_000);
 
   afterAll(async () => {
-    await lan?.destroy();
-    if (work !== '') rmSync(work, { recursive: true, force: true });
+    await grid.close();
   });
 
   it(
@@ -102,10 +81,9 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
     async () => {
       first = await startNode(host(2), CODE);
       const stranger = await startNode(host(4), OTHER_CODE);
-      const module = join(work, 'sleepy.mjs');
+      const module = join(grid.work, 'sleepy.mjs');
       writeFileSync(module, SLEEPY_MODULE);
-      const home = join(work, 'submitter');
-      mkdirSync(home, { recursive: true });
+      const home = grid.homeOf('submitter');
       const run = theLan().spawn(
         host(1),
         process.execPath,
@@ -120,9 +98,9 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
           '--no-local',
           '--json',
           '--out',
-          join(work, 'out'),
+          join(grid.work, 'out'),
         ],
-        { env: environment(home), cwd: REPO_ROOT },
+        { env: grid.environment(home), cwd: REPO_ROOT },
       );
       let stdout = '';
       let stderr = '';
@@ -157,35 +135,12 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
     'learns the other nodes from the one it names when multicast does not reach it',
     { timeout: 60_000 },
     async () => {
-      const module = join(work, 'sleepy.mjs');
-      const home = join(work, 'isolated-submitter');
-      mkdirSync(home, { recursive: true });
-      // This submitter's own discovery is off, as on a network that drops multicast.
-      const env = { ...environment(home), DESKGRID_DISCOVERY: 'off' };
-      const result = await theLan().exec(
-        host(1),
-        process.execPath,
-        [
-          CLI_ENTRY,
-          'run',
-          module,
-          '--range',
-          '0:200',
-          '--secret',
-          CODE,
-          '--peer',
-          `${host(2).address}:${PORT}`,
-          '--no-local',
-          '--json',
-        ],
-        { env, cwd: REPO_ROOT, timeoutMs: 50_000 },
-      );
-      expect(result.code, result.stderr).toBe(0);
-      const results = splitLines(result.stdout).map((line) => JSON.parse(line) as JobResult);
-      expect(results).toHaveLength(200);
-      const usedNodes = new Set(results.map((entry) => entry.node));
+      const { usedNodes, stderr } = await runWithoutDiscovery('isolated-submitter', [
+        '--peer',
+        `${host(2).address}:${PORT}`,
+      ]);
       expect(usedNodes.has(started(first).id)).toBe(true);
-      expect(usedNodes.has(started(late).id), result.stderr).toBe(true);
+      expect(usedNodes.has(started(late).id), stderr).toBe(true);
     },
   );
 
@@ -193,32 +148,7 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
     'finds the nodes of its cluster by probing a subnet it is given, and skips the others',
     { timeout: 60_000 },
     async () => {
-      const module = join(work, 'sleepy.mjs');
-      const home = join(work, 'probing-submitter');
-      mkdirSync(home, { recursive: true });
-      const env = { ...environment(home), DESKGRID_DISCOVERY: 'off' };
-      const result = await theLan().exec(
-        host(1),
-        process.execPath,
-        [
-          CLI_ENTRY,
-          'run',
-          module,
-          '--range',
-          '0:200',
-          '--secret',
-          CODE,
-          '--probe',
-          theLan().subnet,
-          '--no-local',
-          '--json',
-        ],
-        { env, cwd: REPO_ROOT, timeoutMs: 50_000 },
-      );
-      expect(result.code, result.stderr).toBe(0);
-      const results = splitLines(result.stdout).map((line) => JSON.parse(line) as JobResult);
-      expect(results).toHaveLength(200);
-      const usedNodes = new Set(results.map((entry) => entry.node));
+      const { usedNodes } = await runWithoutDiscovery('probing-submitter', ['--probe', theLan().subnet]);
       expect(usedNodes).toEqual(new Set([started(first).id, started(late).id]));
     },
   );
