@@ -38,6 +38,8 @@ export const ErrorCode = {
   Version: 'DG_ERR_VERSION',
   /** A peer's certificate does not match the id it claims or was pinned to. */
   Identity: 'DG_ERR_IDENTITY',
+  /** The node running the job was lost and the computation is not reentrant: it was not run again. */
+  NodeLost: 'DG_ERR_NODE_LOST',
   /** A peer cannot be reached, or the connection to it broke. */
   Connection: 'DG_ERR_CONNECTION',
   /** A message, bundle, file or result is larger than the configured limit. */

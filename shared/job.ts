@@ -6,10 +6,18 @@ import type { JobError } from './errors.js';
 /** Where a job is in its life. A job moves queued -> running -> one of the final states. */
 export type JobStatus = 'queued' | 'running' | FinalStatus;
 
-/** How a job ended. Exactly one result with one of these is recorded per job. */
-export type FinalStatus = 'done' | 'failed' | 'timeout' | 'cancelled';
+/**
+ * How a job ended. Exactly one result with one of these is recorded per job. `abandoned`: the
+ * node running a job of a non-reentrant computation was lost, so it was not run again.
+ */
+export type FinalStatus = 'done' | 'failed' | 'timeout' | 'cancelled' | 'abandoned';
 
-export const FINAL_STATUSES: readonly FinalStatus[] = ['done', 'failed', 'timeout', 'cancelled'];
+export const FINAL_STATUSES: readonly FinalStatus[] = ['done', 'failed', 'timeout', 'cancelled', 'abandoned'];
+
+/** A count per final status, all zero. */
+export function emptyStatusCounts(): Record<FinalStatus, number> {
+  return { done: 0, failed: 0, timeout: 0, cancelled: 0, abandoned: 0 };
+}
 
 /** One finished job: exactly the fields of a results.jsonl line. */
 export interface JobResult {
@@ -66,6 +74,7 @@ export interface BatchStats {
   failed: number;
   timeout: number;
   cancelled: number;
+  abandoned: number;
   /** Attempts that failed and were tried again. */
   retried: number;
   elapsedMs: number;
@@ -81,6 +90,7 @@ export interface BatchSummary {
   failed: number;
   timeout: number;
   cancelled: number;
+  abandoned: number;
   retried: number;
   seconds: number;
   /** The results folder, or null when results were not written to disk. */

@@ -38,7 +38,7 @@ export class ProgressDisplay {
 
   private redraw(): void {
     const stats = this.batch.stats();
-    const finished = stats.done + stats.failed + stats.timeout + stats.cancelled;
+    const finished = stats.done + stats.failed + stats.timeout + stats.cancelled + stats.abandoned;
     const total = stats.total ?? finished + stats.queued + stats.running;
     this.bar.setTotal(Math.max(total, 1));
     this.bar.update(finished, this.payload());
@@ -46,7 +46,7 @@ export class ProgressDisplay {
 
   private payload() {
     const stats = this.batch.stats();
-    const finished = stats.done + stats.failed + stats.timeout + stats.cancelled;
+    const finished = stats.done + stats.failed + stats.timeout + stats.cancelled + stats.abandoned;
     const rate = stats.ratePerSecond;
     const left = stats.total === null ? null : stats.total - finished;
     return {

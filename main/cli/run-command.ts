@@ -43,7 +43,9 @@ options:
   --secret CODE     the cluster's join code (else DESKGRID_SECRET, else deskgrid join's)
   --no-local        run jobs only on the peers, not on this machine
   --probe CIDR      also look for nodes by trying every address of this subnet
-                    (e.g. 192.168.1.0/24; for networks that drop multicast)`;
+                    (e.g. 192.168.1.0/24; for networks that drop multicast)
+  --no-reentrant    a job whose node is lost ends "abandoned" instead of running
+                    again elsewhere (for jobs with side effects)`;
 
 const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
@@ -138,6 +140,7 @@ interface RunArgs {
   peers: string[];
   local: boolean;
   probe: string | undefined;
+  reentrant: boolean;
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
@@ -159,6 +162,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       peer: { type: 'string', multiple: true },
       'no-local': { type: 'boolean', default: false },
       probe: { type: 'string' },
+      'no-reentrant': { type: 'boolean', default: false },
     },
     RUN_USAGE,
   );
@@ -203,6 +207,7 @@ function parseRunArgs(argv: string[]): RunArgs {
     peers: values.peer ?? [],
     local: !values['no-local'],
     probe: values.probe,
+    reentrant: !values['no-reentrant'],
   };
 }
 
@@ -238,6 +243,7 @@ function submitOptions(args: RunArgs, home: string): SubmitOptions {
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
     stdin: args.stdin,
     program: args.program,
+    reentrant: args.reentrant,
     out: args.out ?? defaultOutDir(home, computation),
   };
 }
@@ -253,6 +259,7 @@ function summaryText(summary: BatchSummary): string {
   if (summary.failed > 0) parts.push(`${summary.failed} failed`);
   if (summary.timeout > 0) parts.push(`${summary.timeout} timed out`);
   if (summary.cancelled > 0) parts.push(`${summary.cancelled} cancelled`);
+  if (summary.abandoned > 0) parts.push(`${summary.abandoned} abandoned (their node was lost)`);
   const retries = summary.retried > 0 ? `, ${summary.retried} retried` : '';
   const rate = summary.seconds > 0 ? ` (${Math.round(summary.total / summary.seconds)} jobs/s)` : '';
   const lines = [

@@ -11,14 +11,15 @@ import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { DeskGridError, ErrorCode, type JobError } from '../../shared/errors.js';
-import type {
-  BatchStats,
-  BatchSummary,
-  FinalStatus,
-  JobLog,
-  JobProgress,
-  JobProvisional,
-  JobResult,
+import {
+  emptyStatusCounts,
+  type BatchStats,
+  type BatchSummary,
+  type FinalStatus,
+  type JobLog,
+  type JobProgress,
+  type JobProvisional,
+  type JobResult,
 } from '../../shared/job.js';
 import type { Computation, ResultMessage } from '../../shared/worker-protocol.js';
 import type { DatasetItem } from './dataset/dataset-item.js';
@@ -57,6 +58,8 @@ export interface PreparedBatch {
   timeoutMs: number | null;
   retries: number;
   maxMemoryBytes: number | null;
+  /** Whether a job whose node was lost may run again elsewhere. */
+  reentrant: boolean;
 }
 
 export interface BatchEvents {
@@ -92,7 +95,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   private unrecorded = 0;
   private retried = 0;
   private failure: DeskGridError | null = null;
-  private readonly counts: StatusCounts = { done: 0, failed: 0, timeout: 0, cancelled: 0 };
+  private readonly counts: StatusCounts = emptyStatusCounts();
   private readonly startedAt = Date.now();
   private resolveDone!: (summary: BatchSummary) => void;
   private rejectDone!: (error: DeskGridError) => void;
@@ -127,7 +130,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   }
 
   stats(): BatchStats {
-    const finished = this.counts.done + this.counts.failed + this.counts.timeout + this.counts.cancelled;
+    const finished = Object.values(this.counts).reduce((sum, count) => sum + count, 0);
     const elapsedMs = Date.now() - this.startedAt;
     return {
       total: this.exhausted ? this.seen : null,
@@ -301,6 +304,18 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
         }
         this.checkEnded();
       },
+      onLost: (task, reason) => {
+        // A lost node may have run the job partly: only a reentrant computation runs it again.
+        if (this.prepared?.reentrant !== false) {
+          this.owner.onRequeue(task);
+          return;
+        }
+        const entry = this.takeRunning(task);
+        if (!entry) return;
+        const error = { code: ErrorCode.NodeLost, message: `not run again: ${reason}`, stack: null };
+        this.finish(entry.job, 'abandoned', error, { ...emptyOutcome(Date.now()), node: task.node });
+        this.checkEnded();
+      },
       onRequeue: (task) => {
         const entry = this.takeRunning(task);
         if (!entry) return;
@@ -433,17 +448,19 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       this.rejectDone(this.failure);
       return;
     }
-    const { done, failed, timeout, cancelled } = this.counts;
+    const { done, failed, timeout, cancelled, abandoned } = this.counts;
+    const notDone = failed + timeout + cancelled + abandoned;
     this.resolveDone({
-      total: this.exhausted ? this.seen : done + failed + timeout + cancelled,
+      total: this.exhausted ? this.seen : done + notDone,
       done,
       failed,
       timeout,
       cancelled,
+      abandoned,
       retried: this.retried,
       seconds: (Date.now() - this.startedAt) / 1000,
       out: prepared?.store?.dir ?? null,
-      ok: failed + timeout + cancelled === 0 && this.exhausted,
+      ok: notDone === 0 && this.exhausted,
     });
   }
 }

@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { emptyStatusCounts } from '../../shared/job.js';
 import type { Computation } from '../../shared/worker-protocol.js';
 import type { PreparedBatch } from './batch.js';
 import { resolveComputation } from './computation/resolve-computation.js';
@@ -72,7 +73,7 @@ export async function prepareNewBatch(
     items,
     store,
     skip: new Set(),
-    recorded: { done: 0, failed: 0, timeout: 0, cancelled: 0 },
+    recorded: emptyStatusCounts(),
     workDir: join(base, WORK_DIR),
     outputsDir: join(base, OUTPUTS_DIR),
     ...limitsOf(spec),
@@ -172,6 +173,7 @@ function limitsOf(spec: Omit<BatchSpec, 'datasetStamp'>) {
     timeoutMs: spec.timeoutSeconds === null ? null : Math.round(spec.timeoutSeconds * 1000),
     retries: spec.retries,
     maxMemoryBytes: spec.maxMemoryMb === null ? null : spec.maxMemoryMb * 1024 * 1024,
+    reentrant: spec.reentrant,
   };
 }
 

@@ -9,6 +9,8 @@ export interface TaskOwner {
   onResult(task: Task, result: ResultMessage): void;
   onFailure(task: Task, status: 'failed' | 'timeout' | 'cancelled', error: JobError, ended: TaskTimes): void;
   onRequeue(task: Task): void;
+  /** The other node running it was lost; it may or may not have started there. */
+  onLost(task: Task, reason: string): void;
   onProgress(task: Task, fraction: number, note: string | null): void;
   onProvisional(task: Task, value: unknown): void;
   onLog(task: Task, line: string): void;

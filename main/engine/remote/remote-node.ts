@@ -439,9 +439,10 @@ export class RemoteNode {
     this.inflight.clear();
     if (held.length > 0)
       log.warn('lost a node with jobs; they go back to the queue', { node: this.id, jobs: held.length });
+    const reason = `node ${this.name} was lost${error ? ` (${error.message})` : ''}`;
     for (const task of held) {
+      task.owner.onLost(task, reason);
       task.node = null;
-      task.owner.onRequeue(task);
     }
     this.options.closed(this, error);
   }

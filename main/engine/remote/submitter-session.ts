@@ -305,6 +305,8 @@ export class SubmitterSession {
         void rm(task.jobDir, { recursive: true, force: true });
         this.notifyIfDrained();
       },
+      // This node's own pool runs these tasks: no other node can be lost under them.
+      onLost: (task) => this.owner.onRequeue(task),
       onRequeue: (task) => {
         const entry = this.running.get(task.id);
         this.running.delete(task.id);

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
-import type { FinalStatus, JobResult } from '../../../shared/job.js';
+import { emptyStatusCounts, type FinalStatus, type JobResult } from '../../../shared/job.js';
 import { toResultLine } from '../../../shared/result-line.js';
 import { createLogger } from '../log.js';
 
@@ -131,7 +131,7 @@ export class BatchStore {
   }
 
   counts(): StatusCounts {
-    const counts: StatusCounts = { done: 0, failed: 0, timeout: 0, cancelled: 0 };
+    const counts: StatusCounts = emptyStatusCounts();
     const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM results GROUP BY status').all() as Array<{
       status: FinalStatus;
       n: number;
