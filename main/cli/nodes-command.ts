@@ -291,7 +291,27 @@ function chosenInterfaces(address: string | undefined): LanInterface[] {
   return usable;
 }
 
-function asJson(node: SurveyedNode, now: number): Record<string, unknown> {
+/** One node in `deskgrid nodes --json`: the command's output contract. */
+export interface ListedNode {
+  id: string;
+  shortId: string;
+  name: string;
+  addresses: string[];
+  port: number;
+  os: string;
+  cores: number;
+  version: string;
+  protocol: number;
+  cluster: string;
+  state: ShownState;
+  detail: string | null;
+  runtimes: string[] | null;
+  busyCores: number | null;
+  clockSkewMs: number | null;
+  lastSeenSecondsAgo: number;
+}
+
+function asJson(node: SurveyedNode, now: number): ListedNode {
   return {
     id: node.id,
     shortId: shortNodeId(node.id),

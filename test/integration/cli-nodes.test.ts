@@ -6,6 +6,7 @@
 // stays inside the namespaces. Skipped (with the reason printed) where namespaces are unavailable.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ListedNode } from '../../main/cli/nodes-command.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT as PORT, type LanNode } from '../support/lan-nodes.js';
 import { netnsUnavailableReason, type Lan, type LanExecResult, type LanHost } from '../support/netns.js';
@@ -16,22 +17,6 @@ if (reason !== null) console.warn(`[netns] deskgrid nodes / doctor tests skipped
 
 const CODE_A = generateJoinCode();
 const CODE_B = generateJoinCode();
-
-interface ListedNode {
-  id: string;
-  name: string;
-  addresses: string[];
-  port: number;
-  os: string;
-  cores: number;
-  version: string;
-  state: string;
-  detail: string | null;
-  runtimes: string[] | null;
-  busyCores: number | null;
-  clockSkewMs: number | null;
-  lastSeenSecondsAgo: number;
-}
 
 // The suite turns discovery off everywhere; inside these namespaces it is safe to turn it on.
 const grid = new LanNodes({ discovery: true });

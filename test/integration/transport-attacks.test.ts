@@ -275,6 +275,16 @@ interface RawSession {
   closed: Promise<DeskGridError | null>;
 }
 
+/** Asks the node to load a module from `bundle` and waits until it asks for the bundle's files. */
+async function requestLoad(session: RawSession, bundle: string): Promise<void> {
+  session.connection.send({ t: 'load', key: 'k', bundle, entry: 'main.mjs', kind: 'module', stdin: false });
+  await waitFor(
+    () => session.messages.some((message) => typeOf(message.header) === 'need-bundle'),
+    3000,
+    'need-bundle',
+  );
+}
+
 /** A proven connection built by hand, as a malicious member of the cluster would hold. */
 async function rawSession(identity: NodeIdentity = attacker): Promise<RawSession> {
   const socket = await rawTls(identity);
@@ -745,19 +755,7 @@ describe('a serving node on 127.0.0.1', () => {
         { path, size: data.length, mode: 0o644 },
       ];
       const bundle = hashFileSet({ files, data: [Buffer.alloc(0), data] });
-      session.connection.send({
-        t: 'load',
-        key: 'k',
-        bundle,
-        entry: 'main.mjs',
-        kind: 'module',
-        stdin: false,
-      });
-      await waitFor(
-        () => session.messages.some((message) => typeOf(message.header) === 'need-bundle'),
-        3000,
-        'need-bundle',
-      );
+      await requestLoad(session, bundle);
       session.connection.send({ t: 'bundle', bundle, files }, [Buffer.alloc(0), data]);
       await expectSessionRefused(session, /unsafe path/);
       expect(nodeTreeEscapes()).toEqual(existedBefore ? ['/abs.txt'] : []);
@@ -769,19 +767,7 @@ describe('a serving node on 127.0.0.1', () => {
       const session = await rawSession();
       const set = fileSet({ 'main.mjs': 'export default () => "tampered";\n' });
       const claimed = hashFileSet(fileSet({ 'main.mjs': 'export default () => "original";\n' }));
-      session.connection.send({
-        t: 'load',
-        key: 'k',
-        bundle: claimed,
-        entry: 'main.mjs',
-        kind: 'module',
-        stdin: false,
-      });
-      await waitFor(
-        () => session.messages.some((message) => typeOf(message.header) === 'need-bundle'),
-        3000,
-        'need-bundle',
-      );
+      await requestLoad(session, claimed);
       session.connection.send({ t: 'bundle', bundle: claimed, files: set.files }, set.data);
       await expectSessionRefused(session, /does not match its hash/);
       expect(existsSync(join(nodeHome, 'cache', 'bundles', claimed))).toBe(false);
@@ -801,19 +787,7 @@ describe('a serving node on 127.0.0.1', () => {
       const session = await rawSession();
       const set = fileSet({ 'main.mjs': 'export default (path) => path;\n' });
       const bundle = hashFileSet(set);
-      session.connection.send({
-        t: 'load',
-        key: 'k',
-        bundle,
-        entry: 'main.mjs',
-        kind: 'module',
-        stdin: false,
-      });
-      await waitFor(
-        () => session.messages.some((message) => typeOf(message.header) === 'need-bundle'),
-        3000,
-        'need-bundle',
-      );
+      await requestLoad(session, bundle);
       session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
       await waitFor(
         () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
