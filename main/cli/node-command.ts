@@ -23,7 +23,12 @@ options:
   --listen IP     address to listen on (default: all)
   --cores N       cores to share (default: all)
   --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)
-  --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer`;
+  --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer
+  --max-per-submitter N
+                  cores one submitter may use at once (default: all; submitters
+                  with work always share the cores in turns)
+  --keep-days D   days a result waits for a submitter that vanished (default 7)
+  --keep-mb MB    disk for such results (default 1024)`;
 
 const DEFAULT_PORT = 7717;
 
@@ -41,6 +46,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       cores: { type: 'string' },
       data: { type: 'string' },
       'no-discovery': { type: 'boolean', default: false },
+      'max-per-submitter': { type: 'string' },
+      'keep-days': { type: 'string' },
+      'keep-mb': { type: 'string' },
     },
     NODE_USAGE,
   );
@@ -59,13 +67,26 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
   const cores = numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true });
   const listen = values.listen ?? '0.0.0.0';
+  const maxPerSubmitter = numberOption('--max-per-submitter', values['max-per-submitter'], {
+    min: 1,
+    integer: true,
+    inclusive: true,
+  });
+  const keepDays = numberOption('--keep-days', values['keep-days'], { min: 0, integer: false });
+  const keepMb = numberOption('--keep-mb', values['keep-mb'], { min: 0, integer: false });
   const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {
     cluster = await Cluster.start({
       home,
       secret: joinCode.code,
-      serve: { host: listen, port },
+      serve: {
+        host: listen,
+        port,
+        ...(maxPerSubmitter === undefined ? {} : { maxPerSubmitter }),
+        ...(keepDays === undefined ? {} : { keepDays }),
+        ...(keepMb === undefined ? {} : { keepMb }),
+      },
       // The node announces itself and keeps a view of the others, to tell its submitters.
       ...(interfaces.length === 0
         ? {}
