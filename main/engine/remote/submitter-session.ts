@@ -123,7 +123,10 @@ export class SubmitterSession {
   takeTask(): Task | undefined {
     if (this.host.maxRunning !== null && this.running.size >= this.host.maxRunning) return undefined;
     const task = this.queue.shift();
-    if (task) this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
+    if (!task) return undefined;
+    this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
+    const ref = keepables.get(task)?.ref;
+    if (ref) log.debug('job started', { batch: ref.batch, index: ref.index, attempt: ref.attempt });
     return task;
   }
 
@@ -562,6 +565,8 @@ export class SubmitterSession {
       if (!this.ended) this.connection.send(header, parts);
       return;
     }
+    const { batch, index, attempt } = keepable.ref;
+    log.debug('job finished', { batch, index, attempt, status: header.status, kept: this.detached });
     // Stored without the connection's job id: a later connection names the job by batch and index.
     const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
     if (!this.detached) {
