@@ -372,6 +372,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       batchId: randomUUID(),
       computationCache: paths.computationCache,
       batchesDir: paths.batches,
+      runsHere: this.pool.size > 0,
       // Without local workers, a module's load errors come back from the nodes instead.
       probe: (computation) => (this.pool.size > 0 ? this.pool.probe(computation) : Promise.resolve()),
     };
