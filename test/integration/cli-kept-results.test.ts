@@ -3,36 +3,17 @@
 // again. On 127.0.0.1, against a node served in this process; every job start and end is appended
 // to a log file, which is how the test counts executions.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from '../../main/engine/index.js';
-import { generateJoinCode } from '../../shared/join-code.js';
+import { describe, expect, it } from 'vitest';
 import { details } from '../support/cli-home.js';
 import { runCli, splitLines, startCli } from '../support/run-cli.js';
+import { useServedNode } from '../support/served-node.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
-const CODE = generateJoinCode();
 const JOBS = 14;
 const tmp = useTempFolder();
-let node: Cluster;
-let nodeHome = '';
-
-beforeAll(async () => {
-  nodeHome = mkdtempSync(join(tmpdir(), 'deskgrid-kept-node-'));
-  node = await Cluster.start({
-    home: nodeHome,
-    cores: 1,
-    secret: CODE,
-    serve: { host: '127.0.0.1', port: 0 },
-  });
-});
-
-afterAll(async () => {
-  await node.destroy();
-  rmSync(nodeHome, { recursive: true, force: true });
-});
+const served = useServedNode('kept');
 
 async function until(condition: () => boolean, what: string, limitMs = 20_000): Promise<void> {
   for (let waited = 0; !condition(); waited += 25) {
@@ -65,9 +46,8 @@ export default async (input) => {
       Array.from({ length: JOBS }, (_, i) => JSON.stringify({ i, log })).join('\n') + '\n',
     );
     const out = join(tmp.root, 'out');
-    const address = node.address;
-    if (address === null) throw new Error('the node does not serve');
-    const common = ['--peer', `127.0.0.1:${address.port}`, '--no-local', '--secret', CODE];
+    const node = served.node;
+    const common = [...served.peerArgs(), '--no-local'];
     const home = join(tmp.root, 'home');
 
     const first = startCli(['run', computation, dataset, '--out', out, ...common], {

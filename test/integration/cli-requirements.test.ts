@@ -2,42 +2,17 @@
 // A submitter that runs nothing itself needs no interpreter of its own: the nodes that have it
 // run the program; a requirement no node meets stops the run with one line saying which.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from '../../main/engine/index.js';
-import { generateJoinCode } from '../../shared/join-code.js';
+import { describe, expect, it } from 'vitest';
 import { cliHome, details } from '../support/cli-home.js';
 import { splitLines } from '../support/run-cli.js';
+import { useServedNode } from '../support/served-node.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
-const CODE = generateJoinCode();
 const tmp = useTempFolder();
 const { deskgrid } = cliHome(tmp);
-let node: Cluster;
-let nodeHome = '';
-
-beforeAll(async () => {
-  nodeHome = mkdtempSync(join(tmpdir(), 'deskgrid-requirements-node-'));
-  node = await Cluster.start({
-    home: nodeHome,
-    cores: 1,
-    secret: CODE,
-    serve: { host: '127.0.0.1', port: 0 },
-  });
-});
-
-afterAll(async () => {
-  await node.destroy();
-  rmSync(nodeHome, { recursive: true, force: true });
-});
-
-function peer(): string[] {
-  const address = node.address;
-  if (address === null) throw new Error('the node does not serve');
-  return ['--peer', `127.0.0.1:${address.port}`, '--secret', CODE];
-}
+const served = useServedNode('requirements');
+const peer = () => served.peerArgs();
 
 describe('deskgrid run with requirements', () => {
   it('runs a Python program on the node even where the submitter has no python3', async () => {
@@ -49,7 +24,7 @@ describe('deskgrid run with requirements', () => {
     expect(run.code, details(run)).toBe(0);
     const rows = splitLines(run.stdout).map((line) => JSON.parse(line) as { stdout: string; node: string });
     expect(rows.map((row) => row.stdout.trim()).sort()).toEqual(['0', '1', '4', '9']);
-    expect(new Set(rows.map((row) => row.node))).toEqual(new Set([node.nodeId]));
+    expect(new Set(rows.map((row) => row.node))).toEqual(new Set([served.node.nodeId]));
   });
 
   it('sends every job to the node named with --node', async () => {
@@ -61,13 +36,13 @@ describe('deskgrid run with requirements', () => {
       '0:6',
       '--json',
       '--node',
-      node.nodeId.slice(0, 10),
+      served.node.nodeId.slice(0, 10),
       ...peer(),
     ]);
     expect(run.code, details(run)).toBe(0);
     const rows = splitLines(run.stdout).map((line) => JSON.parse(line) as { node: string });
     expect(rows).toHaveLength(6);
-    expect(new Set(rows.map((row) => row.node))).toEqual(new Set([node.nodeId]));
+    expect(new Set(rows.map((row) => row.node))).toEqual(new Set([served.node.nodeId]));
   });
 
   it('stops with one line naming the requirement no node meets', async () => {

@@ -2,41 +2,23 @@
 // batches, and the second attempt that overtakes a straggler at the end of a batch. A submitter
 // with one core of its own and one node served in this process, over TLS on 127.0.0.1.
 
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, DeskGridError, ErrorCode, type JobResult } from '../../main/engine/index.js';
-import { generateJoinCode } from '../../shared/join-code.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DeskGridError, ErrorCode, type Cluster, type JobResult } from '../../main/engine/index.js';
 import { fixture } from '../support/engine-cluster.js';
+import { useServedNode, useSubmitter } from '../support/served-node.js';
 
-const CODE = generateJoinCode();
-let work = '';
+const served = useServedNode('scheduling');
+const pair = useSubmitter(served);
 let node: Cluster;
 let submitter: Cluster;
+let work = '';
 
-beforeAll(async () => {
-  work = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-scheduling-')));
-  node = await Cluster.start({
-    home: join(work, 'node'),
-    cores: 1,
-    secret: CODE,
-    serve: { host: '127.0.0.1', port: 0 },
-  });
-  const address = node.address;
-  if (address === null) throw new Error('the node does not serve');
-  submitter = await Cluster.start({
-    home: join(work, 'submitter'),
-    cores: 1,
-    secret: CODE,
-    peers: [`${address.host}:${address.port}`],
-  });
-});
-
-afterAll(async () => {
-  await submitter.destroy();
-  await node.destroy();
-  rmSync(work, { recursive: true, force: true });
+beforeAll(() => {
+  node = served.node;
+  submitter = pair.submitter;
+  work = served.work;
 });
 
 async function resultsOf(batch: ReturnType<Cluster['submit']>): Promise<JobResult[]> {
