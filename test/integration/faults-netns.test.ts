@@ -1,10 +1,10 @@
 // Real faults in the middle of a batch, across a private LAN of network namespaces: the submitter
-// SIGKILLed and resumed, a node's link cut and restored, a node SIGKILLed and restarted, a node's
-// worker frozen (SIGSTOP) at the end of a batch, and two submitters sharing two nodes. Every
-// batch ends with each index exactly once in results.jsonl and every job done. The nodes log
-// (DESKGRID_LOG=debug) when each job of a kept batch starts and finishes; the tests read those
-// lines to see what ran where and when. Skipped (with the reason printed) where namespaces cannot
-// be created.
+// SIGKILLed and resumed (after the nodes finished its jobs, and while they still run them), a
+// node's link cut and restored, a node's worker frozen (SIGSTOP) at the end of a batch, a node
+// SIGKILLed and restarted, and two submitters sharing two nodes. Every batch ends with each index
+// exactly once in results.jsonl and every job done. The nodes log (DESKGRID_LOG=debug) when each
+// job of a kept batch starts and finishes; the tests read those lines to see what ran where and
+// when. Skipped (with the reason printed) where namespaces cannot be created.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -195,6 +195,48 @@ describe.skipIf(reason !== null)('real faults in the middle of a batch', () => {
       expect(ranAgain, JSON.stringify(ranAgain.slice(0, 3))).toHaveLength(0);
       // Exactly the jobs that had not finished ran in the resumed batch (a full rerun would run all).
       expect(new Set(startedAfter.map((e) => e.index)).size).toBe(JOBS - finishedBefore.size);
+    },
+  );
+
+  it(
+    'a submitter SIGKILLed while the nodes still run its jobs: the resumed run waits for them instead of rerunning',
+    { timeout: 60_000 },
+    async () => {
+      const JOBS = 6;
+      const slowModule = join(grid.work, 'slow.mjs');
+      writeFileSync(slowModule, MODULE.replace(String(JOB_MS), '1500'));
+      const nodes = await startNodes();
+      const out = join(grid.work, 'out-held');
+      const first = run(1, [slowModule, '--range', `0:${JOBS}`, '--out', out]);
+      await waitFor('2 results', () => resultCount(first) >= 2, 30_000, first.stderr);
+      first.child.kill('SIGKILL');
+      await ended(first, 10_000);
+      const resumed = run(1, ['--resume', out]);
+      expect(await ended(resumed, 40_000), resumed.stderr()).toBe(0);
+      const byIndex = expectCompleteAndDone(resultsIn(out), JOBS);
+
+      const events = nodes.flatMap((node) => jobEvents(node).map((event) => ({ ...event, node: node.id })));
+      const claimedAt = new Map<string, number>();
+      for (const node of nodes) {
+        const claim = logLines(node.stderr()).find((line) => line['message'] === 'batch claimed');
+        if (claim !== undefined && Number(claim['running']) > 0) claimedAt.set(node.id, Number(claim['t']));
+      }
+      const kept = events.filter((e) => e.message === 'job finished' && e.kept === true);
+      const waitedFor = kept.filter((e) => e.t > (claimedAt.get(e.node) ?? Infinity));
+      console.log(
+        `[faults] ${claimedAt.size} nodes still ran jobs of the batch when it was claimed; ` +
+          `${kept.length} results kept, ${waitedFor.length} of them waited for`,
+      );
+      expect(claimedAt.size).toBeGreaterThan(0);
+      expect(waitedFor.length).toBeGreaterThan(0);
+      for (const { index, node } of kept) {
+        const starts = events.filter((e) => e.message === 'job started' && e.index === index);
+        expect(
+          starts.map((e) => e.node),
+          `job ${index}`,
+        ).toEqual([node]);
+        expect(byIndex.get(index)?.node, `job ${index}`).toBe(node);
+      }
     },
   );
 
