@@ -80,6 +80,7 @@ describe.skipIf(reason !== null)('a failing node', () => {
       expect(cut.stderr()).toMatch(/"message":"batch claimed"/);
     },
   );
+
   it(
     'a straggler at the end of a batch is overtaken: its job runs again on the idle node, the first result wins',
     { timeout: 90_000 },
@@ -121,6 +122,7 @@ describe.skipIf(reason !== null)('a failing node', () => {
       for (const index of stuck) expect(byIndex.get(index)?.node, `job ${index}`).toBe(fast.id);
     },
   );
+
   it(
     'a node SIGKILLed and restarted mid-batch reports the jobs it lost, and gets work again',
     { timeout: 90_000 },
@@ -132,7 +134,7 @@ describe.skipIf(reason !== null)('a failing node', () => {
       const batch = lab.newBatch(1, JOBS, out);
       await waitFor('30 results', () => resultCount(batch) >= 30, 30_000, batch.stderr);
       await lab.grid.theLan().killAll(restarted.host);
-      const again = await lab.startNode(4);
+      const again = await lab.startNode(restarted.host);
       const backAt = Date.now();
       expect(again.id).toBe(restarted.id);
       expect(await ended(batch, 60_000), batch.stderr()).toBe(0);

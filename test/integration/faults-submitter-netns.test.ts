@@ -1,8 +1,9 @@
 // The submitter fails, or shares: SIGKILLed in the middle of a batch on two nodes (of a private
-// LAN of network namespaces) and resumed with --resume, once after the nodes finished its jobs and
-// once while they still run them; and two submitters on two hosts using the same two nodes at
-// once. Every batch ends with each index exactly once in results.jsonl and every job done. The
-// nodes' "job started" / "job finished" log lines show that no job that had finished ran again.
+// LAN of network namespaces) and resumed with --resume, after the nodes finished its jobs, while
+// they still run them, and after one of them was itself SIGKILLed and restarted meanwhile (it
+// reports the jobs it lost); and two submitters on two hosts using the same two nodes at once.
+// Every batch ends with each index exactly once in results.jsonl and every job done. The nodes'
+// "job started" / "job finished" log lines show that no job that had finished ran again.
 // Skipped (with the reason printed) where namespaces cannot be created.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -36,6 +37,17 @@ afterEach(async () => {
   if (reason !== null) return;
   await lab.close();
 });
+
+/** Slow jobs: the nodes still run the batch's jobs well after its submitter was killed. */
+const SLOW_JOBS = 6;
+
+/** Runs SLOW_JOBS jobs of 1.5 s on the two nodes and SIGKILLs the submitter after 2 results. */
+async function slowBatchKilledEarly(out: string): Promise<void> {
+  const first = lab.run(1, [lab.sleepyModule(1500), '--range', `0:${SLOW_JOBS}`, '--out', out]);
+  await waitFor('2 results', () => resultCount(first) >= 2, 30_000, first.stderr);
+  first.child.kill('SIGKILL');
+  expect(await ended(first, 10_000)).toBeNull();
+}
 
 describe.skipIf(reason !== null)('a failing or shared submitter', () => {
   it(
@@ -84,21 +96,17 @@ describe.skipIf(reason !== null)('a failing or shared submitter', () => {
       expect(new Set(startedAfter.map((e) => e.index)).size).toBe(JOBS - finishedBefore.size);
     },
   );
+
   it(
     'a submitter SIGKILLed while the nodes still run its jobs: the resumed run waits for them instead of rerunning',
     { timeout: 60_000 },
     async () => {
-      const JOBS = 6;
-      const slowModule = lab.sleepyModule(1500);
       const nodes = await lab.startNodes();
       const out = lab.out('out-held');
-      const first = lab.run(1, [slowModule, '--range', `0:${JOBS}`, '--out', out]);
-      await waitFor('2 results', () => resultCount(first) >= 2, 30_000, first.stderr);
-      first.child.kill('SIGKILL');
-      await ended(first, 10_000);
+      await slowBatchKilledEarly(out);
       const resumed = lab.run(1, ['--resume', out]);
       expect(await ended(resumed, 40_000), resumed.stderr()).toBe(0);
-      const byIndex = expectCompleteAndDone(resultsIn(out), JOBS);
+      const byIndex = expectCompleteAndDone(resultsIn(out), SLOW_JOBS);
 
       const events = nodes.flatMap((node) => jobEvents(node).map((event) => ({ ...event, node: node.id })));
       const claimedAt = new Map<string, number>();
@@ -124,6 +132,37 @@ describe.skipIf(reason !== null)('a failing or shared submitter', () => {
       }
     },
   );
+
+  it(
+    'a node restarted while its submitter was away reports the jobs it lost; the resumed batch runs them again',
+    { timeout: 60_000 },
+    async () => {
+      const [, restarted] = await lab.startNodes();
+      if (restarted === undefined) throw new Error('two nodes expected');
+      const out = lab.out('out-lost');
+      await slowBatchKilledEarly(out);
+      const lost = unfinished(jobEvents(restarted)).map((event) => event.index);
+      await lab.grid.theLan().killAll(restarted.host);
+      const again = await lab.startNode(restarted.host);
+      expect(again.id).toBe(restarted.id);
+      const resumed = lab.run(1, ['--resume', out]);
+      expect(await ended(resumed, 40_000), resumed.stderr()).toBe(0);
+      const byIndex = expectCompleteAndDone(resultsIn(out), SLOW_JOBS);
+
+      const claim = logLines(again.stderr()).find((line) => line['message'] === 'batch claimed');
+      console.log(
+        `[faults] jobs the node was running when killed: ${lost.join(', ')}; its claim: ${JSON.stringify(claim)}`,
+      );
+      expect(lost.length).toBeGreaterThan(0);
+      const reported = Number(claim?.['lost']);
+      expect(reported).toBeGreaterThanOrEqual(lost.length);
+      expect(resumed.stderr()).toContain(
+        `${reported} ${reported === 1 ? 'job' : 'jobs'} ran again: the node restarted while the job was to run there`,
+      );
+      for (const index of lost) expect(byIndex.get(index)?.status, `job ${index}`).toBe('done');
+    },
+  );
+
   it(
     'two submitters share two nodes: each node gives each about half of its slots',
     { timeout: 90_000 },

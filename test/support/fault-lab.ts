@@ -10,6 +10,7 @@ import { expect } from 'vitest';
 import type { JobResult } from '../../shared/job.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT, type LanNode, type LanProcess, type LogLevel } from './lan-nodes.js';
+import type { LanHost } from './netns.js';
 import { readJsonLines, splitLines } from './run-cli.js';
 
 /** Jobs sleep this long: long enough to be caught mid-batch, short enough for a few hundred. */
@@ -47,12 +48,12 @@ export class FaultLab {
 
   /** Starts the two nodes (one core each), logging at `log`. */
   startNodes(log: LogLevel = 'debug'): Promise<LanNode[]> {
-    return Promise.all(NODE_HOSTS.map((k) => this.startNode(k, log)));
+    return Promise.all(NODE_HOSTS.map((k) => this.startNode(this.grid.host(k), log)));
   }
 
-  /** Starts (or restarts, with the same data folder) the node of a host. */
-  startNode(k: number, log: LogLevel = 'debug'): Promise<LanNode> {
-    return this.grid.startNode(this.grid.host(k), { code: this.code, cores: 1, log });
+  /** Starts (or restarts, with the same data folder) a host's node. */
+  startNode(on: LanHost, log: LogLevel = 'debug'): Promise<LanNode> {
+    return this.grid.startNode(on, { code: this.code, cores: 1, log });
   }
 
   /** `deskgrid run ...args` on host `on`, sending every job to the two nodes, results on stdout. */
@@ -83,6 +84,7 @@ export interface JobEvent {
   kept?: boolean;
 }
 
+/** A node's "job started" and "job finished" lines (it must log at debug). */
 export function jobEvents(node: LanNode): JobEvent[] {
   return logLines(node.stderr()).filter(
     (line): line is JobEvent & Record<string, unknown> =>
