@@ -531,7 +531,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
           this.finish(entry.job, 'cancelled', cancelledError(), outcome, acknowledge);
         } else if (result.ok) {
           this.finish(entry.job, 'done', null, outcome, acknowledge);
-          this.stopOtherAttempts(task.index, task);
+          if (this.inFlight.has(task.index)) this.stopOtherAttempts(task.index, task);
         } else if (this.inFlight.has(task.index)) {
           // Another attempt is still running: it may yet succeed.
           discardJobDir(outcome);

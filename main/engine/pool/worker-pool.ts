@@ -52,6 +52,11 @@ interface KillReason {
   error: JobError;
 }
 
+/** Why the pool killed a worker, and for which job (its head when the kill was decided). */
+interface Kill extends KillReason {
+  taskId: number | null;
+}
+
 class PoolWorker {
   state: 'starting' | 'ready' | 'exited' = 'starting';
   readonly inflight: Task[] = [];
@@ -59,7 +64,7 @@ class PoolWorker {
   programPid: number | null = null;
   headStartedAt: number | null = null;
   headTimer: NodeJS.Timeout | null = null;
-  killReason: KillReason | null = null;
+  killReason: Kill | null = null;
   /** The pool shrank: it takes no more tasks and ends once its own are done. */
   retiring = false;
 
@@ -395,7 +400,7 @@ export class WorkerPool {
 
   private kill(worker: PoolWorker, reason: KillReason | null): void {
     if (worker.state === 'exited') return;
-    worker.killReason ??= reason;
+    if (reason !== null) worker.killReason ??= { ...reason, taskId: worker.inflight[0]?.id ?? null };
     worker.channel.kill();
     killProcessGroup(worker.programPid);
   }
@@ -527,8 +532,13 @@ export class WorkerPool {
     for (const task of [head, ...waiting]) if (task) this.workerOfTask.delete(task.id);
     this.rejectProbesOf(worker);
 
-    if (head) {
-      const reason = worker.killReason ?? crashReason(exit, worker.channel.stderrTail());
+    const killed = worker.killReason;
+    if (head && killed !== null && killed.taskId !== head.id) {
+      // The job the worker was killed for finished just before the kill landed: the one after it
+      // was cut short for nothing of its own, so it runs again rather than taking the blame.
+      head.owner.onRequeue(head);
+    } else if (head) {
+      const reason = killed ?? crashReason(exit, worker.channel.stderrTail());
       if (reason.status !== 'cancelled')
         log.warn('worker ended while running a job', { exit, error: reason.error.code });
       head.owner.onFailure(head, reason.status, reason.error, { startedAt, endedAt: Date.now() });
