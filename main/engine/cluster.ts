@@ -12,6 +12,7 @@ import { parseJoinCode } from '../../shared/join-code.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_PROTOCOL_VERSION,
+  type Offer,
   type SharedPeer,
 } from '../../shared/wire-protocol.js';
 import { Batch, type BatchHost } from './batch.js';
@@ -41,6 +42,8 @@ import { readPackageVersion } from './version.js';
 
 const log = createLogger('cluster');
 const RECONNECT_DELAY_MS = 1500;
+/** More worker processes than this is a typo, not a machine. */
+const MAX_CORES = 1024;
 /** The port `deskgrid node` listens on unless told otherwise. */
 export const DEFAULT_NODE_PORT = 7717;
 
@@ -90,6 +93,14 @@ export interface ClusterOptions {
   rememberNodes?: boolean;
 }
 
+/** What this node shares with other submitters (the desktop app's tray and owner policy set it). */
+export interface Sharing {
+  /** Take jobs from other submitters. Off: their queued jobs go back to them, running ones finish. */
+  accepting: boolean;
+  /** Worker processes, for this node's own batches and other submitters' jobs alike. */
+  cores: number;
+}
+
 export interface ClusterStats {
   nodeId: string;
   cores: number;
@@ -132,6 +143,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private localCursor = 0;
   private remoteCursor = 0;
   private state: 'open' | 'closing' | 'closed' = 'open';
+  private accepting = true;
+  private runtimes: string[] = [];
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
 
@@ -229,6 +242,37 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.track((context) => prepareResumedBatch(dir, context));
   }
 
+  sharing(): Sharing {
+    return { accepting: this.accepting, cores: this.pool.size };
+  }
+
+  /**
+   * Changes what this node shares, at once and without losing anything: fewer cores let running
+   * jobs finish first; pausing hands other submitters' queued jobs back to them (they run
+   * elsewhere) and tells them this node offers no cores until sharing resumes.
+   */
+  setSharing(change: Partial<Sharing>): Sharing {
+    if (this.state !== 'open') throw new DeskGridError(ErrorCode.Closed, 'the cluster is closed');
+    const { cores, accepting } = change;
+    if (cores !== undefined && !(Number.isInteger(cores) && cores >= 0 && cores <= MAX_CORES)) {
+      throw new DeskGridError(
+        ErrorCode.Usage,
+        `cores must be a whole number from 0 to ${MAX_CORES}, not ${cores}`,
+      );
+    }
+    if (cores !== undefined) this.pool.resize(cores);
+    if (accepting !== undefined && accepting !== this.accepting) {
+      this.accepting = accepting;
+      for (const session of this.sessions) {
+        if (accepting) session.acceptAgain();
+        else session.returnQueued('the node paused sharing');
+      }
+    }
+    for (const session of this.sessions) session.sendOffer(this.currentOffer());
+    this.pumpAll();
+    return this.sharing();
+  }
+
   stats(): ClusterStats {
     return {
       nodeId: this.nodeId,
@@ -254,7 +298,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.state = 'closing';
     await this.presence?.stop();
     this.server?.stopListening();
-    for (const session of this.sessions) session.returnQueued('the node is shutting down');
+    this.accepting = false;
+    for (const session of this.sessions) {
+      session.sendOffer(this.currentOffer());
+      session.returnQueued('the node is shutting down');
+    }
     await Promise.allSettled([
       ...this.batches.map((batch) => batch.done),
       ...[...this.sessions].map((s) => s.drained()),
@@ -328,9 +376,21 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return task;
   }
 
+  /** This node's offer to other submitters as of now. */
+  private currentOffer(): Offer {
+    const network = this.network;
+    return describeThisNode(
+      this.identity.name,
+      this.accepting ? this.pool.size : 0,
+      network?.version ?? readPackageVersion(),
+      this.runtimes,
+      this.pool.stats().busy,
+    );
+  }
+
   private async serve(network: Network, where: { host?: string; port?: number }): Promise<void> {
     const paths = dataPaths(this.home);
-    const runtimes = await detectRuntimes();
+    this.runtimes = await detectRuntimes();
     this.server = await JobServer.listen({
       host: where.host ?? '0.0.0.0',
       port: where.port ?? 0,
@@ -353,15 +413,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           ended: (ended) => this.sessions.delete(ended),
         });
         this.sessions.add(session);
-        connection.send(
-          describeThisNode(
-            network.identity.name,
-            this.pool.size,
-            network.version,
-            runtimes,
-            this.pool.stats().busy,
-          ),
-        );
+        if (!this.accepting) session.returnQueued('the node paused sharing');
+        connection.send(this.currentOffer());
         const peers = this.knownPeers(connection.peerId);
         if (peers.length > 0) session.sharePeers(peers);
       },

@@ -72,7 +72,7 @@ export class RemoteNode {
 
   private constructor(
     private readonly connection: PeerConnection,
-    readonly offer: Offer,
+    private latestOffer: Offer,
     private readonly options: RemoteNodeOptions,
   ) {
     connection.on('message', (header, body) => this.receive(header, body));
@@ -123,7 +123,12 @@ export class RemoteNode {
   }
 
   get name(): string {
-    return this.offer.name;
+    return this.latestOffer.name;
+  }
+
+  /** What the node offers now: it sends a new offer when its owner changes what it shares. */
+  get offer(): Offer {
+    return this.latestOffer;
   }
 
   get busy(): number {
@@ -170,7 +175,8 @@ export class RemoteNode {
   }
 
   private capacity(): number {
-    const cores = Math.max(1, this.offer.cores);
+    const cores = this.latestOffer.cores;
+    if (cores === 0) return 0;
     const average = this.durationEwmaMs;
     if (average === null) return cores * 2;
     const depth = Math.ceil(PIPELINE_TARGET_MS / Math.max(average, 0.05));
@@ -326,8 +332,7 @@ export class RemoteNode {
         if (!task) return;
         this.inflight.delete(message.id);
         task.node = null;
-        // A node gives jobs back only when it is stopping: send it no more.
-        if (this.state === 'open') this.state = 'closing';
+        // The node is stopping or pausing; its offer of no cores came first, so none are sent back.
         task.owner.onRequeue(task);
         this.afterAnswer();
         return;
@@ -351,6 +356,9 @@ export class RemoteNode {
         this.options.peersShared?.(message.nodes);
         return;
       case 'offer':
+        this.latestOffer = message;
+        this.pump();
+        return;
       case 'ping':
       case 'pong':
       case 'bye':

@@ -17,6 +17,7 @@ import {
   isSafeRelativePath,
   toNodeSchema,
   type FileEntry,
+  type Offer,
   type RemoteJob,
   type RemoteResult,
   type SharedPeer,
@@ -91,7 +92,17 @@ export class SubmitterSession {
     return task;
   }
 
-  /** Hands every job not yet started back to the submitter (the node is stopping). */
+  /** Tells the submitter what this node offers now (cores 0: send nothing more). */
+  sendOffer(offer: Offer): void {
+    if (!this.ended) this.connection.send(offer);
+  }
+
+  /** Takes jobs again after `returnQueued` (the node resumed sharing). */
+  acceptAgain(): void {
+    this.returning = null;
+  }
+
+  /** Hands every job not yet started back to the submitter (the node is stopping or pausing). */
   returnQueued(reason: string): void {
     this.returning = reason;
     for (const task of this.queue.splice(0))
