@@ -10,6 +10,9 @@ import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 
 import { shortNodeId } from '../engine/identity/node-identity.js';
 import { defaultDataHome } from '../engine/paths.js';
+import { activityFileSignals } from '../engine/owner/activity-file.js';
+import { OwnerController } from '../engine/owner/owner-controller.js';
+import { DEFAULT_OWNER_SETTINGS, parseShareMode } from '../engine/owner/owner-policy.js';
 import { resolveJoinCode } from '../engine/settings.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 
@@ -23,7 +26,12 @@ options:
   --listen IP     address to listen on (default: all)
   --cores N       cores to share (default: all)
   --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)
-  --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer`;
+  --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer
+  --share MODE    when to run other people's jobs: always (default), when-idle[=SECONDS] (needs
+                  --owner-activity) or hours=FROM-TO (local time, like hours=18-8); when sharing
+                  stops, their running jobs are suspended, and handed back after 10 minutes
+  --owner-activity FILE
+                  the owner's last input is this file's modification time (touch it on input)`;
 
 const DEFAULT_PORT = 7717;
 
@@ -41,6 +49,8 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       cores: { type: 'string' },
       data: { type: 'string' },
       'no-discovery': { type: 'boolean', default: false },
+      share: { type: 'string' },
+      'owner-activity': { type: 'string' },
     },
     NODE_USAGE,
   );
@@ -59,6 +69,14 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
   const cores = numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true });
   const listen = values.listen ?? '0.0.0.0';
+  const mode = values.share === undefined ? null : parseShareMode(values.share);
+  const activityFile = values['owner-activity'];
+  if (mode?.kind === 'when-idle' && activityFile === undefined) {
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      'a headless node cannot see its owner: --share when-idle needs --owner-activity FILE',
+    );
+  }
   const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {
@@ -99,6 +117,24 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     );
   }
 
+  const owner =
+    mode === null
+      ? null
+      : new OwnerController(
+          cluster,
+          { ...DEFAULT_OWNER_SETTINGS, mode },
+          activityFile === undefined
+            ? () => ({ idleSeconds: Number.POSITIVE_INFINITY, onBattery: false, sleeping: false })
+            : activityFileSignals(activityFile),
+        ).start();
+  owner?.on('change', (decision) => {
+    process.stdout.write(
+      decision.reason === 'sharing'
+        ? 'sharing\n'
+        : `not sharing (${decision.reason}): others' jobs ${decision.running}\n`,
+    );
+  });
+
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       process.stdout.write(`${signal}: finishing running jobs, then stopping\n`);
@@ -107,6 +143,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  owner?.stop();
+  // Jobs stopped for the owner would never finish here: they run elsewhere instead.
+  if (owner !== null && owner.decision?.running !== 'run') cluster.handBackOthers();
   const forced = setTimeout(() => {
     process.stderr.write('deskgrid: jobs did not finish in time; stopping them\n');
     void cluster.destroy();

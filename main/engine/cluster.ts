@@ -273,6 +273,41 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.sharing();
   }
 
+  /**
+   * The machine's owner needs it: stops (SIGSTOP) the workers running other submitters' jobs, and
+   * the programs they run, until resumeOthers(); their timeouts stand still meanwhile. False where
+   * processes cannot be stopped (Windows): hand the jobs back instead.
+   */
+  suspendOthers(): boolean {
+    return this.pool.suspend((task) => this.isOthers(task));
+  }
+
+  resumeOthers(): void {
+    this.pool.resume();
+  }
+
+  /** Other submitters' jobs running (or stopped) on this machine's workers. */
+  othersRunning(): number {
+    return this.pool.countRunning((task) => this.isOthers(task));
+  }
+
+  /**
+   * Stops sharing and hands other submitters' jobs, running and queued, back to them to run
+   * elsewhere (the machine goes to sleep, or the owner paused sharing); this node's own batches
+   * go on.
+   */
+  handBackOthers(): void {
+    if (this.state !== 'open') return;
+    this.setSharing({ accepting: false });
+    this.pool.handBack((task) => this.isOthers(task));
+    this.pool.resume();
+  }
+
+  private isOthers(task: Task): boolean {
+    for (const session of this.sessions) if (session.owns(task)) return true;
+    return false;
+  }
+
   stats(): ClusterStats {
     return {
       nodeId: this.nodeId,

@@ -62,6 +62,12 @@ class PoolWorker {
   killReason: KillReason | null = null;
   /** The pool shrank: it takes no more tasks and ends once its own are done. */
   retiring = false;
+  /** When the running task's timeout fires (ms since the epoch), while it is armed. */
+  headDeadline: number | null = null;
+  /** Stopped (SIGSTOP) for the machine's owner: the timeout left when it was stopped. */
+  suspended: { remainingMs: number | null } | null = null;
+  /** Killed to hand its running task back to the task's owner, untouched. */
+  handingBack = false;
 
   constructor(readonly channel: WorkerChannel) {}
 }
@@ -189,6 +195,65 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * Stops (SIGSTOP) every worker whose running task `which` picks, and the program it runs, for the
+   * machine's owner; their timeouts stand still until `resume()`, and they get no new task.
+   * Idempotent: called again, it also stops workers that started such a task since. False where
+   * processes cannot be stopped (Windows): nothing was done.
+   */
+  suspend(which: (task: Task) => boolean): boolean {
+    if (process.platform === 'win32') return false;
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (worker.suspended || worker.state !== 'ready' || !head || !which(head)) continue;
+      const remainingMs = worker.headDeadline === null ? null : Math.max(0, worker.headDeadline - Date.now());
+      if (worker.headTimer) clearTimeout(worker.headTimer);
+      worker.headTimer = null;
+      worker.headDeadline = null;
+      worker.suspended = { remainingMs };
+      // The program first, so that the worker never sees it end while itself stopped.
+      signalGroup(worker.programPid, 'SIGSTOP');
+      signalProcess(worker.channel.pid, 'SIGSTOP');
+    }
+    return true;
+  }
+
+  /** Continues every stopped worker, with the time its task had left before its timeout. */
+  resume(): void {
+    for (const worker of this.workers) {
+      const suspended = worker.suspended;
+      if (!suspended) continue;
+      worker.suspended = null;
+      signalProcess(worker.channel.pid, 'SIGCONT');
+      signalGroup(worker.programPid, 'SIGCONT');
+      if (suspended.remainingMs !== null) this.armTimeout(worker, suspended.remainingMs);
+    }
+    this.pump();
+  }
+
+  /** Tasks running now that `which` picks (stopped ones included). */
+  countRunning(which: (task: Task) => boolean): number {
+    let count = 0;
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (worker.state !== 'exited' && head && which(head)) count += 1;
+    }
+    return count;
+  }
+
+  /**
+   * Ends the workers running a task that `which` picks: that task and the ones queued behind it
+   * go back to their owners untouched (onRequeue), to run again, elsewhere or later.
+   */
+  handBack(which: (task: Task) => boolean): void {
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (worker.state === 'exited' || !head || !which(head)) continue;
+      worker.handingBack = true;
+      this.kill(worker, null);
+    }
+  }
+
   /** Lets the workers finish what they were sent, then ends them (killing any left after a grace period). */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
@@ -283,7 +348,12 @@ export class WorkerPool {
     for (;;) {
       let target: PoolWorker | null = null;
       for (const worker of this.workers) {
-        if (worker.state !== 'ready' || worker.retiring || worker.inflight.length >= this.depth(worker))
+        if (
+          worker.state !== 'ready' ||
+          worker.retiring ||
+          worker.suspended !== null ||
+          worker.inflight.length >= this.depth(worker)
+        )
           continue;
         if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
@@ -371,25 +441,33 @@ export class WorkerPool {
       });
       return;
     }
-    if (head.timeoutMs !== null) {
-      const timeoutMs = head.timeoutMs;
-      worker.headTimer = setTimeout(() => {
-        this.kill(worker, {
-          status: 'timeout',
-          error: {
-            code: ErrorCode.Timeout,
-            message: `the job ran longer than its timeout of ${timeoutMs / 1000} s and was stopped`,
-            stack: null,
-          },
-        });
-      }, timeoutMs);
-    }
+    if (head.timeoutMs === null) return;
+    // A task that comes to the head of a stopped worker waits with it (a result was on its way).
+    if (worker.suspended) worker.suspended.remainingMs = head.timeoutMs;
+    else this.armTimeout(worker, head.timeoutMs);
+  }
+
+  private armTimeout(worker: PoolWorker, ms: number): void {
+    const timeoutMs = worker.inflight[0]?.timeoutMs ?? ms;
+    worker.headDeadline = Date.now() + ms;
+    worker.headTimer = setTimeout(() => {
+      this.kill(worker, {
+        status: 'timeout',
+        error: {
+          code: ErrorCode.Timeout,
+          message: `the job ran longer than its timeout of ${timeoutMs / 1000} s and was stopped`,
+          stack: null,
+        },
+      });
+    }, ms);
   }
 
   private clearHead(worker: PoolWorker): void {
     if (worker.headTimer) clearTimeout(worker.headTimer);
     worker.headTimer = null;
+    worker.headDeadline = null;
     worker.headStartedAt = null;
+    if (worker.suspended) worker.suspended.remainingMs = null;
     worker.programPid = null;
   }
 
@@ -527,7 +605,9 @@ export class WorkerPool {
     for (const task of [head, ...waiting]) if (task) this.workerOfTask.delete(task.id);
     this.rejectProbesOf(worker);
 
-    if (head) {
+    if (head && worker.handingBack) {
+      head.owner.onRequeue(head);
+    } else if (head) {
       const reason = worker.killReason ?? crashReason(exit, worker.channel.stderrTail());
       if (reason.status !== 'cancelled')
         log.warn('worker ended while running a job', { exit, error: reason.error.code });
@@ -646,5 +726,18 @@ function killProcessGroup(pid: number | null): void {
     process.kill(process.platform === 'win32' ? pid : -pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+function signalGroup(pid: number | null, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  if (pid !== null) signalProcess(-pid, signal);
+}
+
+function signalProcess(pid: number | undefined, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone: its exit is reported as usual
   }
 }
