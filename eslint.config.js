@@ -3,6 +3,7 @@
 //   worker-service/  imports shared/ only
 //   main/engine/     imports shared/ (and starts worker-service/ processes), never electron
 //   main/cli/        imports main/engine and shared/
+//   main/app/        the Electron shell: imports main/engine, shared/ and electron
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -77,6 +78,12 @@ export default tseslint.config(
         'error',
         { patterns: [...ours('worker-service', 'renderer', 'app'), noElectron] },
       ],
+    },
+  },
+  {
+    files: ['main/app/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ours('worker-service', 'renderer', 'cli') }],
     },
   },
   {

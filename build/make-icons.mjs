@@ -79,7 +79,9 @@ function appIcon(size) {
 }
 
 function trayIcon(size, [r, g, b]) {
-  return png(size, (x, y) => (onGrid((x + 0.5) / size, (y + 0.5) / size, 0.06) ? [r, g, b, 255] : [0, 0, 0, 0]));
+  return png(size, (x, y) =>
+    onGrid((x + 0.5) / size, (y + 0.5) / size, 0.06) ? [r, g, b, 255] : [0, 0, 0, 0],
+  );
 }
 
 const STATES = { idle: [128, 128, 128], working: [22, 163, 74], paused: [217, 119, 6] };

@@ -5,6 +5,8 @@
 export const CALL_CHANNEL = 'deskgrid:call';
 /** webContents.send(EVENT_CHANNEL, event): the engine's pushed events. */
 export const EVENT_CHANNEL = 'deskgrid:event';
+/** ipcRenderer.invoke(SNAPSHOT_CHANNEL) -> the events that draw the current state (on subscribing). */
+export const SNAPSHOT_CHANNEL = 'deskgrid:snapshot';
 
 /**
  * A call's outcome as data: Electron passes only the message of an error thrown in a handler,

@@ -1,4 +1,5 @@
-// The main process's one door for the window: every call arrives on CALL_CHANNEL, and is answered
+// The main process's one door for the window: every call arrives on CALL_CHANNEL (and a new
+// subscriber's request for the current state on SNAPSHOT_CHANNEL), and is answered
 // only when it comes from the app's own window, from its top frame, showing the app's own page;
 // its name must be one of the contract's and its input must match the contract's schema before
 // the engine sees it. Generic over the contract so that tests run it with a small one.
@@ -6,7 +7,7 @@
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { createLogger } from '../engine/log.js';
-import { CALL_CHANNEL, type CallReply } from './ipc-channels.js';
+import { CALL_CHANNEL, SNAPSHOT_CHANNEL, type CallReply } from './ipc-channels.js';
 
 const log = createLogger('ipc');
 
@@ -30,6 +31,8 @@ export interface GatewayOptions<C extends CallContract> {
   isTrusted: (event: InvokeEvent) => boolean;
   /** Runs a validated call; throws a DeskGridError to refuse it. */
   handle: (name: keyof C & string, input: v.InferOutput<C[keyof C]['input']>) => Promise<unknown>;
+  /** The events that draw the current state, for a new subscriber. */
+  snapshot: () => unknown[];
   /** Told of every refused sender (to log it). */
   onRefused?: (event: InvokeEvent, name: unknown) => void;
 }
@@ -65,7 +68,15 @@ export function registerGateway<C extends CallContract>(options: GatewayOptions<
       return refusal(error);
     }
   });
-  return () => options.ipcMain.removeHandler(CALL_CHANNEL);
+  options.ipcMain.handle(SNAPSHOT_CHANNEL, (event) => {
+    if (options.isTrusted(event)) return Promise.resolve(options.snapshot());
+    options.onRefused?.(event, SNAPSHOT_CHANNEL);
+    return Promise.resolve([]);
+  });
+  return () => {
+    options.ipcMain.removeHandler(CALL_CHANNEL);
+    options.ipcMain.removeHandler(SNAPSHOT_CHANNEL);
+  };
 }
 
 function refusal(error: unknown): CallReply {

@@ -2,7 +2,7 @@
 // nothing else (no ipcRenderer, no channel names the page could choose). Kept apart from the
 // preload's entry so that tests can run it with stand-ins for contextBridge and ipcRenderer.
 
-import { CALL_CHANNEL, EVENT_CHANNEL, type CallReply } from './ipc-channels.js';
+import { CALL_CHANNEL, EVENT_CHANNEL, SNAPSHOT_CHANNEL, type CallReply } from './ipc-channels.js';
 
 export interface ContextBridgeLike {
   exposeInMainWorld(key: string, api: unknown): void;
@@ -41,10 +41,19 @@ export function exposeDeskGridApi(
       throw new DeskGridCallError(reply.error.message, reply.error.code);
     },
     subscribe: (listener) => {
+      let subscribed = true;
       // The IPC event (with its sender) stays here: the page gets the engine's event only.
       const forward = (_event: unknown, payload: unknown) => listener(payload);
       ipcRenderer.on(EVENT_CHANNEL, forward);
+      // A new subscriber first gets the current state, as the browser's WebSocket does.
+      void ipcRenderer.invoke(SNAPSHOT_CHANNEL).then(
+        (events) => {
+          if (subscribed && Array.isArray(events)) for (const event of events) listener(event);
+        },
+        () => undefined,
+      );
       return () => {
+        subscribed = false;
         ipcRenderer.removeListener(EVENT_CHANNEL, forward);
       };
     },

@@ -729,7 +729,7 @@ interface PeerAddress extends NodeAddress {
  * The environment workers get on a node that runs other people's jobs: enough to find
  * interpreters and format text, nothing that names or authenticates this machine's user.
  */
-function scrubbedEnvironment(): NodeJS.ProcessEnv {
+export function scrubbedEnvironment(): NodeJS.ProcessEnv {
   const keep = [
     'PATH',
     'LANG',

@@ -6,7 +6,7 @@
 import * as v from 'valibot';
 import { describe, expect, it, vi } from 'vitest';
 import { isAppUrl } from '../../../main/app/app-origin.js';
-import { CALL_CHANNEL, EVENT_CHANNEL } from '../../../main/app/ipc-channels.js';
+import { CALL_CHANNEL, EVENT_CHANNEL, SNAPSHOT_CHANNEL } from '../../../main/app/ipc-channels.js';
 import {
   appSender,
   registerGateway,
@@ -52,6 +52,7 @@ function setUp(event: InvokeEvent = { sender: { id: 7 }, senderFrame: APP_FRAME 
     contract,
     isTrusted: appSender(() => WINDOW, isAppUrl),
     onRefused: refused,
+    snapshot: () => [{ type: 'state', n: 1 }],
     handle: async (name, input) => {
       handled.push([name, input]);
       await Promise.resolve();
@@ -97,15 +98,26 @@ describe('the preload', () => {
     expect(Object.keys(exposed.get('deskgrid') as object).sort()).toEqual(['call', 'subscribe']);
   });
 
-  it('passes events to subscribers without the IPC event, until they unsubscribe', () => {
+  it('gives a subscriber the current state, then events without the IPC event, until it unsubscribes', async () => {
     const { api, push, listeners } = setUp();
     const seen: unknown[] = [];
     const unsubscribe = api.subscribe((event) => seen.push(event));
+    await expect.poll(() => seen).toEqual([{ type: 'state', n: 1 }]);
     push({ type: 'warning', message: 'hello' });
     unsubscribe();
     push({ type: 'warning', message: 'not seen' });
-    expect(seen).toEqual([{ type: 'warning', message: 'hello' }]);
+    expect(seen).toEqual([
+      { type: 'state', n: 1 },
+      { type: 'warning', message: 'hello' },
+    ]);
     expect(listeners.size).toBe(0);
+  });
+
+  it('gives a page that is not the app no state', async () => {
+    const { ipcMain, refused } = setUp();
+    const other = { sender: { id: 8 }, senderFrame: APP_FRAME };
+    expect(await ipcMain.invoke(other, SNAPSHOT_CHANNEL)).toEqual([]);
+    expect(refused).toHaveBeenCalledWith(other, SNAPSHOT_CHANNEL);
   });
 });
 
@@ -171,8 +183,8 @@ describe('the IPC gateway', () => {
 
   it('is removed with the function it returns', () => {
     const { ipcMain, remove } = setUp();
-    expect(ipcMain.handlers.has(CALL_CHANNEL)).toBe(true);
+    expect([...ipcMain.handlers.keys()]).toEqual([CALL_CHANNEL, SNAPSHOT_CHANNEL]);
     remove();
-    expect(ipcMain.handlers.has(CALL_CHANNEL)).toBe(false);
+    expect(ipcMain.handlers.size).toBe(0);
   });
 });
