@@ -156,7 +156,9 @@ export class WorkerPool {
     // Ids are content hashes: a computation that loaded once loads again.
     if (this.loadedBefore.has(computation.id)) return;
     await this.whenAnyReady();
-    const worker = [...this.workers].find((w) => w.state === 'ready');
+    // A worker stopped for the machine's owner would answer only once continued.
+    const ready = [...this.workers].filter((w) => w.state === 'ready');
+    const worker = ready.find((w) => w.suspended === null) ?? ready[0];
     if (!worker) throw this.brokenError();
     return new Promise((resolve, reject) => {
       const waiting = this.probes.get(computation.id) ?? [];
