@@ -31,7 +31,12 @@ options:
                   --owner-activity) or hours=FROM-TO (local time, like hours=18-8); when sharing
                   stops, their running jobs are suspended, and handed back after 10 minutes
   --owner-activity FILE
-                  the owner's last input is this file's modification time (touch it on input)`;
+                  the owner's last input is this file's modification time (touch it on input)
+  --max-per-submitter N
+                  cores one submitter may use at once (default: all; submitters
+                  with work always share the cores in turns)
+  --keep-days D   days a result waits for a submitter that vanished (default 7)
+  --keep-mb MB    disk for such results (default 1024)`;
 
 const DEFAULT_PORT = 7717;
 
@@ -51,6 +56,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       'no-discovery': { type: 'boolean', default: false },
       share: { type: 'string' },
       'owner-activity': { type: 'string' },
+      'max-per-submitter': { type: 'string' },
+      'keep-days': { type: 'string' },
+      'keep-mb': { type: 'string' },
     },
     NODE_USAGE,
   );
@@ -77,13 +85,26 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       'a headless node cannot see its owner: --share when-idle needs --owner-activity FILE',
     );
   }
+  const maxPerSubmitter = numberOption('--max-per-submitter', values['max-per-submitter'], {
+    min: 1,
+    integer: true,
+    inclusive: true,
+  });
+  const keepDays = numberOption('--keep-days', values['keep-days'], { min: 0, integer: false });
+  const keepMb = numberOption('--keep-mb', values['keep-mb'], { min: 0, integer: false });
   const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {
     cluster = await Cluster.start({
       home,
       secret: joinCode.code,
-      serve: { host: listen, port },
+      serve: {
+        host: listen,
+        port,
+        ...(maxPerSubmitter === undefined ? {} : { maxPerSubmitter }),
+        ...(keepDays === undefined ? {} : { keepDays }),
+        ...(keepMb === undefined ? {} : { keepMb }),
+      },
       // The node announces itself and keeps a view of the others, to tell its submitters.
       ...(interfaces.length === 0
         ? {}

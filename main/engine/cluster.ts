@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { availableParallelism, platform } from 'node:os';
+import { availableParallelism, freemem, platform } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
 import {
@@ -20,7 +20,7 @@ import { clusterId, proofKey } from './identity/cluster-key.js';
 import { LanPresence } from './discovery/lan-presence.js';
 import { probeSubnet } from './discovery/subnet-probe.js';
 import type { NodeView } from './discovery/membership.js';
-import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
+import { loadIdentity, shortNodeId, type NodeIdentity } from './identity/node-identity.js';
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
 import { describeThisNode, detectRuntimes } from './node-offer.js';
@@ -36,12 +36,16 @@ import {
   type SubmitOptions,
 } from './prepare-batch.js';
 import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
+import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { SubmitterSession } from './remote/submitter-session.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
+import { hasRequirements, noNodeMessage, unmet, type NodeTraits } from './requirements.js';
 
 const log = createLogger('cluster');
 const RECONNECT_DELAY_MS = 1500;
+/** A lost node named by address is tried again this many times (pauses growing to 30 s). */
+const RECONNECT_ATTEMPTS = 20;
 /** More worker processes than this is a typo, not a machine. */
 const MAX_CORES = 1024;
 /** The port `deskgrid node` listens on unless told otherwise. */
@@ -68,7 +72,7 @@ export interface ClusterOptions {
   /** Other nodes to run jobs on, as "host:port". */
   peers?: string[];
   /** Serve other submitters: listen for their connections here. */
-  serve?: { host?: string; port?: number };
+  serve?: ServeOptions;
   /** Largest message accepted from other nodes (default 64 MiB). */
   maxFrameBytes?: number;
   /**
@@ -93,6 +97,17 @@ export interface ClusterOptions {
   rememberNodes?: boolean;
 }
 
+export interface ServeOptions {
+  host?: string;
+  port?: number;
+  /** Days a result waits for a submitter that vanished (default 7). */
+  keepDays?: number;
+  /** Disk for results waiting for absent submitters, in MB (default 1024). */
+  keepMb?: number;
+  /** Cores one submitter may use at once here (default: all); the others share the rest fairly. */
+  maxPerSubmitter?: number;
+}
+
 /** What this node shares with other submitters (the desktop app's tray and owner policy set it). */
 export interface Sharing {
   /** Take jobs from other submitters. Off: their queued jobs go back to them, running ones finish. */
@@ -112,8 +127,14 @@ export interface ClusterStats {
 
 /** A source of tasks for the scheduler. */
 interface TaskSource {
-  takeTask(): Task | undefined;
+  readonly priority: number;
+  takeTask(taker: NodeTraits): Task | undefined;
 }
+
+/** How long a resumed batch waits for a node to say what it kept before going on without. */
+const CLAIM_TIMEOUT_MS = 10_000;
+/** With discovery on, how long a batch waits for a node that meets its requirements to appear. */
+const REQUIREMENT_GRACE_MS = 10_000;
 
 interface Network {
   identity: NodeIdentity;
@@ -142,8 +163,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private server: JobServer | null = null;
   private localCursor = 0;
   private remoteCursor = 0;
+  private localTraitsCache: { traits: NodeTraits; at: number } | null = null;
+  private readonly unmetTimers = new Map<Batch, NodeJS.Timeout>();
+  /** Names of every node used since start, so results of a node since lost still name it. */
+  private readonly names = new Map<string, string>();
   private state: 'open' | 'closing' | 'closed' = 'open';
   private accepting = true;
+  private kept: KeptResults | null = null;
   private runtimes: string[] = [];
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
@@ -197,6 +223,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
     const broken: { error: DeskGridError | null } = { error: null };
+    // Known before the first job is handed out: jobs are matched against them.
+    const runtimes = await detectRuntimes();
     let cluster: Cluster | null = null;
     const pool = new WorkerPool({
       size: cores,
@@ -212,6 +240,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     });
     cluster = new Cluster(loaded.identity, home, pool, broken);
     cluster.network = network;
+    cluster.runtimes = runtimes;
     cluster.warnings.push(...warnings);
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
@@ -240,6 +269,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Continues a batch from its results folder: jobs that have a result are not run again. */
   resume(dir: string): Batch {
     return this.track((context) => prepareResumedBatch(dir, context));
+  }
+
+  /** A node's name as it gave it ("this computer" for this one), or its short id if never seen. */
+  nodeName(id: string): string {
+    if (id === this.nodeId) return `${this.identity.name} (this computer)`;
+    return this.names.get(id) ?? shortNodeId(id);
   }
 
   sharing(): Sharing {
@@ -346,6 +381,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const node of this.nodes) node.close();
     await this.pool.close();
     this.server?.destroy();
+    this.kept?.close();
     this.state = 'closed';
   }
 
@@ -359,6 +395,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const node of this.nodes) node.destroy();
     await this.pool.destroy();
     await Promise.allSettled(this.batches.map((batch) => batch.done));
+    this.kept?.close();
     this.state = 'closed';
   }
 
@@ -379,7 +416,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       settled: (batch) => {
         const at = this.batches.indexOf(batch);
         if (at >= 0) this.batches.splice(at, 1);
+        clearTimeout(this.unmetTimers.get(batch));
+        this.unmetTimers.delete(batch);
       },
+      claim: async (batch) => {
+        const key = batch.key;
+        if (key === null) return;
+        await Promise.all([...this.nodes].map((node) => node.claim(key, CLAIM_TIMEOUT_MS)));
+      },
+      started: () => this.checkRequirements(),
     };
     const batch = new Batch(host, this.broken.error ? Promise.reject(this.broken.error) : prepare(context));
     this.batches.push(batch);
@@ -399,16 +444,77 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** For this machine's workers: this node's batches and other submitters' sessions, in turn. */
   private nextLocalTask(): Task | undefined {
     const sources: TaskSource[] = [...this.batches, ...this.sessions];
-    const [task, cursor] = roundRobin(sources, this.localCursor);
+    const [task, cursor] = byPriority(sources, this.localCursor, this.localTraits());
     this.localCursor = cursor;
     return task;
   }
 
   /** For other nodes: only this node's own batches (never forward another submitter's jobs). */
-  private nextRemoteTask(): Task | undefined {
-    const [task, cursor] = roundRobin(this.batches, this.remoteCursor);
+  private nextRemoteTask(node: RemoteNode): Task | undefined {
+    const [task, cursor] = byPriority(this.batches, this.remoteCursor, traitsOf(node));
     this.remoteCursor = cursor;
     return task;
+  }
+
+  /** This machine as the scheduler sees it (free memory looked up at most once a second). */
+  private localTraits(): NodeTraits {
+    const now = Date.now();
+    if (this.localTraitsCache === null || now - this.localTraitsCache.at > 1000) {
+      this.localTraitsCache = {
+        at: now,
+        traits: {
+          id: this.nodeId,
+          name: this.identity.name,
+          platform: platform(),
+          runtimes: this.runtimes,
+          memoryMb: Math.round(freemem() / 1048576),
+        },
+      };
+    }
+    return this.localTraitsCache.traits;
+  }
+
+  /**
+   * Fails a batch that no node can run (none meets its requirements) instead of letting it wait
+   * forever; with discovery on, a node that can may still appear, so it gets a grace period.
+   */
+  private checkRequirements(): void {
+    const takers = [
+      ...(this.pool.size > 0 ? [this.localTraits()] : []),
+      ...[...this.nodes].filter((node) => node.offer.cores > 0).map(traitsOf),
+    ];
+    for (const batch of this.batches) {
+      const requirements = batch.requirements;
+      if (!hasRequirements(requirements) || takers.some((taker) => unmet(taker, requirements) === null)) {
+        clearTimeout(this.unmetTimers.get(batch));
+        this.unmetTimers.delete(batch);
+        continue;
+      }
+      if (this.unmetTimers.has(batch)) continue;
+      const fail = () => {
+        this.unmetTimers.delete(batch);
+        batch.abort(new DeskGridError(ErrorCode.NoNode, noNodeMessage(requirements, takers)));
+      };
+      if (this.presence === null) {
+        fail();
+        continue;
+      }
+      this.unmetTimers.set(
+        batch,
+        setTimeout(() => this.checkRequirementsAgain(batch, fail), REQUIREMENT_GRACE_MS),
+      );
+    }
+  }
+
+  private checkRequirementsAgain(batch: Batch, fail: () => void): void {
+    this.unmetTimers.delete(batch);
+    this.checkRequirements();
+    // Still no node: checkRequirements started a new grace period; this one was the last.
+    if (this.unmetTimers.has(batch)) {
+      clearTimeout(this.unmetTimers.get(batch));
+      this.unmetTimers.delete(batch);
+      fail();
+    }
   }
 
   /** This node's offer to other submitters as of now. */
@@ -423,9 +529,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     );
   }
 
-  private async serve(network: Network, where: { host?: string; port?: number }): Promise<void> {
+  private async serve(network: Network, where: ServeOptions): Promise<void> {
     const paths = dataPaths(this.home);
-    this.runtimes = await detectRuntimes();
+    const kept = new KeptResults(paths.node, {
+      days: where.keepDays ?? DEFAULT_KEEP_DAYS,
+      megabytes: where.keepMb ?? DEFAULT_KEEP_MB,
+    });
+    this.kept = kept;
     this.server = await JobServer.listen({
       host: where.host ?? '0.0.0.0',
       port: where.port ?? 0,
@@ -446,6 +556,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           cancelTask: (task) => this.pool.cancel(task),
           probe: (computation) => this.pool.probe(computation),
           ended: (ended) => this.sessions.delete(ended),
+          kept,
+          detachedOf: (submitter) =>
+            [...this.sessions].filter((other) => other.isDetached && other.submitterId === submitter),
+          maxRunning: where.maxPerSubmitter ?? null,
         });
         this.sessions.add(session);
         if (!this.accepting) session.returnQueued('the node paused sharing');
@@ -464,8 +578,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       proofKey: network.proofKey,
       maxFrameBytes: network.maxFrameBytes,
       cacheDir: dataPaths(this.home).computationCache,
-      nextTask: () => this.nextRemoteTask(),
+      nextTask: (node) => this.nextRemoteTask(node),
       closed: (closed, error) => this.nodeClosed(closed, error),
+      keptFor: (key) => {
+        const batch = this.batches.find((candidate) => candidate.key === key);
+        const workDir = batch?.workDir;
+        if (batch === undefined || workDir == null) return null;
+        return { workDir, adopt: (index, kept) => batch.adoptKept(index, kept) };
+      },
+      claimed: (node, batchKey, running, lost) =>
+        this.batches.find((batch) => batch.key === batchKey)?.claimed(node.id, running, lost),
       peersShared: (nodes) => this.peersShared(nodes),
     });
     this.remember(network, node, address);
@@ -502,6 +624,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       return false;
     }
     this.nodes.add(node);
+    this.names.set(node.id, node.name);
     return true;
   }
 
@@ -634,6 +757,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
         if (!this.adopt(node)) return;
         log.info('discovered node in use', { node: node.id, name: node.name });
+        this.claimAll(node);
         this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
         this.pumpAll();
       },
@@ -646,6 +770,46 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     );
   }
 
+  /**
+   * Tries a lost node again at its address, pinned to its id, a few times with growing pauses
+   * while this cluster has batches: a node whose link was cut or that restarted comes back into
+   * use, and hands over what it kept (discovery does this by itself when it is on).
+   */
+  private reconnectLater(node: RemoteNode, attempt = 1): void {
+    const network = this.network;
+    if (this.presence !== null || network === null || attempt > RECONNECT_ATTEMPTS) return;
+    const timer = setTimeout(
+      () => {
+        if (this.state !== 'open' || this.batches.length === 0) return;
+        if ([...this.nodes].some((used) => used.id === node.id)) return;
+        this.connectTo(network, { ...node.address, id: node.id }).then(
+          (back) => {
+            if (this.state !== 'open') {
+              back.destroy();
+              return;
+            }
+            if (!this.adopt(back)) return;
+            log.info('lost node back in use', { node: back.id, name: back.name });
+            this.emit('node', { id: back.id, name: back.name, cores: back.offer.cores });
+            this.claimAll(back);
+            this.pumpAll();
+          },
+          () => this.reconnectLater(node, attempt + 1),
+        );
+      },
+      Math.min(30_000, RECONNECT_DELAY_MS * attempt),
+    );
+    timer.unref();
+  }
+
+  /** A node (back) in use: it hands over what it kept of the running batches. */
+  private claimAll(node: RemoteNode): void {
+    for (const batch of this.batches) {
+      const key = batch.key;
+      if (key !== null) void node.claim(key, CLAIM_TIMEOUT_MS);
+    }
+  }
+
   private warn(message: string): void {
     this.warnings.push(message);
     this.emit('warning', message);
@@ -656,6 +820,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.nodes.delete(node);
     if (this.state !== 'open') return;
     if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);
+    const reason = `node ${node.name} was lost${error ? ` (${error.message})` : ''}`;
+    for (const batch of this.batches) batch.releaseHeld(node.id, reason);
+    this.checkRequirements();
+    if (error) this.reconnectLater(node);
     if (this.presence) {
       // A node restarted within the silence window never looks offline to mDNS: look again.
       const presence = this.presence;
@@ -676,13 +844,53 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 }
 
-function roundRobin(sources: readonly TaskSource[], cursor: number): [Task | undefined, number] {
+/** Sources of the highest priority first; sources of equal priority take turns. */
+function byPriority(
+  sources: readonly TaskSource[],
+  cursor: number,
+  taker: NodeTraits,
+): [Task | undefined, number] {
+  let highest = -Infinity;
+  let lowest = Infinity;
+  for (const source of sources) {
+    highest = Math.max(highest, source.priority);
+    lowest = Math.min(lowest, source.priority);
+  }
+  if (highest === lowest) return roundRobin(sources, cursor, taker);
+  const levels = [...new Set(sources.map((source) => source.priority))].sort((a, b) => b - a);
+  for (const level of levels) {
+    const [task, next] = roundRobin(
+      sources.filter((source) => source.priority === level),
+      cursor,
+      taker,
+    );
+    if (task) return [task, next];
+  }
+  return [undefined, cursor];
+}
+
+function roundRobin(
+  sources: readonly TaskSource[],
+  cursor: number,
+  taker: NodeTraits,
+): [Task | undefined, number] {
   const count = sources.length;
   for (let step = 0; step < count; step += 1) {
-    const task = sources[(cursor + step) % count]?.takeTask();
+    const task = sources[(cursor + step) % count]?.takeTask(taker);
     if (task) return [task, (cursor + step + 1) % count];
   }
   return [undefined, cursor];
+}
+
+function traitsOf(node: RemoteNode): NodeTraits {
+  const { offer } = node;
+  return {
+    id: node.id,
+    name: offer.name,
+    platform: offer.platform,
+    runtimes: offer.runtimes,
+    memoryMb: offer.memoryMb,
+  };
 }
 
 function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: boolean): Network | null {

@@ -35,5 +35,7 @@ export function dataPaths(home: string) {
     files: join(home, 'cache', 'files'),
     /** Folders of jobs run for other submitters. */
     jobs: join(home, 'jobs'),
+    /** The journal of other submitters' jobs and the results kept for them. */
+    node: join(home, 'node'),
   };
 }
