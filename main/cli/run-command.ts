@@ -2,13 +2,13 @@
 // result to a folder, showing progress on a terminal. Exit status: 0 when every job is done,
 // 1 when some are not, 2 for a usage mistake, 130 when interrupted (resume with --resume).
 
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
 import { toResultLine } from '../../shared/result-line.js';
 import { Cluster, parsePeer } from '../engine/cluster.js';
 import type { SplitMode } from '../engine/dataset/dataset-item.js';
-import { dataPaths, defaultDataHome } from '../engine/paths.js';
+import { defaultDataHome, newRunFolder } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
 import { RESULTS_FILE } from '../engine/store/batch-store.js';
 import { loadSettings, resolveJoinCode } from '../engine/settings.js';
@@ -244,14 +244,8 @@ function submitOptions(args: RunArgs, home: string): SubmitOptions {
     stdin: args.stdin,
     program: args.program,
     reentrant: args.reentrant,
-    out: args.out ?? defaultOutDir(home, computation),
+    out: args.out ?? newRunFolder(home, computation, process.pid),
   };
-}
-
-function defaultOutDir(home: string, computation: string): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const name = basename(computation).replace(/\.[^.]*$/, '') || 'batch';
-  return join(dataPaths(home).runs, `${stamp}-${name}-${process.pid}`);
 }
 
 function summaryText(summary: BatchSummary): string {
