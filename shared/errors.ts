@@ -50,6 +50,8 @@ export const ErrorCode = {
   JoinCode: 'DG_ERR_JOIN_CODE',
   /** This node's own identity files (key, certificate) are damaged or do not match. */
   IdentityFiles: 'DG_ERR_IDENTITY_FILES',
+  /** No node meets the batch's requirements (runtime, OS, memory, named node). */
+  NoNode: 'DG_ERR_NO_NODE',
   /** The saved settings file cannot be read or is not valid. */
   Settings: 'DG_ERR_SETTINGS',
 } as const;

@@ -64,6 +64,21 @@ export interface JobLog {
   node: string;
 }
 
+/** One node's share of a batch: jobs it finished (done, or ended otherwise) and runs now. */
+export interface NodeProgress {
+  node: string;
+  done: number;
+  /** Jobs that ended there in any other way (failed, timed out, cancelled). */
+  failed: number;
+  running: number;
+}
+
+/** Jobs that ran again (their node was lost, or it restarted), grouped by why. */
+export interface RerunReason {
+  reason: string;
+  jobs: number;
+}
+
 /** Counts for a batch at one moment. */
 export interface BatchStats {
   /** Jobs in the dataset, or null while it is still being read. */
@@ -77,6 +92,10 @@ export interface BatchStats {
   abandoned: number;
   /** Attempts that failed and were tried again. */
   retried: number;
+  /** Jobs started again elsewhere because their node was lost. */
+  reruns: number;
+  /** Per node, this computer's included; in the order nodes first got a job. */
+  nodes: NodeProgress[];
   elapsedMs: number;
   /** Finished jobs per second since the batch started. */
   ratePerSecond: number;
@@ -92,6 +111,9 @@ export interface BatchSummary {
   cancelled: number;
   abandoned: number;
   retried: number;
+  reruns: number;
+  rerunReasons: RerunReason[];
+  nodes: NodeProgress[];
   seconds: number;
   /** The results folder, or null when results were not written to disk. */
   out: string | null;

@@ -18,6 +18,9 @@ const int = v.pipe(v.number(), v.integer());
 const nonNegative = v.pipe(v.number(), v.integer(), v.minValue(0));
 const sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
 
+/** A submitter's name for one of its batches, stable across its restarts. */
+const batchKeySchema = v.pipe(v.string(), v.regex(/^[A-Za-z0-9-]{1,64}$/));
+
 const jobErrorSchema = v.object({ code: v.string(), message: v.string(), stack: v.nullable(v.string()) });
 
 /** A file inside a bundle or a job's outputs: a relative path with '/' separators. */
@@ -93,18 +96,38 @@ export const toNodeSchema = v.variant('t', [
   v.object({ t: v.literal('have-files'), hashes: v.array(sha256Hex) }),
   /** One input file's bytes in the body. */
   v.object({ t: v.literal('file'), hash: sha256Hex, size: nonNegative }),
-  /** Jobs to run; the body holds the value inputs back to back, `bytes` each. */
-  v.object({ t: v.literal('run'), jobs: v.array(remoteJobSchema) }),
+  /**
+   * Jobs to run; the body holds the value inputs back to back, `bytes` each. `batch` names the
+   * submitter's batch when the node should finish these jobs and keep their results should the
+   * submitter vanish (see `claim`); null: drop them with the connection.
+   */
+  v.object({
+    t: v.literal('run'),
+    batch: v.optional(v.nullable(batchKeySchema), null),
+    jobs: v.array(remoteJobSchema),
+  }),
   v.object({ t: v.literal('cancel'), id: int }),
+  /**
+   * These results are durable at the submitter: `ids` of `result`s, `kept` keys of `kept`s. The
+   * node holds every result of a `run` with a batch until it is acknowledged.
+   */
+  v.object({
+    t: v.literal('ack'),
+    ids: v.pipe(v.array(int), v.maxLength(100_000)),
+    kept: v.pipe(v.array(int), v.maxLength(100_000)),
+  }),
+  /**
+   * The submitter (same node id) asks for what the node kept or still runs of one of its batches
+   * from an earlier connection: it answers with a `kept` per result, then `claimed`.
+   */
+  v.object({ t: v.literal('claim'), batch: batchKeySchema }),
   v.object({ t: v.literal('ping') }),
   v.object({ t: v.literal('pong') }),
   v.object({ t: v.literal('bye') }),
 ]);
 export type ToNode = v.InferOutput<typeof toNodeSchema>;
 
-export const remoteResultSchema = v.object({
-  t: v.literal('result'),
-  id: int,
+const resultFields = {
   ok: v.boolean(),
   /** How the job ended, when the node decided (timeout, memory, crash). */
   status: v.picklist(['done', 'failed', 'timeout', 'cancelled']),
@@ -119,8 +142,24 @@ export const remoteResultSchema = v.object({
   valueBytes: nonNegative,
   /** Output files, after the value in the body. */
   outputs: v.array(fileEntrySchema),
-});
+};
+
+export const remoteResultSchema = v.object({ t: v.literal('result'), id: int, ...resultFields });
 export type RemoteResult = v.InferOutput<typeof remoteResultSchema>;
+
+/**
+ * A result the node kept for a batch of an earlier connection (the submitter vanished, or the
+ * link broke), or of a job it still ran from one. `key` is what the submitter acknowledges.
+ */
+export const keptResultSchema = v.object({
+  t: v.literal('kept'),
+  key: int,
+  batch: batchKeySchema,
+  index: int,
+  attempt: int,
+  ...resultFields,
+});
+export type KeptResult = v.InferOutput<typeof keptResultSchema>;
 
 const sharedPeerSchema = v.object({
   id: sha256Hex,
@@ -137,6 +176,17 @@ export const fromNodeSchema = v.variant('t', [
   v.object({ t: v.literal('load-error'), key: v.string(), error: jobErrorSchema }),
   v.object({ t: v.literal('files-missing'), hashes: v.array(sha256Hex) }),
   remoteResultSchema,
+  keptResultSchema,
+  /**
+   * The answer to `claim`, after its `kept` results: jobs of the batch still running here (their
+   * results come as `kept`), and jobs this node lost (it restarted while they ran): run those again.
+   */
+  v.object({
+    t: v.literal('claimed'),
+    batch: batchKeySchema,
+    running: v.pipe(v.array(int), v.maxLength(1_000_000)),
+    lost: v.pipe(v.array(v.object({ index: int, reason: v.string() })), v.maxLength(1_000_000)),
+  }),
   /** A job given back untried (the node is shutting down or lost it): run it elsewhere. */
   v.object({ t: v.literal('returned'), id: int, reason: v.string() }),
   v.object({ t: v.literal('progress'), id: int, fraction: v.number(), note: v.nullable(v.string()) }),

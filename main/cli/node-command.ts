@@ -27,6 +27,11 @@ options:
   --cores N       cores to share (default: all)
   --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)
   --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer
+  --max-per-submitter N
+                  cores one submitter may use at once (default: all; submitters
+                  with work always share the cores in turns)
+  --keep-days D   days a result waits for a submitter that vanished (default 7)
+  --keep-mb MB    disk for such results (default 1024)
   --ui            also serve the DeskGrid UI to a browser on this computer (the address
                   to open, with its access token, is printed at start); batches started
                   there run on every node of the cluster this node finds or is given
@@ -53,6 +58,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       ui: { type: 'boolean', default: false },
       'ui-port': { type: 'string' },
       peer: { type: 'string', multiple: true },
+      'max-per-submitter': { type: 'string' },
+      'keep-days': { type: 'string' },
+      'keep-mb': { type: 'string' },
     },
     NODE_USAGE,
   );
@@ -69,20 +77,36 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   }
   const port =
     numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
-  const cores = numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true });
+  // The cores chosen in the UI's settings last, unless --cores says otherwise.
+  const cores =
+    numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true }) ??
+    loadSettings(home).cores;
   const uiPort = numberOption('--ui-port', values['ui-port'], { min: 0, integer: true, inclusive: true });
   if (!values.ui && (uiPort !== undefined || values.peer !== undefined)) {
     throw new DeskGridError(ErrorCode.Usage, `--ui-port and --peer go with --ui\n${NODE_USAGE}`);
   }
   const peers = values.ui ? [...(values.peer ?? []), ...(loadSettings(home).peers ?? [])] : [];
   const listen = values.listen ?? '0.0.0.0';
+  const maxPerSubmitter = numberOption('--max-per-submitter', values['max-per-submitter'], {
+    min: 1,
+    integer: true,
+    inclusive: true,
+  });
+  const keepDays = numberOption('--keep-days', values['keep-days'], { min: 0, integer: false });
+  const keepMb = numberOption('--keep-mb', values['keep-mb'], { min: 0, integer: false });
   const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {
     cluster = await Cluster.start({
       home,
       secret: joinCode.code,
-      serve: { host: listen, port },
+      serve: {
+        host: listen,
+        port,
+        ...(maxPerSubmitter === undefined ? {} : { maxPerSubmitter }),
+        ...(keepDays === undefined ? {} : { keepDays }),
+        ...(keepMb === undefined ? {} : { keepMb }),
+      },
       // The node announces itself and keeps a view of the others, to tell its submitters; with
       // the UI it submits batches too, and uses them.
       ...(interfaces.length === 0

@@ -10,6 +10,7 @@ import { Cluster, parsePeer } from '../engine/cluster.js';
 import type { SplitMode } from '../engine/dataset/dataset-item.js';
 import { defaultDataHome, newRunFolder } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
+import type { Requirements } from '../engine/requirements.js';
 import { RESULTS_FILE } from '../engine/store/batch-store.js';
 import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
@@ -45,7 +46,12 @@ options:
   --probe CIDR      also look for nodes by trying every address of this subnet
                     (e.g. 192.168.1.0/24; for networks that drop multicast)
   --no-reentrant    a job whose node is lost ends "abandoned" instead of running
-                    again elsewhere (for jobs with side effects)`;
+                    again elsewhere (for jobs with side effects)
+  --priority N      batches of higher priority get free cores first (default 0)
+  --require K=V     run jobs only on nodes that meet this; repeat for more:
+                    runtime=python3, os=linux, memory=MB (free), node=NAME-OR-ID
+                    (a program's interpreter is always required)
+  --node NAME       run every job on this node (same as --require node=NAME)`;
 
 const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
@@ -92,7 +98,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
 
   const display = process.stderr.isTTY
-    ? new (await import('./progress-display.js')).ProgressDisplay(batch, process.stderr)
+    ? new (await import('./progress-display.js')).ProgressDisplay(batch, process.stderr, (node) =>
+        cluster.nodeName(node),
+      )
     : null;
   if (args.json) batch.on('result', (result) => process.stdout.write(`${toResultLine(result)}\n`));
   let interrupted = false;
@@ -114,7 +122,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const summary = await batch.done;
     display?.stop();
     const report = args.json ? process.stderr : process.stdout;
-    report.write(summaryText(summary));
+    report.write(summaryText(summary, (node) => cluster.nodeName(node)));
     return summary.ok ? 0 : 1;
   } finally {
     display?.stop();
@@ -141,6 +149,8 @@ interface RunArgs {
   local: boolean;
   probe: string | undefined;
   reentrant: boolean;
+  priority: number | undefined;
+  requires: Requirements;
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
@@ -163,6 +173,9 @@ function parseRunArgs(argv: string[]): RunArgs {
       'no-local': { type: 'boolean', default: false },
       probe: { type: 'string' },
       'no-reentrant': { type: 'boolean', default: false },
+      priority: { type: 'string' },
+      require: { type: 'string', multiple: true },
+      node: { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -208,7 +221,49 @@ function parseRunArgs(argv: string[]): RunArgs {
     local: !values['no-local'],
     probe: values.probe,
     reentrant: !values['no-reentrant'],
+    priority: numberOption('--priority', values.priority, {
+      min: -1_000_000,
+      integer: true,
+      inclusive: true,
+    }),
+    requires: parseRequirements([
+      ...(values.require ?? []),
+      ...(values.node === undefined ? [] : [`node=${values.node}`]),
+    ]),
   };
+}
+
+/** `--require runtime=python3 --require memory=2048 ...` as the engine's requirements. */
+function parseRequirements(texts: string[]): Requirements {
+  const requires: Requirements = {};
+  for (const text of texts) {
+    const at = text.indexOf('=');
+    const key = text.slice(0, at).trim();
+    const value = text.slice(at + 1).trim();
+    if (at < 0 || value === '') {
+      throw new DeskGridError(ErrorCode.Usage, `--require ${text}: expected KEY=VALUE, e.g. runtime=python3`);
+    }
+    switch (key) {
+      case 'runtime':
+        requires.runtimes = [...(requires.runtimes ?? []), value];
+        break;
+      case 'os':
+        requires.os = [...(requires.os ?? []), value];
+        break;
+      case 'memory':
+        requires.memoryMb = numberOption('--require memory', value, { min: 0, integer: false });
+        break;
+      case 'node':
+        requires.node = value;
+        break;
+      default:
+        throw new DeskGridError(
+          ErrorCode.Usage,
+          `--require ${text}: unknown requirement "${key}" (use runtime, os, memory or node)`,
+        );
+    }
+  }
+  return requires;
 }
 
 /**
@@ -244,11 +299,13 @@ function submitOptions(args: RunArgs, home: string): SubmitOptions {
     stdin: args.stdin,
     program: args.program,
     reentrant: args.reentrant,
+    requires: args.requires,
+    ...(args.priority === undefined ? {} : { priority: args.priority }),
     out: args.out ?? newRunFolder(home, computation, process.pid),
   };
 }
 
-function summaryText(summary: BatchSummary): string {
+function summaryText(summary: BatchSummary, nameOf: (node: string) => string): string {
   const parts = [`${summary.done} done`];
   if (summary.failed > 0) parts.push(`${summary.failed} failed`);
   if (summary.timeout > 0) parts.push(`${summary.timeout} timed out`);
@@ -259,6 +316,15 @@ function summaryText(summary: BatchSummary): string {
   const lines = [
     `${summary.total} jobs: ${parts.join(', ')}${retries} in ${summary.seconds.toFixed(1)} s${rate}`,
   ];
+  // Per node only when there was more than one: a one-machine run needs no breakdown.
+  if (summary.nodes.length > 1) {
+    for (const node of summary.nodes) {
+      const failed = node.failed > 0 ? `, ${node.failed} not done` : '';
+      lines.push(`  ${nameOf(node.node)}: ${node.done} done${failed}`);
+    }
+  }
+  for (const { reason, jobs } of summary.rerunReasons)
+    lines.push(`${jobs} ${jobs === 1 ? 'job' : 'jobs'} ran again: ${reason}`);
   if (summary.out) lines.push(`results: ${join(summary.out, RESULTS_FILE)}`);
   return `${lines.join('\n')}\n`;
 }

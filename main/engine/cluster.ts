@@ -6,12 +6,13 @@
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { availableParallelism, platform } from 'node:os';
+import { availableParallelism, freemem, platform } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_PROTOCOL_VERSION,
+  type Offer,
   type SharedPeer,
 } from '../../shared/wire-protocol.js';
 import { Batch, type BatchHost } from './batch.js';
@@ -19,7 +20,7 @@ import { clusterId, proofKey } from './identity/cluster-key.js';
 import { LanPresence } from './discovery/lan-presence.js';
 import { probeSubnet } from './discovery/subnet-probe.js';
 import type { NodeView } from './discovery/membership.js';
-import { loadIdentity, type NodeIdentity } from './identity/node-identity.js';
+import { loadIdentity, shortNodeId, type NodeIdentity } from './identity/node-identity.js';
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
 import { describeThisNode, detectRuntimes } from './node-offer.js';
@@ -35,12 +36,18 @@ import {
   type SubmitOptions,
 } from './prepare-batch.js';
 import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
+import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { SubmitterSession } from './remote/submitter-session.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
+import { hasRequirements, noNodeMessage, unmet, type NodeTraits } from './requirements.js';
 
 const log = createLogger('cluster');
 const RECONNECT_DELAY_MS = 1500;
+/** A lost node named by address is tried again this many times (pauses growing to 30 s). */
+const RECONNECT_ATTEMPTS = 20;
+/** More worker processes than this is a typo, not a machine. */
+const MAX_CORES = 1024;
 /** The port `deskgrid node` listens on unless told otherwise. */
 export const DEFAULT_NODE_PORT = 7717;
 
@@ -65,7 +72,7 @@ export interface ClusterOptions {
   /** Other nodes to run jobs on, as "host:port". */
   peers?: string[];
   /** Serve other submitters: listen for their connections here. */
-  serve?: { host?: string; port?: number };
+  serve?: ServeOptions;
   /** Largest message accepted from other nodes (default 64 MiB). */
   maxFrameBytes?: number;
   /**
@@ -90,6 +97,25 @@ export interface ClusterOptions {
   rememberNodes?: boolean;
 }
 
+export interface ServeOptions {
+  host?: string;
+  port?: number;
+  /** Days a result waits for a submitter that vanished (default 7). */
+  keepDays?: number;
+  /** Disk for results waiting for absent submitters, in MB (default 1024). */
+  keepMb?: number;
+  /** Cores one submitter may use at once here (default: all); the others share the rest fairly. */
+  maxPerSubmitter?: number;
+}
+
+/** What this node shares with other submitters (the desktop app's tray and owner policy set it). */
+export interface Sharing {
+  /** Take jobs from other submitters. Off: their queued jobs go back to them, running ones finish. */
+  accepting: boolean;
+  /** Worker processes, for this node's own batches and other submitters' jobs alike. */
+  cores: number;
+}
+
 export interface ClusterStats {
   nodeId: string;
   cores: number;
@@ -101,8 +127,14 @@ export interface ClusterStats {
 
 /** A source of tasks for the scheduler. */
 interface TaskSource {
-  takeTask(): Task | undefined;
+  readonly priority: number;
+  takeTask(taker: NodeTraits): Task | undefined;
 }
+
+/** How long a resumed batch waits for a node to say what it kept before going on without. */
+const CLAIM_TIMEOUT_MS = 10_000;
+/** With discovery on, how long a batch waits for a node that meets its requirements to appear. */
+const REQUIREMENT_GRACE_MS = 10_000;
 
 interface Network {
   identity: NodeIdentity;
@@ -131,7 +163,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private server: JobServer | null = null;
   private localCursor = 0;
   private remoteCursor = 0;
+  private localTraitsCache: { traits: NodeTraits; at: number } | null = null;
+  private readonly unmetTimers = new Map<Batch, NodeJS.Timeout>();
+  /** Names of every node used since start, so results of a node since lost still name it. */
+  private readonly names = new Map<string, string>();
   private state: 'open' | 'closing' | 'closed' = 'open';
+  private accepting = true;
+  private kept: KeptResults | null = null;
+  private runtimes: string[] = [];
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
 
@@ -184,6 +223,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
     const broken: { error: DeskGridError | null } = { error: null };
+    // Known before the first job is handed out: jobs are matched against them.
+    const runtimes = await detectRuntimes();
     let cluster: Cluster | null = null;
     const pool = new WorkerPool({
       size: cores,
@@ -199,6 +240,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     });
     cluster = new Cluster(loaded.identity, home, pool, broken);
     cluster.network = network;
+    cluster.runtimes = runtimes;
     cluster.warnings.push(...warnings);
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
@@ -227,6 +269,43 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Continues a batch from its results folder: jobs that have a result are not run again. */
   resume(dir: string): Batch {
     return this.track((context) => prepareResumedBatch(dir, context));
+  }
+
+  /** A node's name as it gave it ("this computer" for this one), or its short id if never seen. */
+  nodeName(id: string): string {
+    if (id === this.nodeId) return `${this.identity.name} (this computer)`;
+    return this.names.get(id) ?? shortNodeId(id);
+  }
+
+  sharing(): Sharing {
+    return { accepting: this.accepting, cores: this.pool.size };
+  }
+
+  /**
+   * Changes what this node shares, at once and without losing anything: fewer cores let running
+   * jobs finish first; pausing hands other submitters' queued jobs back to them (they run
+   * elsewhere) and tells them this node offers no cores until sharing resumes.
+   */
+  setSharing(change: Partial<Sharing>): Sharing {
+    if (this.state !== 'open') throw new DeskGridError(ErrorCode.Closed, 'the cluster is closed');
+    const { cores, accepting } = change;
+    if (cores !== undefined && !(Number.isInteger(cores) && cores >= 0 && cores <= MAX_CORES)) {
+      throw new DeskGridError(
+        ErrorCode.Usage,
+        `cores must be a whole number from 0 to ${MAX_CORES}, not ${cores}`,
+      );
+    }
+    if (cores !== undefined) this.pool.resize(cores);
+    if (accepting !== undefined && accepting !== this.accepting) {
+      this.accepting = accepting;
+      for (const session of this.sessions) {
+        if (accepting) session.acceptAgain();
+        else session.returnQueued('the node paused sharing');
+      }
+    }
+    for (const session of this.sessions) session.sendOffer(this.currentOffer());
+    this.pumpAll();
+    return this.sharing();
   }
 
   stats(): ClusterStats {
@@ -260,7 +339,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.state = 'closing';
     await this.presence?.stop();
     this.server?.stopListening();
-    for (const session of this.sessions) session.returnQueued('the node is shutting down');
+    this.accepting = false;
+    for (const session of this.sessions) {
+      session.sendOffer(this.currentOffer());
+      session.returnQueued('the node is shutting down');
+    }
     await Promise.allSettled([
       ...this.batches.map((batch) => batch.done),
       ...[...this.sessions].map((s) => s.drained()),
@@ -269,6 +352,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const node of this.nodes) node.close();
     await this.pool.close();
     this.server?.destroy();
+    this.kept?.close();
     this.state = 'closed';
   }
 
@@ -282,6 +366,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const node of this.nodes) node.destroy();
     await this.pool.destroy();
     await Promise.allSettled(this.batches.map((batch) => batch.done));
+    this.kept?.close();
     this.state = 'closed';
   }
 
@@ -302,7 +387,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       settled: (batch) => {
         const at = this.batches.indexOf(batch);
         if (at >= 0) this.batches.splice(at, 1);
+        clearTimeout(this.unmetTimers.get(batch));
+        this.unmetTimers.delete(batch);
       },
+      claim: async (batch) => {
+        const key = batch.key;
+        if (key === null) return;
+        await Promise.all([...this.nodes].map((node) => node.claim(key, CLAIM_TIMEOUT_MS)));
+      },
+      started: () => this.checkRequirements(),
     };
     const batch = new Batch(host, this.broken.error ? Promise.reject(this.broken.error) : prepare(context));
     this.batches.push(batch);
@@ -322,21 +415,98 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** For this machine's workers: this node's batches and other submitters' sessions, in turn. */
   private nextLocalTask(): Task | undefined {
     const sources: TaskSource[] = [...this.batches, ...this.sessions];
-    const [task, cursor] = roundRobin(sources, this.localCursor);
+    const [task, cursor] = byPriority(sources, this.localCursor, this.localTraits());
     this.localCursor = cursor;
     return task;
   }
 
   /** For other nodes: only this node's own batches (never forward another submitter's jobs). */
-  private nextRemoteTask(): Task | undefined {
-    const [task, cursor] = roundRobin(this.batches, this.remoteCursor);
+  private nextRemoteTask(node: RemoteNode): Task | undefined {
+    const [task, cursor] = byPriority(this.batches, this.remoteCursor, traitsOf(node));
     this.remoteCursor = cursor;
     return task;
   }
 
-  private async serve(network: Network, where: { host?: string; port?: number }): Promise<void> {
+  /** This machine as the scheduler sees it (free memory looked up at most once a second). */
+  private localTraits(): NodeTraits {
+    const now = Date.now();
+    if (this.localTraitsCache === null || now - this.localTraitsCache.at > 1000) {
+      this.localTraitsCache = {
+        at: now,
+        traits: {
+          id: this.nodeId,
+          name: this.identity.name,
+          platform: platform(),
+          runtimes: this.runtimes,
+          memoryMb: Math.round(freemem() / 1048576),
+        },
+      };
+    }
+    return this.localTraitsCache.traits;
+  }
+
+  /**
+   * Fails a batch that no node can run (none meets its requirements) instead of letting it wait
+   * forever; with discovery on, a node that can may still appear, so it gets a grace period.
+   */
+  private checkRequirements(): void {
+    const takers = [
+      ...(this.pool.size > 0 ? [this.localTraits()] : []),
+      ...[...this.nodes].filter((node) => node.offer.cores > 0).map(traitsOf),
+    ];
+    for (const batch of this.batches) {
+      const requirements = batch.requirements;
+      if (!hasRequirements(requirements) || takers.some((taker) => unmet(taker, requirements) === null)) {
+        clearTimeout(this.unmetTimers.get(batch));
+        this.unmetTimers.delete(batch);
+        continue;
+      }
+      if (this.unmetTimers.has(batch)) continue;
+      const fail = () => {
+        this.unmetTimers.delete(batch);
+        batch.abort(new DeskGridError(ErrorCode.NoNode, noNodeMessage(requirements, takers)));
+      };
+      if (this.presence === null) {
+        fail();
+        continue;
+      }
+      this.unmetTimers.set(
+        batch,
+        setTimeout(() => this.checkRequirementsAgain(batch, fail), REQUIREMENT_GRACE_MS),
+      );
+    }
+  }
+
+  private checkRequirementsAgain(batch: Batch, fail: () => void): void {
+    this.unmetTimers.delete(batch);
+    this.checkRequirements();
+    // Still no node: checkRequirements started a new grace period; this one was the last.
+    if (this.unmetTimers.has(batch)) {
+      clearTimeout(this.unmetTimers.get(batch));
+      this.unmetTimers.delete(batch);
+      fail();
+    }
+  }
+
+  /** This node's offer to other submitters as of now. */
+  private currentOffer(): Offer {
+    const network = this.network;
+    return describeThisNode(
+      this.identity.name,
+      this.accepting ? this.pool.size : 0,
+      network?.version ?? readPackageVersion(),
+      this.runtimes,
+      this.pool.stats().busy,
+    );
+  }
+
+  private async serve(network: Network, where: ServeOptions): Promise<void> {
     const paths = dataPaths(this.home);
-    const runtimes = await detectRuntimes();
+    const kept = new KeptResults(paths.node, {
+      days: where.keepDays ?? DEFAULT_KEEP_DAYS,
+      megabytes: where.keepMb ?? DEFAULT_KEEP_MB,
+    });
+    this.kept = kept;
     this.server = await JobServer.listen({
       host: where.host ?? '0.0.0.0',
       port: where.port ?? 0,
@@ -357,17 +527,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           cancelTask: (task) => this.pool.cancel(task),
           probe: (computation) => this.pool.probe(computation),
           ended: (ended) => this.sessions.delete(ended),
+          kept,
+          detachedOf: (submitter) =>
+            [...this.sessions].filter((other) => other.isDetached && other.submitterId === submitter),
+          maxRunning: where.maxPerSubmitter ?? null,
         });
         this.sessions.add(session);
-        connection.send(
-          describeThisNode(
-            network.identity.name,
-            this.pool.size,
-            network.version,
-            runtimes,
-            this.pool.stats().busy,
-          ),
-        );
+        if (!this.accepting) session.returnQueued('the node paused sharing');
+        connection.send(this.currentOffer());
         const peers = this.knownPeers(connection.peerId);
         if (peers.length > 0) session.sharePeers(peers);
       },
@@ -382,8 +549,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       proofKey: network.proofKey,
       maxFrameBytes: network.maxFrameBytes,
       cacheDir: dataPaths(this.home).computationCache,
-      nextTask: () => this.nextRemoteTask(),
+      nextTask: (node) => this.nextRemoteTask(node),
       closed: (closed, error) => this.nodeClosed(closed, error),
+      keptFor: (key) => {
+        const batch = this.batches.find((candidate) => candidate.key === key);
+        const workDir = batch?.workDir;
+        if (batch === undefined || workDir == null) return null;
+        return { workDir, adopt: (index, kept) => batch.adoptKept(index, kept) };
+      },
+      claimed: (node, batchKey, running, lost) =>
+        this.batches.find((batch) => batch.key === batchKey)?.claimed(node.id, running, lost),
       peersShared: (nodes) => this.peersShared(nodes),
     });
     this.remember(network, node, address);
@@ -420,6 +595,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       return false;
     }
     this.nodes.add(node);
+    this.names.set(node.id, node.name);
     return true;
   }
 
@@ -552,6 +728,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
         if (!this.adopt(node)) return;
         log.info('discovered node in use', { node: node.id, name: node.name });
+        this.claimAll(node);
         this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
         this.pumpAll();
       },
@@ -564,6 +741,46 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     );
   }
 
+  /**
+   * Tries a lost node again at its address, pinned to its id, a few times with growing pauses
+   * while this cluster has batches: a node whose link was cut or that restarted comes back into
+   * use, and hands over what it kept (discovery does this by itself when it is on).
+   */
+  private reconnectLater(node: RemoteNode, attempt = 1): void {
+    const network = this.network;
+    if (this.presence !== null || network === null || attempt > RECONNECT_ATTEMPTS) return;
+    const timer = setTimeout(
+      () => {
+        if (this.state !== 'open' || this.batches.length === 0) return;
+        if ([...this.nodes].some((used) => used.id === node.id)) return;
+        this.connectTo(network, { ...node.address, id: node.id }).then(
+          (back) => {
+            if (this.state !== 'open') {
+              back.destroy();
+              return;
+            }
+            if (!this.adopt(back)) return;
+            log.info('lost node back in use', { node: back.id, name: back.name });
+            this.emit('node', { id: back.id, name: back.name, cores: back.offer.cores });
+            this.claimAll(back);
+            this.pumpAll();
+          },
+          () => this.reconnectLater(node, attempt + 1),
+        );
+      },
+      Math.min(30_000, RECONNECT_DELAY_MS * attempt),
+    );
+    timer.unref();
+  }
+
+  /** A node (back) in use: it hands over what it kept of the running batches. */
+  private claimAll(node: RemoteNode): void {
+    for (const batch of this.batches) {
+      const key = batch.key;
+      if (key !== null) void node.claim(key, CLAIM_TIMEOUT_MS);
+    }
+  }
+
   private warn(message: string): void {
     this.warnings.push(message);
     this.emit('warning', message);
@@ -574,6 +791,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.nodes.delete(node);
     if (this.state !== 'open') return;
     if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);
+    const reason = `node ${node.name} was lost${error ? ` (${error.message})` : ''}`;
+    for (const batch of this.batches) batch.releaseHeld(node.id, reason);
+    this.checkRequirements();
+    if (error) this.reconnectLater(node);
     if (this.presence) {
       // A node restarted within the silence window never looks offline to mDNS: look again.
       const presence = this.presence;
@@ -594,13 +815,53 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 }
 
-function roundRobin(sources: readonly TaskSource[], cursor: number): [Task | undefined, number] {
+/** Sources of the highest priority first; sources of equal priority take turns. */
+function byPriority(
+  sources: readonly TaskSource[],
+  cursor: number,
+  taker: NodeTraits,
+): [Task | undefined, number] {
+  let highest = -Infinity;
+  let lowest = Infinity;
+  for (const source of sources) {
+    highest = Math.max(highest, source.priority);
+    lowest = Math.min(lowest, source.priority);
+  }
+  if (highest === lowest) return roundRobin(sources, cursor, taker);
+  const levels = [...new Set(sources.map((source) => source.priority))].sort((a, b) => b - a);
+  for (const level of levels) {
+    const [task, next] = roundRobin(
+      sources.filter((source) => source.priority === level),
+      cursor,
+      taker,
+    );
+    if (task) return [task, next];
+  }
+  return [undefined, cursor];
+}
+
+function roundRobin(
+  sources: readonly TaskSource[],
+  cursor: number,
+  taker: NodeTraits,
+): [Task | undefined, number] {
   const count = sources.length;
   for (let step = 0; step < count; step += 1) {
-    const task = sources[(cursor + step) % count]?.takeTask();
+    const task = sources[(cursor + step) % count]?.takeTask(taker);
     if (task) return [task, (cursor + step + 1) % count];
   }
   return [undefined, cursor];
+}
+
+function traitsOf(node: RemoteNode): NodeTraits {
+  const { offer } = node;
+  return {
+    id: node.id,
+    name: offer.name,
+    platform: offer.platform,
+    runtimes: offer.runtimes,
+    memoryMb: offer.memoryMb,
+  };
 }
 
 function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: boolean): Network | null {

@@ -1,6 +1,12 @@
 // DeskGrid's Node API: `import { Cluster } from 'deskgrid'`.
 
-export { Cluster, type ClusterEvents, type ClusterOptions, type ClusterStats } from './cluster.js';
+export {
+  Cluster,
+  type ClusterEvents,
+  type ClusterOptions,
+  type ClusterStats,
+  type Sharing,
+} from './cluster.js';
 export { Batch, type BatchEvents } from './batch.js';
 export type { SubmitOptions } from './prepare-batch.js';
 export type { SplitMode } from './dataset/dataset-item.js';

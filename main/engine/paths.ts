@@ -35,6 +35,8 @@ export function dataPaths(home: string) {
     files: join(home, 'cache', 'files'),
     /** Folders of jobs run for other submitters. */
     jobs: join(home, 'jobs'),
+    /** The journal of other submitters' jobs and the results kept for them. */
+    node: join(home, 'node'),
   };
 }
 

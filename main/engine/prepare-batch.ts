@@ -11,6 +11,7 @@ import type { Computation } from '../../shared/worker-protocol.js';
 import type { PreparedBatch } from './batch.js';
 import { resolveComputation } from './computation/resolve-computation.js';
 import type { DatasetItem, SplitMode } from './dataset/dataset-item.js';
+import { withProgramRuntime, type Requirements } from './requirements.js';
 import { openDataset } from './dataset/open-dataset.js';
 import { BatchStore, OUTPUTS_DIR, WORK_DIR, type BatchSpec } from './store/batch-store.js';
 
@@ -40,6 +41,10 @@ export interface SubmitOptions {
   maxMemoryMb?: number;
   /** Folder for results.jsonl, outputs/ and the batch database (makes the batch resumable). */
   out?: string;
+  /** Batches of higher priority get free cores first (default 0; may be negative). */
+  priority?: number;
+  /** Run jobs only on nodes that meet these (a program's interpreter is always required). */
+  requires?: Requirements;
 }
 
 export interface PrepareContext {
@@ -66,7 +71,9 @@ export async function prepareNewBatch(
   ]);
   if (computation.kind === 'module') await context.probe(computation);
   const store =
-    options.out === undefined ? null : BatchStore.create(resolve(options.out), { ...spec, datasetStamp });
+    options.out === undefined
+      ? null
+      : BatchStore.create(resolve(options.out), { ...spec, datasetStamp, key: context.batchId });
   const base = store ? store.dir : join(context.batchesDir, context.batchId);
   return {
     computation,
@@ -76,7 +83,10 @@ export async function prepareNewBatch(
     recorded: emptyStatusCounts(),
     workDir: join(base, WORK_DIR),
     outputsDir: join(base, OUTPUTS_DIR),
-    ...limitsOf(spec),
+    // Only a batch with a results folder can come back for results kept on other nodes.
+    key: store ? context.batchId : null,
+    resumed: false,
+    ...limitsOf(spec, computation),
   };
 }
 
@@ -118,7 +128,9 @@ export async function prepareResumedBatch(dir: string, context: PrepareContext):
       recorded: store.counts(),
       workDir: join(store.dir, WORK_DIR),
       outputsDir: join(store.dir, OUTPUTS_DIR),
-      ...limitsOf(spec),
+      key: spec.key ?? null,
+      resumed: true,
+      ...limitsOf(spec, computation),
     };
   } catch (error) {
     store.close();
@@ -153,6 +165,11 @@ function specOf(options: SubmitOptions): Omit<BatchSpec, 'datasetStamp'> {
   if (options.split !== undefined && options.dataset === undefined) {
     throw new DeskGridError(ErrorCode.Usage, 'a split mode needs a dataset');
   }
+  const priority = options.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority) > 1_000_000) {
+    throw new DeskGridError(ErrorCode.Usage, `priority must be a whole number, not ${priority}`);
+  }
+  const requires = checkRequirements(options.requires ?? {});
   return {
     computation: resolve(options.computation),
     program: options.program ?? false,
@@ -165,15 +182,29 @@ function specOf(options: SubmitOptions): Omit<BatchSpec, 'datasetStamp'> {
     retries,
     reentrant: options.reentrant ?? true,
     maxMemoryMb: options.maxMemoryMb ?? null,
+    priority,
+    requires,
   };
 }
 
-function limitsOf(spec: Omit<BatchSpec, 'datasetStamp'>) {
+function checkRequirements(requires: Requirements): Requirements {
+  const wrong = (what: string) => new DeskGridError(ErrorCode.Usage, `invalid requirement: ${what}`);
+  if (requires.memoryMb !== undefined && !(requires.memoryMb > 0))
+    throw wrong(`memory must be a positive number of MB, not ${requires.memoryMb}`);
+  for (const name of [...(requires.runtimes ?? []), ...(requires.os ?? [])])
+    if (!/^[\w.+-]{1,64}$/.test(name)) throw wrong(`"${name}" is not a runtime or OS name`);
+  if (requires.node !== undefined && requires.node.trim() === '') throw wrong('an empty node name');
+  return requires;
+}
+
+function limitsOf(spec: Omit<BatchSpec, 'datasetStamp'>, computation: Computation) {
   return {
     timeoutMs: spec.timeoutSeconds === null ? null : Math.round(spec.timeoutSeconds * 1000),
     retries: spec.retries,
     maxMemoryBytes: spec.maxMemoryMb === null ? null : spec.maxMemoryMb * 1024 * 1024,
     reentrant: spec.reentrant,
+    priority: spec.priority ?? 0,
+    requirements: withProgramRuntime(spec.requires ?? {}, computation),
   };
 }
 

@@ -5,9 +5,19 @@
 import type { JobError } from '../../../shared/errors.js';
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
 
+/**
+ * Who hears how a task ended. `acknowledge`, when given, is called once the outcome is durable
+ * (or discarded), so that another node holding the result may forget it.
+ */
 export interface TaskOwner {
-  onResult(task: Task, result: ResultMessage): void;
-  onFailure(task: Task, status: 'failed' | 'timeout' | 'cancelled', error: JobError, ended: TaskTimes): void;
+  onResult(task: Task, result: ResultMessage, acknowledge?: () => void): void;
+  onFailure(
+    task: Task,
+    status: 'failed' | 'timeout' | 'cancelled',
+    error: JobError,
+    ended: TaskTimes,
+    acknowledge?: () => void,
+  ): void;
   onRequeue(task: Task): void;
   /** The other node running it was lost; it may or may not have started there. */
   onLost(task: Task, reason: string): void;
@@ -38,6 +48,8 @@ export interface Task {
   cancelRequested: boolean;
   /** Id of the other node running it, set when it is sent there; null while it is local. */
   node: string | null;
+  /** Its batch's name for nodes that keep results of vanished submitters (null: they keep none). */
+  readonly keep: string | null;
 }
 
 /**

@@ -60,6 +60,8 @@ class PoolWorker {
   headStartedAt: number | null = null;
   headTimer: NodeJS.Timeout | null = null;
   killReason: KillReason | null = null;
+  /** The pool shrank: it takes no more tasks and ends once its own are done. */
+  retiring = false;
 
   constructor(readonly channel: WorkerChannel) {}
 }
@@ -95,8 +97,10 @@ export class WorkerPool {
   private pumpScheduled = false;
   private readonly loadedBefore = new Set<string>();
   private readonly memoryTimer: NodeJS.Timeout;
+  private target: number;
 
   constructor(private readonly options: PoolOptions) {
+    this.target = options.size;
     for (let i = 0; i < options.size; i += 1) this.launch();
     this.memoryTimer = setInterval(() => this.checkMemory(), MEMORY_CHECK_INTERVAL_MS);
     this.memoryTimer.unref();
@@ -104,11 +108,28 @@ export class WorkerPool {
 
   /** Resolves once every worker has started (or rejects if they cannot). */
   whenReady(): Promise<void> {
-    return this.waitFor(this.allReadyWaiters, this.readyCount() === this.options.size);
+    return this.waitFor(this.allReadyWaiters, this.readyCount() === this.target);
   }
 
   get size(): number {
-    return this.options.size;
+    return this.target;
+  }
+
+  /**
+   * Changes how many workers run. New workers start at once; surplus ones (idle ones first) take
+   * no more tasks and end when the tasks they hold are done, so nothing running is cut short.
+   */
+  resize(size: number): void {
+    if (this.state !== 'running' || size === this.target) return;
+    this.target = size;
+    const serving = [...this.workers].filter((worker) => !worker.retiring);
+    for (let i = serving.length; i < size; i += 1) this.launch();
+    const surplus = serving.sort((a, b) => a.inflight.length - b.inflight.length).slice(size);
+    for (const worker of surplus) {
+      worker.retiring = true;
+      if (worker.inflight.length === 0) worker.channel.close();
+    }
+    this.pump();
   }
 
   stats(): PoolStats {
@@ -219,7 +240,7 @@ export class WorkerPool {
   private waitFor(waiters: Waiter[], already: boolean): Promise<void> {
     if (this.state === 'broken') return Promise.reject(this.brokenError());
     // A pool of no workers (a submitter that runs nothing itself) is as ready as it will be.
-    if (already || this.options.size === 0) return Promise.resolve();
+    if (already || this.target === 0) return Promise.resolve();
     return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   }
 
@@ -262,7 +283,8 @@ export class WorkerPool {
     for (;;) {
       let target: PoolWorker | null = null;
       for (const worker of this.workers) {
-        if (worker.state !== 'ready' || worker.inflight.length >= this.depth(worker)) continue;
+        if (worker.state !== 'ready' || worker.retiring || worker.inflight.length >= this.depth(worker))
+          continue;
         if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
       if (target === null) break;
@@ -487,7 +509,8 @@ export class WorkerPool {
     head.owner.onResult(head, result);
     if (worker.state === 'ready') {
       this.startHead(worker);
-      if (this.state === 'closing' && worker.inflight.length === 0) worker.channel.close();
+      if ((this.state === 'closing' || worker.retiring) && worker.inflight.length === 0)
+        worker.channel.close();
     }
     this.pump();
   }
@@ -514,7 +537,7 @@ export class WorkerPool {
     for (const resolve of this.exitWaiters.get(worker) ?? []) resolve();
     this.exitWaiters.delete(worker);
 
-    if (this.state !== 'running') return;
+    if (this.state !== 'running' || worker.retiring) return;
     if (wasStarting) {
       this.startFailures += 1;
       log.warn('worker exited before it started', { exit, stderr: worker.channel.stderrTail() });
@@ -538,7 +561,7 @@ export class WorkerPool {
     }
     const ready = this.readyCount();
     if (ready > 0) for (const waiter of this.anyReadyWaiters.splice(0)) waiter.resolve();
-    if (ready === this.options.size) for (const waiter of this.allReadyWaiters.splice(0)) waiter.resolve();
+    if (ready >= this.target) for (const waiter of this.allReadyWaiters.splice(0)) waiter.resolve();
   }
 
   private settleProbes(worker: PoolWorker, computationId: string, error: DeskGridError | null): void {

@@ -15,6 +15,7 @@ import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.
 import {
   fromNodeSchema,
   type FromNode,
+  type KeptResult,
   type Offer,
   type RemoteJob,
   type RemoteResult,
@@ -23,7 +24,8 @@ import {
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
 import { bundleTypeScript } from '../computation/bundle-typescript.js';
 import { createLogger } from '../log.js';
-import type { Task } from '../pool/task.js';
+import type { KeptOutcome } from '../batch.js';
+import { nextTaskId, type Task } from '../pool/task.js';
 import { PeerConnection, type LocalIdentity } from '../transport/peer-connection.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet, type FileSet } from './file-set.js';
 
@@ -48,10 +50,25 @@ export interface RemoteNodeOptions {
   expectPeerId?: string;
   /** Where compiled bundles of plain JS computations are cached. */
   cacheDir: string;
-  nextTask: () => Task | undefined;
+  nextTask: (node: RemoteNode) => Task | undefined;
   closed: (node: RemoteNode, error: DeskGridError | null) => void;
   /** The node told us of other nodes of the cluster. */
   peersShared?: (nodes: SharedPeer[]) => void;
+  /** Where a kept result of this batch goes; null when the batch is not running here now. */
+  keptFor: (batch: string) => KeptTarget | null;
+  /** The node answered a claim (see `claim`). */
+  claimed: (
+    node: RemoteNode,
+    batch: string,
+    running: number[],
+    lost: Array<{ index: number; reason: string }>,
+  ) => void;
+}
+
+export interface KeptTarget {
+  /** The batch's folder of job folders. */
+  workDir: string;
+  adopt(index: number, kept: KeptOutcome): void;
 }
 
 interface LoadWaiter {
@@ -69,10 +86,12 @@ export class RemoteNode {
   private durationEwmaMs: number | null = null;
   private pumpScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
+  private readonly claims = new Map<string, Array<() => void>>();
+  private readonly acks = { ids: [] as number[], kept: [] as number[], scheduled: false };
 
   private constructor(
     private readonly connection: PeerConnection,
-    readonly offer: Offer,
+    private latestOffer: Offer,
     private readonly options: RemoteNodeOptions,
   ) {
     connection.on('message', (header, body) => this.receive(header, body));
@@ -123,11 +142,39 @@ export class RemoteNode {
   }
 
   get name(): string {
-    return this.offer.name;
+    return this.latestOffer.name;
+  }
+
+  /** What the node offers now: it sends a new offer when its owner changes what it shares. */
+  get offer(): Offer {
+    return this.latestOffer;
   }
 
   get busy(): number {
     return this.inflight.size;
+  }
+
+  get address(): NodeAddress {
+    return this.options.address;
+  }
+
+  /**
+   * Asks the node for what it kept or still runs of a batch from an earlier connection; resolves
+   * when it answered, the connection closed, or after `timeoutMs`.
+   */
+  claim(batch: string, timeoutMs: number): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const waiters = this.claims.get(batch) ?? [];
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      waiters.push(done);
+      this.claims.set(batch, waiters);
+      this.connection.send({ t: 'claim', batch });
+    });
   }
 
   /** Takes tasks from the scheduler until the node's pipeline is full. */
@@ -140,7 +187,7 @@ export class RemoteNode {
       const room = this.capacity() - this.inflight.size;
       const tasks: Task[] = [];
       for (let i = 0; i < room; i += 1) {
-        const task = this.options.nextTask();
+        const task = this.options.nextTask(this);
         if (!task) break;
         task.node = this.id;
         this.inflight.set(task.id, task);
@@ -170,7 +217,8 @@ export class RemoteNode {
   }
 
   private capacity(): number {
-    const cores = Math.max(1, this.offer.cores);
+    const cores = this.latestOffer.cores;
+    if (cores === 0) return 0;
     const average = this.durationEwmaMs;
     if (average === null) return cores * 2;
     const depth = Math.ceil(PIPELINE_TARGET_MS / Math.max(average, 0.05));
@@ -180,13 +228,18 @@ export class RemoteNode {
   }
 
   private async send(tasks: Task[]): Promise<void> {
-    const byComputation = new Map<Computation, Task[]>();
+    // One `run` per computation and batch name (tasks of one batch share both).
+    const groups = new Map<string, Task[]>();
     for (const task of tasks) {
-      const group = byComputation.get(task.computation);
+      const name = `${task.computation.id}\n${task.keep ?? ''}`;
+      const group = groups.get(name);
       if (group) group.push(task);
-      else byComputation.set(task.computation, [task]);
+      else groups.set(name, [task]);
     }
-    for (const [computation, group] of byComputation) {
+    for (const group of groups.values()) {
+      const first = group[0];
+      if (first === undefined) continue;
+      const computation = first.computation;
       try {
         await this.ensureLoaded(computation);
         await this.ensureFiles(group);
@@ -213,7 +266,7 @@ export class RemoteNode {
             maxMemoryBytes: task.maxMemoryBytes,
           });
         }
-        if (jobs.length > 0) this.connection.send({ t: 'run', jobs }, values);
+        if (jobs.length > 0) this.connection.send({ t: 'run', batch: first.keep, jobs }, values);
       } catch (error) {
         const jobError = asJobError(error);
         for (const task of group) this.fail(task, 'failed', jobError, null);
@@ -321,13 +374,22 @@ export class RemoteNode {
       case 'result':
         void this.finish(message, body);
         return;
+      case 'kept':
+        void this.receiveKept(message, body);
+        return;
+      case 'claimed': {
+        this.options.claimed(this, message.batch, message.running, message.lost);
+        const waiters = this.claims.get(message.batch) ?? [];
+        this.claims.delete(message.batch);
+        for (const done of waiters) done();
+        return;
+      }
       case 'returned': {
         const task = this.inflight.get(message.id);
         if (!task) return;
         this.inflight.delete(message.id);
         task.node = null;
-        // A node gives jobs back only when it is stopping: send it no more.
-        if (this.state === 'open') this.state = 'closing';
+        // The node is stopping or pausing; its offer of no cores came first, so none are sent back.
         task.owner.onRequeue(task);
         this.afterAnswer();
         return;
@@ -351,6 +413,9 @@ export class RemoteNode {
         this.options.peersShared?.(message.nodes);
         return;
       case 'offer':
+        this.latestOffer = message;
+        this.pump();
+        return;
       case 'ping':
       case 'pong':
       case 'bye':
@@ -361,19 +426,13 @@ export class RemoteNode {
   private async finish(result: RemoteResult, body: Buffer): Promise<void> {
     const task = this.inflight.get(result.id);
     if (!task) return;
-    let value: unknown;
-    let outputs: FileSet | null = null;
+    let decoded: ResultMessage;
     try {
-      value = result.valueBytes > 0 ? deserialize(body.subarray(0, result.valueBytes)) : null;
-      const files = body.subarray(result.valueBytes);
-      if (result.outputs.length > 0) {
-        checkListing(result.outputs, files.length, 'the output files');
-        outputs = sliceFiles(result.outputs, files);
-        await writeFileSet(join(task.jobDir, 'out'), outputs);
-      }
+      decoded = await decodeResult(result, body, task.jobDir, task.id);
     } catch (error) {
       this.inflight.delete(result.id);
       this.fail(task, 'failed', asJobError(error), result);
+      this.acknowledge(result.id);
       this.afterAnswer();
       return;
     }
@@ -383,31 +442,72 @@ export class RemoteNode {
       this.durationEwmaMs =
         this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
     }
+    const acknowledge = () => this.acknowledge(result.id);
     if (result.status === 'done' || result.status === 'failed') {
-      const message: ResultMessage = {
-        t: 'result',
-        id: task.id,
-        ok: result.ok,
-        value,
-        error: result.error,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        exitCode: result.exitCode,
-        startedAt: result.startedAt ?? result.endedAt,
-        endedAt: result.endedAt,
-        hasOutputs: outputs !== null,
-        cpuMs: result.cpuMs,
-      };
-      task.owner.onResult(task, message);
+      task.owner.onResult(task, decoded, acknowledge);
     } else {
-      this.fail(
+      task.owner.onFailure(
         task,
         result.status,
         result.error ?? { code: ErrorCode.WorkerCrashed, message: 'the job ended', stack: null },
         result,
+        acknowledge,
       );
     }
     this.afterAnswer();
+  }
+
+  /** A result the node kept for one of our batches: to the batch, if it runs here now. */
+  private async receiveKept(kept: KeptResult, body: Buffer): Promise<void> {
+    const target = this.options.keptFor(kept.batch);
+    // Not a batch running now: the node keeps the result until it is claimed again.
+    if (target === null) return;
+    const id = nextTaskId();
+    const jobDir = join(target.workDir, String(id));
+    let result: ResultMessage;
+    try {
+      result = await decodeResult(kept, body, jobDir, id);
+    } catch (error) {
+      log.warn('a kept result cannot be read; the job runs again', {
+        node: this.id,
+        index: kept.index,
+        message: String(error),
+      });
+      this.acknowledgeKept(kept.key);
+      return;
+    }
+    target.adopt(kept.index, {
+      attempt: kept.attempt,
+      status: kept.status,
+      result,
+      jobDir,
+      node: this.id,
+      acknowledge: () => this.acknowledgeKept(kept.key),
+    });
+  }
+
+  private acknowledge(id: number): void {
+    this.acks.ids.push(id);
+    this.scheduleAcks();
+  }
+
+  private acknowledgeKept(key: number): void {
+    this.acks.kept.push(key);
+    this.scheduleAcks();
+  }
+
+  /** Acknowledgements go out together, one message per turn of the event loop. */
+  private scheduleAcks(): void {
+    if (this.acks.scheduled) return;
+    this.acks.scheduled = true;
+    setImmediate(() => {
+      this.acks.scheduled = false;
+      const { ids, kept } = this.acks;
+      if (ids.length === 0 && kept.length === 0) return;
+      this.acks.ids = [];
+      this.acks.kept = [];
+      if (this.state !== 'closed') this.connection.send({ t: 'ack', ids, kept });
+    });
   }
 
   private fail(
@@ -434,6 +534,8 @@ export class RemoteNode {
       );
     }
     this.loadWaiters.clear();
+    for (const waiters of this.claims.values()) for (const done of waiters) done();
+    this.claims.clear();
     this.filesMissingWaiter?.([]);
     const held = [...this.inflight.values()];
     this.inflight.clear();
@@ -535,6 +637,37 @@ function openTls(options: RemoteNodeOptions): Promise<TLSSocket> {
     socket.once('error', fail);
     socket.once('timeout', () => fail(new Error('no answer (is a firewall in the way?)')));
   });
+}
+
+/** A node's result as the pool would report it; its output files are written to jobDir/out. */
+async function decodeResult(
+  result: Omit<RemoteResult, 't' | 'id'>,
+  body: Buffer,
+  jobDir: string,
+  id: number,
+): Promise<ResultMessage> {
+  const value: unknown = result.valueBytes > 0 ? deserialize(body.subarray(0, result.valueBytes)) : null;
+  const files = body.subarray(result.valueBytes);
+  let hasOutputs = false;
+  if (result.outputs.length > 0) {
+    checkListing(result.outputs, files.length, 'the output files');
+    await writeFileSet(join(jobDir, 'out'), sliceFiles(result.outputs, files));
+    hasOutputs = true;
+  }
+  return {
+    t: 'result',
+    id,
+    ok: result.ok,
+    value,
+    error: result.error,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    exitCode: result.exitCode,
+    startedAt: result.startedAt ?? result.endedAt,
+    endedAt: result.endedAt,
+    hasOutputs,
+    cpuMs: result.cpuMs,
+  };
 }
 
 function asJobError(error: unknown): JobError {

@@ -17,6 +17,8 @@ import {
   isSafeRelativePath,
   toNodeSchema,
   type FileEntry,
+  type KeptResult,
+  type Offer,
   type RemoteJob,
   type RemoteResult,
   type SharedPeer,
@@ -28,6 +30,7 @@ import { createLogger } from '../log.js';
 import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
+import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
 
 const log = createLogger('session');
 
@@ -42,6 +45,25 @@ export interface SessionHost {
   cancelTask(task: Task): void;
   probe(computation: Computation): Promise<void>;
   ended(session: SubmitterSession): void;
+  /** The node's journal of jobs whose results outlive their submitter's connection. */
+  kept: KeptResults;
+  /** Sessions of this submitter whose connection is gone but whose jobs still run here. */
+  detachedOf(submitter: string): SubmitterSession[];
+  /** Jobs of this submitter that may run here at once (null: no cap). */
+  maxRunning: number | null;
+}
+
+/** A job of a batch whose result the node keeps if its submitter vanishes. */
+interface Keepable {
+  remoteId: number;
+  ref: JobRef;
+}
+
+/** A result sent, held until the submitter says it is durable there. */
+interface Unacked {
+  ref: JobRef;
+  header: string;
+  parts: Buffer[];
 }
 
 interface PendingLoad {
@@ -57,6 +79,11 @@ export class SubmitterSession {
   private readonly pendingLoads = new Map<string, PendingLoad[]>();
   private readonly queue: Task[] = [];
   private readonly running = new Map<number, { task: Task; remoteId: number }>();
+  private readonly unacked = new Map<number, Unacked>();
+  /** Connections of the same submitter that claimed batches of this (detached) session. */
+  private readonly adopters = new Map<string, SubmitterSession>();
+  /** The connection is gone; jobs of batches that asked to be kept still run, their results go to the journal. */
+  private detached = false;
   private readonly owner: TaskOwner;
   private readonly sessionDir: string;
   private ended = false;
@@ -84,24 +111,65 @@ export class SubmitterSession {
     return this.connection.peerId;
   }
 
+  /** Its submitter is gone but jobs of kept batches still run. */
+  get isDetached(): boolean {
+    return this.detached;
+  }
+
+  /** Other submitters' jobs share this node's cores in turns, whatever their batches' priority. */
+  readonly priority = 0;
+
   /** The scheduler's call: the next job of this submitter, if any. */
   takeTask(): Task | undefined {
+    if (this.host.maxRunning !== null && this.running.size >= this.host.maxRunning) return undefined;
     const task = this.queue.shift();
-    if (task) this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
+    if (!task) return undefined;
+    this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
+    const ref = keepables.get(task)?.ref;
+    if (ref) log.debug('job started', { batch: ref.batch, index: ref.index, attempt: ref.attempt });
     return task;
   }
 
-  /** Hands every job not yet started back to the submitter (the node is stopping). */
+  /** Tells the submitter what this node offers now (cores 0: send nothing more). */
+  sendOffer(offer: Offer): void {
+    if (!this.ended) this.connection.send(offer);
+  }
+
+  /** Takes jobs again after `returnQueued` (the node resumed sharing). */
+  acceptAgain(): void {
+    this.returning = null;
+  }
+
+  /** Hands every job not yet started back to the submitter (the node is stopping or pausing). */
   returnQueued(reason: string): void {
     this.returning = reason;
-    for (const task of this.queue.splice(0))
-      this.connection.send({ t: 'returned', id: remoteIdOf(task), reason });
+    const queued = this.queue.splice(0);
+    if (this.detached) {
+      this.host.kept.lost(refsOf(queued), reason);
+    } else {
+      for (const task of queued) this.connection.send({ t: 'returned', id: remoteIdOf(task), reason });
+    }
     this.notifyIfDrained();
+    this.finishDetached();
+  }
+
+  /**
+   * Another connection of the same submitter claims a batch: results of its jobs still running
+   * here go there from now on. Returns the indices of those jobs.
+   */
+  adoptBy(batch: string, adopter: SubmitterSession): number[] {
+    if (!this.detached) return [];
+    const indices: number[] = [];
+    for (const task of [...this.queue, ...[...this.running.values()].map((entry) => entry.task)])
+      if (keepables.get(task)?.ref.batch === batch) indices.push(task.index);
+    if (indices.length > 0) this.adopters.set(batch, adopter);
+    return indices;
   }
 
   /** Resolves once no job of this submitter is queued or running here. */
   drained(): Promise<void> {
-    if (this.ended || (this.queue.length === 0 && this.running.size === 0)) return Promise.resolve();
+    if ((this.ended && !this.detached) || (this.queue.length === 0 && this.running.size === 0))
+      return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -116,8 +184,18 @@ export class SubmitterSession {
   }
 
   private notifyIfDrained(): void {
-    if (!this.ended && (this.queue.length > 0 || this.running.size > 0)) return;
+    if ((!this.ended || this.detached) && (this.queue.length > 0 || this.running.size > 0)) return;
     for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** Sends a result kept in the journal to this (live) connection. */
+  sendKept(row: KeptRow): void {
+    if (this.ended || this.detached) return;
+    const fields = JSON.parse(row.header) as Omit<KeptResult, 't' | 'key' | 'batch' | 'index' | 'attempt'>;
+    this.connection.send(
+      { ...fields, t: 'kept', key: row.key, batch: row.batch, index: row.index, attempt: row.attempt },
+      row.body,
+    );
   }
 
   private async receive(header: unknown, body: Buffer): Promise<void> {
@@ -145,10 +223,16 @@ export class SubmitterSession {
         await this.storeFile(message.hash, message.size, body);
         return;
       case 'run':
-        await this.enqueue(message.jobs, body);
+        await this.enqueue(message.jobs, message.batch, body);
         return;
       case 'cancel':
         this.cancel(message.id);
+        return;
+      case 'ack':
+        this.acknowledged(message.ids, message.kept);
+        return;
+      case 'claim':
+        this.claim(message.batch);
         return;
       case 'ping':
       case 'pong':
@@ -215,12 +299,41 @@ export class SubmitterSession {
     await rename(partial, target);
   }
 
-  private async enqueue(jobs: RemoteJob[], body: Buffer): Promise<void> {
+  private acknowledged(ids: number[], keptKeys: number[]): void {
+    const refs: JobRef[] = [];
+    for (const id of ids) {
+      const held = this.unacked.get(id);
+      if (!held) continue;
+      this.unacked.delete(id);
+      refs.push(held.ref);
+    }
+    this.host.kept.forgotten(refs);
+    if (keptKeys.length > 0) this.host.kept.handedOver(this.submitterId, keptKeys);
+  }
+
+  private claim(batch: string): void {
+    const answer = this.host.kept.claim(this.submitterId, batch);
+    for (const row of answer.kept) this.sendKept(row);
+    const running: number[] = [];
+    for (const detached of this.host.detachedOf(this.submitterId))
+      if (detached !== this) running.push(...detached.adoptBy(batch, this));
+    this.connection.send({ t: 'claimed', batch, running, lost: answer.lost });
+    log.info('batch claimed', {
+      submitter: this.submitterId,
+      batch,
+      kept: answer.kept.length,
+      running: running.length,
+      lost: answer.lost.length,
+    });
+  }
+
+  private async enqueue(jobs: RemoteJob[], batch: string | null, body: Buffer): Promise<void> {
     if (this.returning !== null) {
       for (const job of jobs) this.connection.send({ t: 'returned', id: job.id, reason: this.returning });
       return;
     }
     let offset = 0;
+    const refs: JobRef[] = [];
     for (const job of jobs) {
       const computation = this.computations.get(job.key);
       if (!computation)
@@ -262,10 +375,17 @@ export class SubmitterSession {
         maxMemoryBytes: job.maxMemoryBytes,
         cancelRequested: false,
         node: null,
+        keep: null,
       };
       remoteIds.set(task, job.id);
+      if (batch !== null) {
+        const ref = { submitter: this.submitterId, batch, index: job.index, attempt: job.attempt };
+        keepables.set(task, { remoteId: job.id, ref });
+        refs.push(ref);
+      }
       this.queue.push(task);
     }
+    this.host.kept.accepted(refs);
     this.host.pump();
   }
 
@@ -276,6 +396,7 @@ export class SubmitterSession {
       this.queue.splice(at, 1);
       this.sendFailure(
         remoteId,
+        queued,
         'cancelled',
         { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
         { startedAt: null, endedAt: Date.now() },
@@ -291,42 +412,56 @@ export class SubmitterSession {
       onResult: (task, result) => {
         const entry = this.running.get(task.id);
         this.running.delete(task.id);
-        if (!entry || this.ended) return;
+        if (!entry || !this.wants(task)) return;
         const sent = this.sendResult(entry.remoteId, task, result);
         if (mayLeaveFolder(task, result))
           void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
-        this.notifyIfDrained();
+        this.afterEnd();
       },
       onFailure: (task, status, error, times) => {
         const entry = this.running.get(task.id);
         this.running.delete(task.id);
-        if (!entry || this.ended) return;
-        this.sendFailure(entry.remoteId, status, error, times);
+        if (!entry || !this.wants(task)) return;
+        this.sendFailure(entry.remoteId, task, status, error, times);
         void rm(task.jobDir, { recursive: true, force: true });
-        this.notifyIfDrained();
+        this.afterEnd();
       },
       // This node's own pool runs these tasks: no other node can be lost under them.
       onLost: (task) => this.owner.onRequeue(task),
       onRequeue: (task) => {
         const entry = this.running.get(task.id);
         this.running.delete(task.id);
-        if (!entry || this.ended) return;
+        if (!entry || !this.wants(task)) return;
         if (this.returning !== null) {
-          this.connection.send({ t: 'returned', id: entry.remoteId, reason: this.returning });
-          this.notifyIfDrained();
+          if (this.detached) this.host.kept.lost(refsOf([task]), this.returning);
+          else this.connection.send({ t: 'returned', id: entry.remoteId, reason: this.returning });
+          this.afterEnd();
           return;
         }
         this.queue.unshift(task);
         this.host.pump();
       },
-      onProgress: (task, fraction, note) =>
-        this.connection.send({ t: 'progress', id: remoteIdOf(task), fraction, note }),
+      onProgress: (task, fraction, note) => {
+        if (!this.ended) this.connection.send({ t: 'progress', id: remoteIdOf(task), fraction, note });
+      },
       onProvisional: (task, value) => {
         const bytes = serializeOrNull(value);
-        if (bytes) this.connection.send({ t: 'provisional', id: remoteIdOf(task) }, bytes);
+        if (bytes && !this.ended) this.connection.send({ t: 'provisional', id: remoteIdOf(task) }, bytes);
       },
-      onLog: (task, line) => this.connection.send({ t: 'log', id: remoteIdOf(task), line }),
+      onLog: (task, line) => {
+        if (!this.ended) this.connection.send({ t: 'log', id: remoteIdOf(task), line });
+      },
     };
+  }
+
+  /** Whether a task's end still matters: its submitter is connected, or it keeps the result. */
+  private wants(task: Task): boolean {
+    return !this.ended || (this.detached && keepables.has(task));
+  }
+
+  private afterEnd(): void {
+    this.notifyIfDrained();
+    this.finishDetached();
   }
 
   private async sendResult(remoteId: number, task: Task, result: ResultMessage): Promise<void> {
@@ -349,6 +484,7 @@ export class SubmitterSession {
     if (!value) {
       this.sendFailure(
         remoteId,
+        task,
         'failed',
         {
           code: ErrorCode.NotSerializable,
@@ -366,6 +502,7 @@ export class SubmitterSession {
       const jobError = toJobError(error);
       this.sendFailure(
         remoteId,
+        task,
         'failed',
         { ...jobError, message: `output files cannot be sent back: ${jobError.message}` },
         result,
@@ -377,6 +514,7 @@ export class SubmitterSession {
     if (bodyBytes + overhead > this.host.maxResultBytes) {
       this.sendFailure(
         remoteId,
+        task,
         'failed',
         {
           code: ErrorCode.TooLarge,
@@ -389,11 +527,12 @@ export class SubmitterSession {
     }
     header.valueBytes = value.length;
     header.outputs = outputs.files;
-    this.connection.send(header, [value, ...outputs.data]);
+    this.deliver(task, header, [value, ...outputs.data]);
   }
 
   private sendFailure(
     remoteId: number,
+    task: Task,
     status: RemoteResult['status'],
     error: JobError,
     times: TaskTimes & { stdout?: string; stderr?: string; exitCode?: number | null },
@@ -413,7 +552,32 @@ export class SubmitterSession {
       valueBytes: 0,
       outputs: [],
     };
-    this.connection.send(header);
+    this.deliver(task, header, []);
+  }
+
+  /**
+   * Sends a result, holding it until acknowledged when its batch asked to be kept; with the
+   * submitter gone, writes it to the journal instead (and on to a connection that claimed it).
+   */
+  private deliver(task: Task, header: RemoteResult, parts: Buffer[]): void {
+    const keepable = keepables.get(task);
+    if (!keepable) {
+      if (!this.ended) this.connection.send(header, parts);
+      return;
+    }
+    const { batch, index, attempt } = keepable.ref;
+    log.debug('job finished', { batch, index, attempt, status: header.status, kept: this.detached });
+    // Stored without the connection's job id: a later connection names the job by batch and index.
+    const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
+    if (!this.detached) {
+      this.connection.send(header, parts);
+      this.unacked.set(header.id, { ref: keepable.ref, header: stored, parts });
+      return;
+    }
+    const body = Buffer.concat(parts);
+    const key = this.host.kept.keep(keepable.ref, stored, body);
+    if (key !== null)
+      this.adopters.get(keepable.ref.batch)?.sendKept({ ...keepable.ref, key, header: stored, body });
   }
 
   private abort(error: unknown): void {
@@ -428,12 +592,42 @@ export class SubmitterSession {
     );
   }
 
+  /**
+   * The connection is gone. Jobs of batches that asked to be kept go on (their results go to the
+   * journal until the submitter claims them); every other job is dropped or stopped.
+   */
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.queue.length = 0;
-    for (const { task } of this.running.values()) this.host.cancelTask(task);
-    this.running.clear();
+    const kept = this.queue.filter((task) => keepables.has(task));
+    this.queue.splice(0, this.queue.length, ...kept);
+    for (const [id, { task }] of this.running) {
+      if (keepables.has(task)) continue;
+      this.running.delete(id);
+      this.host.cancelTask(task);
+    }
+    for (const held of this.unacked.values())
+      this.host.kept.keep(held.ref, held.header, Buffer.concat(held.parts));
+    this.unacked.clear();
+    this.detached = this.queue.length > 0 || this.running.size > 0;
+    if (this.detached) {
+      log.info('submitter gone: finishing its jobs and keeping their results', {
+        submitter: this.submitterId,
+        queued: this.queue.length,
+        running: this.running.size,
+      });
+      return;
+    }
+    this.finalize();
+  }
+
+  private finishDetached(): void {
+    if (!this.detached || this.queue.length > 0 || this.running.size > 0) return;
+    this.detached = false;
+    this.finalize();
+  }
+
+  private finalize(): void {
     void rm(this.sessionDir, { recursive: true, force: true });
     this.notifyIfDrained();
     this.host.ended(this);
@@ -441,6 +635,14 @@ export class SubmitterSession {
 }
 
 const remoteIds = new WeakMap<Task, number>();
+const keepables = new WeakMap<Task, Keepable>();
+
+function refsOf(tasks: Task[]): JobRef[] {
+  return tasks.flatMap((task) => {
+    const keepable = keepables.get(task);
+    return keepable ? [keepable.ref] : [];
+  });
+}
 
 function remoteIdOf(task: Task): number {
   return remoteIds.get(task) ?? -1;

@@ -13,6 +13,7 @@ import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { emptyStatusCounts, type FinalStatus, type JobResult } from '../../../shared/job.js';
 import { toResultLine } from '../../../shared/result-line.js';
 import { createLogger } from '../log.js';
+import type { Requirements } from '../requirements.js';
 
 const log = createLogger('store');
 
@@ -39,6 +40,13 @@ export interface BatchSpec {
   maxMemoryMb: number | null;
   /** Size and modification time of the dataset file, to refuse resuming over a changed one. */
   datasetStamp: { size: number; mtimeMs: number } | null;
+  /**
+   * The batch's name on other nodes, under which they keep its results if this submitter
+   * vanishes (absent in folders of older versions: their batch then claims nothing).
+   */
+  key?: string;
+  priority?: number;
+  requires?: Requirements;
 }
 
 export type StatusCounts = Record<FinalStatus, number>;

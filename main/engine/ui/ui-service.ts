@@ -97,12 +97,6 @@ interface Submitted {
   options: BatchOptions;
 }
 
-/** Changing what this node shares while it runs (Cluster.setSharing, where the engine has it). */
-interface Sharing {
-  sharing(): { accepting: boolean; cores: number };
-  setSharing(change: { accepting?: boolean; cores?: number }): void;
-}
-
 interface Tracked {
   id: string;
   title: string;
@@ -742,8 +736,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     const running = this.options.joinCode ?? savedJoinCode(home);
     const savedCode = saved.joinCode === undefined ? null : parseJoinCode(saved.joinCode);
     const pending = savedCode?.ok && savedCode.code !== running ? formatJoinCode(savedCode.code) : null;
-    const adjustable = sharingOf(cluster);
-    const sharing = adjustable?.sharing() ?? { cores: cluster.stats().cores, accepting: true };
+    const sharing = cluster.sharing();
     return {
       nodeId: cluster.nodeId,
       nodeName: cluster.identity.name,
@@ -753,7 +746,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       cores: sharing.cores,
       coresAvailable: availableParallelism(),
       accepting: sharing.accepting,
-      sharingAdjustable: adjustable !== null,
+      sharingAdjustable: true,
       peers: saved.peers ?? [],
       dataFolder: home,
     };
@@ -773,11 +766,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       }
     }
     if (input.cores !== undefined || input.accepting !== undefined) {
-      const adjustable = sharingOf(cluster);
-      if (adjustable === null) {
-        throw new DeskGridError(ErrorCode.Usage, 'this node cannot change what it shares while it runs');
-      }
-      adjustable.setSharing({
+      cluster.setSharing({
         ...(input.cores === undefined ? {} : { cores: input.cores }),
         ...(input.accepting === undefined ? {} : { accepting: input.accepting }),
       });
@@ -799,10 +788,6 @@ function savedJoinCode(home: string): string | null {
   } catch {
     return null;
   }
-}
-
-function sharingOf(cluster: Cluster): Sharing | null {
-  return 'setSharing' in cluster ? (cluster as unknown as Sharing) : null;
 }
 
 const RETRYABLE = new Set(['failed', 'timeout', 'abandoned']);
