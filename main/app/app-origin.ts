@@ -8,20 +8,6 @@ export const APP_SCHEME = 'deskgrid';
 export const APP_HOST = 'app';
 export const APP_START_URL = `${APP_SCHEME}://${APP_HOST}/index.html`;
 
-/** The renderer's content security policy (the same rules as the UI server's for browsers). */
-export const APP_CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data: blob:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "object-src 'none'",
-].join('; ');
-
 function parse(url: string): URL | null {
   try {
     return new URL(url);

@@ -28,7 +28,8 @@ import { createLogger } from '../engine/log.js';
 import { OwnerController } from '../engine/owner/owner-controller.js';
 import { APP_NAME } from '../engine/paths.js';
 import { loadSettings, resolveJoinCode, saveSettings } from '../engine/settings.js';
-import { APP_CONTENT_SECURITY_POLICY, APP_SCHEME, isAppUrl, rendererFile } from './app-origin.js';
+import { CONTENT_SECURITY_POLICY } from '../engine/ui/ui-server.js';
+import { APP_SCHEME, isAppUrl, rendererFile } from './app-origin.js';
 import { loadAppSettings, ownerSettingsOf, saveAppSettings, shareModeOf } from './app-settings.js';
 import { batchNotices, type EndedBatch } from './batch-notices.js';
 import { shutDownEngine } from './engine-shutdown.js';
@@ -59,14 +60,17 @@ export interface DesktopOptions<C extends CallContract> {
     cluster: Cluster;
     home: string;
     joinCode: string | null;
-    openPath(path: string): Promise<boolean>;
+    openPath: (path: string) => Promise<boolean>;
   }): UiBackend;
 }
 
 /** Must run before the app is ready: the app's scheme is a privileged, standard one. */
 export function prepareDesktop(): { home: string } | null {
   protocol.registerSchemesAsPrivileged([
-    { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
+    {
+      scheme: APP_SCHEME,
+      privileges: { standard: true, secure: true, supportFetchAPI: true, corsEnabled: true },
+    },
   ]);
   app.setName(APP_NAME);
   // The CLI and the app share one data folder: DESKGRID_HOME, else the app's userData.
@@ -272,7 +276,7 @@ async function serveRenderer(root: string, url: string): Promise<Response> {
   if (file === null) return new Response('not found', { status: 404 });
   const response = await net.fetch(pathToFileURL(file).href);
   const headers = new Headers(response.headers);
-  headers.set('Content-Security-Policy', APP_CONTENT_SECURITY_POLICY);
+  headers.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
   headers.set('X-Content-Type-Options', 'nosniff');
   return new Response(response.body, { status: response.status, headers });
 }

@@ -121,7 +121,7 @@ export interface ClusterStats {
   cores: number;
   busyCores: number;
   batches: number;
-  nodes: Array<{ id: string; name: string; cores: number; busy: number }>;
+  nodes: Array<{ id: string; name: string; os: string; cores: number; busy: number }>;
   submitters: number;
 }
 
@@ -352,11 +352,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       nodes: [...this.nodes].map((node) => ({
         id: node.id,
         name: node.name,
+        os: node.offer.platform,
         cores: node.offer.cores,
         busy: node.busy,
       })),
       submitters: this.sessions.size,
     };
+  }
+
+  /** The nodes heard on the LAN (mDNS), in every state; empty when this cluster does not discover. */
+  lanNodes(): NodeView[] {
+    return this.presence?.membership.list() ?? [];
   }
 
   /**

@@ -3,24 +3,17 @@
 // empty cache, so the attempt fails here without any traffic leaving the machine.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { electronBinary } from '../support/electron-binary.js';
 import { REPO_ROOT } from '../support/run-cli.js';
 
-const electronDir = dirname(createRequire(import.meta.url).resolve('electron/package.json'));
+const installed = electronBinary();
+if (installed !== null) console.warn(`[npm start] skipped: an Electron binary is installed (${installed})`);
 
-function electronBinaryExists(): boolean {
-  try {
-    return existsSync(join(electronDir, 'dist', readFileSync(join(electronDir, 'path.txt'), 'utf8')));
-  } catch {
-    return false;
-  }
-}
-
-describe.skipIf(electronBinaryExists())('npm start without an Electron binary', () => {
+describe.skipIf(installed !== null)('npm start without an Electron binary', () => {
   it('says so in one line, points to deskgrid node --ui, and fails', () => {
     const cache = mkdtempSync(join(tmpdir(), 'deskgrid-electron-cache-'));
     try {
@@ -35,7 +28,7 @@ describe.skipIf(electronBinaryExists())('npm start without an Electron binary', 
       expect(run.stderr).toBe(
         'deskgrid: no Electron binary here and it cannot be downloaded; run the UI in a browser instead: npx deskgrid node --ui\n',
       );
-      expect(electronBinaryExists()).toBe(false);
+      expect(electronBinary()).toBeNull();
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }
