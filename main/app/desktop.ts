@@ -34,6 +34,7 @@ import { loadAppSettings, ownerSettingsOf, saveAppSettings, shareModeOf } from '
 import { batchNotices, type EndedBatch } from './batch-notices.js';
 import { shutDownEngine } from './engine-shutdown.js';
 import { EVENT_CHANNEL } from './ipc-channels.js';
+import { electronLoginItem, HIDDEN_FLAG, xdgLoginItem } from './login-item.js';
 import { appSender, registerGateway, type CallContract } from './ipc-gateway.js';
 import { powerSignals } from './power-signals.js';
 import { SNOOZE_MS, type TrayView } from './tray-menu.js';
@@ -43,8 +44,8 @@ import { createMainWindow } from './window.js';
 
 const log = createLogger('app');
 const TRAY_REFRESH_MS = 2000;
-/** Passed by the login item: start in the tray, without the window. */
-const HIDDEN_FLAG = '--hidden';
+/** The UI call that can turn sharing off and on: in the app, that is the owner's pause. */
+const SETTINGS_CALL = 'setSettings';
 
 /** What the app needs of the UI service (main/engine/ui). */
 export interface UiBackend {
@@ -137,7 +138,15 @@ export async function startDesktop<C extends CallContract>(
     contract: options.contract,
     isTrusted: appSender(() => window, isAppUrl),
     snapshot: () => ui.snapshot(),
-    handle: (name, input) => ui.handle(name, input),
+    handle: (name, input) => {
+      // Sharing switched off in the settings is a pause the owner policy keeps (as the tray's).
+      if (name === SETTINGS_CALL && typeof input === 'object' && input !== null && 'accepting' in input) {
+        const { accepting, ...rest } = input as { accepting?: unknown };
+        if (typeof accepting === 'boolean') setPaused(!accepting);
+        return ui.handle(name, rest);
+      }
+      return ui.handle(name, input);
+    },
     onRefused: (event, name) =>
       log.warn('refused a call from outside the app', { sender: event.sender.id, name: String(name) }),
   });
@@ -177,12 +186,21 @@ export async function startDesktop<C extends CallContract>(
     cores: cluster.sharing().cores,
     coresAvailable: Math.max(cluster.sharing().cores, availableParallelism()),
     busyCores: cluster.stats().busyCores,
-    startAtLogin: app.getLoginItemSettings({ args: [HIDDEN_FLAG] }).openAtLogin,
+    startAtLogin: loginItem.get(),
   });
   const saveApp = (change: Partial<typeof appSettings>) => {
     Object.assign(appSettings, change);
     saveAppSettings(home, appSettings);
   };
+  function setPaused(paused: boolean): void {
+    saveApp({ paused });
+    controller.update(paused ? { paused } : { paused, snoozedUntil: null });
+  }
+  // Linux has no login items: an XDG autostart entry starts the AppImage or the installed binary.
+  const loginItem =
+    process.platform === 'linux'
+      ? xdgLoginItem(process.env['APPIMAGE'] ?? process.execPath)
+      : electronLoginItem(app);
   const tray = new TrayController(
     {
       image: (path) => nativeImage.createFromPath(path),
@@ -192,14 +210,8 @@ export async function startDesktop<C extends CallContract>(
     iconsDir,
     {
       open: showWindow,
-      pause: () => {
-        saveApp({ paused: true });
-        controller.update({ paused: true });
-      },
-      resume: () => {
-        saveApp({ paused: false });
-        controller.update({ paused: false, snoozedUntil: null });
-      },
+      pause: () => setPaused(true),
+      resume: () => setPaused(false),
       snooze: () => controller.update({ snoozedUntil: Date.now() + SNOOZE_MS }),
       setCores: (cores) => {
         cluster.setSharing({ cores });
@@ -209,7 +221,7 @@ export async function startDesktop<C extends CallContract>(
         saveApp({ mode: kind });
         controller.update({ mode: shareModeOf(appSettings) });
       },
-      setStartAtLogin: (on) => app.setLoginItemSettings({ openAtLogin: on, args: [HIDDEN_FLAG] }),
+      setStartAtLogin: (on) => loginItem.set(on),
       quit: () => app.quit(),
     },
     view(),

@@ -2,7 +2,15 @@
 // serve, the batch-finished notices, the app's settings file, and quitting within a time limit
 // (with a real cluster).
 
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +18,7 @@ import { isAppUrl, isWebUrl, rendererFile } from '../../../main/app/app-origin.j
 import { loadAppSettings, ownerSettingsOf, saveAppSettings } from '../../../main/app/app-settings.js';
 import { batchNotices } from '../../../main/app/batch-notices.js';
 import { shutDownEngine } from '../../../main/app/engine-shutdown.js';
+import { xdgLoginItem } from '../../../main/app/login-item.js';
 import { Cluster } from '../../../main/engine/index.js';
 import { fixture } from '../../support/engine-cluster.js';
 
@@ -111,6 +120,20 @@ describe('app settings', () => {
     mkdirSync(root, { recursive: true });
     writeFileSync(join(root, 'app-settings.json'), '{"mode": "sometimes"');
     expect(loadAppSettings(root).mode).toBe('when-idle');
+  });
+});
+
+describe('start at login on Linux', () => {
+  it('writes and removes an XDG autostart entry that starts the app in the tray', () => {
+    const item = xdgLoginItem('/opt/Desk Grid/deskgrid-desktop', { XDG_CONFIG_HOME: root });
+    const entry = join(root, 'autostart', 'deskgrid.desktop');
+    expect(item.get()).toBe(false);
+    item.set(true);
+    expect(item.get()).toBe(true);
+    expect(readFileSync(entry, 'utf8')).toContain('Exec="/opt/Desk Grid/deskgrid-desktop" --hidden\n');
+    item.set(false);
+    expect(item.get()).toBe(false);
+    expect(existsSync(entry)).toBe(false);
   });
 });
 
