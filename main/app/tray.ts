@@ -46,10 +46,6 @@ export class TrayController<Image, Menu> {
     this.update(view, now);
   }
 
-  get currentStatus(): TrayStatus {
-    return this.status;
-  }
-
   update(view: TrayView, now = Date.now()): void {
     const status = trayStatus(view);
     if (status !== this.status) {
