@@ -8,17 +8,18 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Batch } from '../../main/engine/index.js';
 import { collect, fixture } from '../support/engine-cluster.js';
-import { useNodePair } from '../support/node-pair.js';
+import { useServedNode, useSubmitter } from '../support/served-node.js';
 import { processes } from '../support/processes.js';
 import { until } from '../support/until.js';
 
 /** A sleep length no other test uses, to find the program's process. */
 const SLEEP_S = '1.4321';
-const pair = useNodePair('owner-controls', { node: 2, submitter: 1 });
+const served = useServedNode('owner-controls', 2);
+const submitting = useSubmitter(served);
 let program = '';
 
 beforeAll(() => {
-  program = join(pair.work, 'nap.sh');
+  program = join(served.work, 'nap.sh');
   writeFileSync(program, `#!/bin/sh\nsleep ${SLEEP_S}\necho "rested $1"\n`, { mode: 0o755 });
 });
 
@@ -37,52 +38,52 @@ function started(batch: Batch): Promise<void> {
 
 describe("the owner's controls", () => {
   it("stops another submitter's program with its worker, holds its timeout, and continues it", async () => {
-    pair.submitter.setSharing({ cores: 0 });
-    const batch = pair.submitter.submit({ computation: program, inputs: ['a'], timeout: 3 });
+    submitting.submitter.setSharing({ cores: 0 });
+    const batch = submitting.submitter.submit({ computation: program, inputs: ['a'], timeout: 3 });
     const results = collect(batch);
     await until(() => statesOf(['sleep', SLEEP_S]).length === 1, 'the program to start');
-    expect(pair.node.othersRunning()).toBe(1);
-    expect(pair.node.suspendOthers()).toBe(true);
+    expect(served.node.othersRunning()).toBe(1);
+    expect(served.node.suspendOthers()).toBe(true);
     await until(() => statesOf(['sleep', SLEEP_S])[0] === 'T', 'the program to stop');
     // Longer than the job's timeout: it must not count while the job stands still.
     await sleep(3500);
     expect(statesOf(['sleep', SLEEP_S])).toEqual(['T']);
     expect(results).toEqual([]);
-    pair.node.resumeOthers();
+    served.node.resumeOthers();
     expect(await batch.done).toMatchObject({ total: 1, done: 1, timeout: 0 });
-    expect(results[0]).toMatchObject({ status: 'done', value: 'rested a', node: pair.node.nodeId });
+    expect(results[0]).toMatchObject({ status: 'done', value: 'rested a', node: served.node.nodeId });
   });
 
   it("lets this node's own batch run while others' jobs are stopped", async () => {
-    pair.submitter.setSharing({ cores: 0 });
-    const theirs = pair.submitter.submit({ computation: fixture('worker-info.mjs'), inputs: [1000] });
+    submitting.submitter.setSharing({ cores: 0 });
+    const theirs = submitting.submitter.submit({ computation: fixture('worker-info.mjs'), inputs: [1000] });
     await started(theirs);
-    expect(pair.node.suspendOthers()).toBe(true);
-    const mine = pair.node.submit({ computation: fixture('double.mjs'), inputs: [1, 2, 3] });
+    expect(served.node.suspendOthers()).toBe(true);
+    const mine = served.node.submit({ computation: fixture('double.mjs'), inputs: [1, 2, 3] });
     expect(await mine.done).toMatchObject({ done: 3 });
-    expect(pair.node.othersRunning()).toBe(1);
-    pair.node.resumeOthers();
+    expect(served.node.othersRunning()).toBe(1);
+    served.node.resumeOthers();
     expect(await theirs.done).toMatchObject({ done: 1 });
   });
 
   it('hands running jobs back to their submitter, which runs them, and takes jobs again once sharing resumes', async () => {
-    pair.submitter.setSharing({ cores: 0 });
-    const batch = pair.submitter.submit({ computation: fixture('worker-info.mjs'), inputs: [3000] });
+    submitting.submitter.setSharing({ cores: 0 });
+    const batch = submitting.submitter.submit({ computation: fixture('worker-info.mjs'), inputs: [3000] });
     const results = collect(batch);
     await started(batch);
-    expect(pair.node.suspendOthers()).toBe(true);
-    pair.submitter.setSharing({ cores: 1 });
-    pair.node.handBackOthers();
-    expect(pair.node.sharing().accepting).toBe(false);
-    await until(() => pair.node.othersRunning() === 0, 'the job to go back');
+    expect(served.node.suspendOthers()).toBe(true);
+    submitting.submitter.setSharing({ cores: 1 });
+    served.node.handBackOthers();
+    expect(served.node.sharing().accepting).toBe(false);
+    await until(() => served.node.othersRunning() === 0, 'the job to go back');
     expect(await batch.done).toMatchObject({ total: 1, done: 1 });
-    expect(results[0]).toMatchObject({ status: 'done', node: pair.submitter.nodeId });
+    expect(results[0]).toMatchObject({ status: 'done', node: submitting.submitter.nodeId });
 
-    pair.node.setSharing({ accepting: true });
-    pair.submitter.setSharing({ cores: 0 });
-    const again = pair.submitter.submit({ computation: fixture('double.mjs'), inputs: [21] });
+    served.node.setSharing({ accepting: true });
+    submitting.submitter.setSharing({ cores: 0 });
+    const again = submitting.submitter.submit({ computation: fixture('double.mjs'), inputs: [21] });
     const more = collect(again);
     expect(await again.done).toMatchObject({ done: 1 });
-    expect(more[0]).toMatchObject({ value: 42, node: pair.node.nodeId });
+    expect(more[0]).toMatchObject({ value: 42, node: served.node.nodeId });
   });
 });
