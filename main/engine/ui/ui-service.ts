@@ -539,10 +539,13 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     batch.on('result', (result) => {
       tracked.positions.set(result.index, tracked.results.length);
       tracked.results.push(result);
-      const counts = tracked.perNode.get(result.node) ?? { done: 0, failed: 0 };
-      if (result.status === 'done') counts.done += 1;
-      else counts.failed += 1;
-      tracked.perNode.set(result.node, counts);
+      // A cancelled job says nothing of the node it was meant for.
+      if (result.status !== 'cancelled') {
+        const counts = tracked.perNode.get(result.node) ?? { done: 0, failed: 0 };
+        if (result.status === 'done') counts.done += 1;
+        else counts.failed += 1;
+        tracked.perNode.set(result.node, counts);
+      }
       tracked.pendingRows.push(rowOf(result));
       tracked.pendingProgress.delete(result.index);
       tracked.pendingProvisional.delete(result.index);
@@ -612,7 +615,9 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       retried: stats.retried,
       startedAt: tracked.startedAt,
       endedAt: tracked.endedAt,
-      ratePerSecond: tracked.endedAt === null || finished === 0 ? rate : finished / Math.max(elapsedS, 0.001),
+      // Over the whole batch once ended, cancelled jobs left out: they were never run.
+      ratePerSecond:
+        tracked.endedAt === null ? rate : (finished - stats.cancelled) / Math.max(elapsedS, 0.001),
       etaSeconds: left !== null && rate > 0 && tracked.endedAt === null ? left / rate : null,
       out: tracked.batch.out,
       perNode,
