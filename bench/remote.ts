@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateJoinCode } from '../shared/join-code.js';
 import { createLan, netnsUnavailableReason, waitForLine, type Lan } from '../test/support/netns.js';
+import { startBenchNode } from './bench-node.js';
 import { emit } from './workloads.js';
 
-const cliEntry = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
 const here = fileURLToPath(new URL('.', import.meta.url));
 const NODE_PORT = 7717;
 const TLS_PORT = 7718;
@@ -56,28 +56,16 @@ export async function remoteBench(): Promise<void> {
     for (const [at, node] of [first, second].entries()) {
       const home = mkdtempSync(join(tmpdir(), 'deskgrid-bench-node-'));
       homes.push(home);
-      const port = NODE_PORT + (skip === null ? 0 : at * 10);
-      const child = node.spawn(
-        process.execPath,
-        [
-          cliEntry,
-          'node',
-          '--secret',
-          secret,
-          '--listen',
-          node.address,
-          '--port',
-          String(port),
-          '--cores',
-          '1',
-          // The bench names its peers; it measures the transport, not discovery.
-          '--no-discovery',
-        ],
-        { DESKGRID_HOME: home },
-      );
-      children.push(child);
-      await waitForLine(child, /listening on/, 20_000);
-      peers.push(`${node.address}:${port}`);
+      const started = await startBenchNode({
+        secret,
+        address: node.address,
+        port: NODE_PORT + (skip === null ? 0 : at * 10),
+        cores: 1,
+        spawn: (command, args, env) => node.spawn(command, args, env),
+        home,
+      });
+      children.push(started.child);
+      peers.push(started.peer);
     }
 
     const bench = submitter.spawn(process.execPath, [

@@ -6,6 +6,11 @@
 //   w1..w4_tls    the same workloads on two other nodes over TLS (remote.ts), and
 //   tls_raw       raw TLS throughput between the same hosts
 //   discovery_*   three fresh nodes seeing each other over mDNS; a killed one dropped (discovery.ts)
+//   w5_tiny_3nodes, w2_scaling, node_death_rerun
+//                 three nodes of one core each: a large batch of tiny jobs, scaling over 1..3
+//                 nodes, and a node SIGKILLed mid-batch (grid.ts)
+//
+// DESKGRID_BENCH_ONLY=local,cold_start,remote,discovery,grid runs only the parts named.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster } from '../main/engine/index.js';
 import { discoveryBench } from './discovery.js';
+import { gridBench } from './grid.js';
 import { remoteBench } from './remote.js';
 import { REPEATS, emit, percentile, round, runWorkloads } from './workloads.js';
 
@@ -68,7 +74,7 @@ async function coldStart(): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
+async function localBench(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'deskgrid-bench-'));
   const cluster = await Cluster.start({ home, cores });
   try {
@@ -77,9 +83,27 @@ async function main(): Promise<void> {
     await cluster.close();
     rmSync(home, { recursive: true, force: true });
   }
-  await coldStart();
-  await remoteBench();
-  await discoveryBench();
+}
+
+const PARTS: Record<string, () => Promise<void>> = {
+  local: localBench,
+  cold_start: coldStart,
+  remote: remoteBench,
+  discovery: discoveryBench,
+  grid: gridBench,
+};
+
+async function main(): Promise<void> {
+  const only = process.env['DESKGRID_BENCH_ONLY']?.split(',').filter((name) => name !== '');
+  const unknown = only?.filter((name) => !(name in PARTS)) ?? [];
+  if (unknown.length > 0) {
+    throw new Error(
+      `DESKGRID_BENCH_ONLY: unknown part ${unknown.join(', ')} (${Object.keys(PARTS).join(', ')})`,
+    );
+  }
+  for (const [name, part] of Object.entries(PARTS)) {
+    if (only === undefined || only.length === 0 || only.includes(name)) await part();
+  }
 }
 
 await main();

@@ -24,9 +24,15 @@ export interface BenchLine {
 const computations = fileURLToPath(new URL('../../bench/computations/', import.meta.url));
 /** Throughput runs are repeated and the median reported, so one noisy run does not decide. */
 export const REPEATS = 5;
+/** w2: this many jobs burning this many ms of CPU each. */
+export const W2_TASKS = 100;
+export const W2_JOB_MS = 50;
 
-export function emit(line: BenchLine): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+/** Workload-specific figures that follow the common fields on a line. */
+export type BenchExtra = Record<string, number | boolean | null | readonly number[]>;
+
+export function emit(line: BenchLine, extra: BenchExtra = {}): void {
+  process.stdout.write(`${JSON.stringify({ ...line, ...extra })}\n`);
 }
 
 export function round(value: number, digits = 3): number {
@@ -39,7 +45,7 @@ export function percentile(sorted: number[], fraction: number): number {
   return sorted[at] ?? Number.NaN;
 }
 
-function median(values: number[]): number {
+export function median(values: readonly number[]): number {
   return percentile(
     [...values].sort((a, b) => a - b),
     0.5,
@@ -78,13 +84,17 @@ async function w1Tiny(cluster: Cluster, suffix: string): Promise<void> {
   });
 }
 
-async function w2Cpu(cluster: Cluster, cores: number, suffix: string): Promise<void> {
-  const tasks = 100;
+/** Runs `tasks` jobs that each burn `ms` of CPU; returns the makespan and the CPU time the jobs got. */
+export async function burnBatch(
+  cluster: Cluster,
+  tasks: number,
+  ms: number,
+): Promise<{ seconds: number; cpuMs: number }> {
   let cpuMs = 0;
   const seconds = await timed(async () => {
     const batch = cluster.submit({
       computation: join(computations, 'burn.mjs'),
-      inputs: Array.from({ length: tasks }, () => 50),
+      inputs: Array.from({ length: tasks }, () => ms),
     });
     batch.on('result', (result) => {
       cpuMs += (result.value as { cpuMs: number }).cpuMs;
@@ -92,11 +102,16 @@ async function w2Cpu(cluster: Cluster, cores: number, suffix: string): Promise<v
     const summary = await batch.done;
     if (summary.done !== tasks) throw new Error(`w2: ${summary.done} of ${tasks} done`);
   });
+  return { seconds, cpuMs };
+}
+
+async function w2Cpu(cluster: Cluster, cores: number, suffix: string): Promise<void> {
+  const { seconds, cpuMs } = await burnBatch(cluster, W2_TASKS, W2_JOB_MS);
   emit({
     workload: `w2_cpu${suffix}`,
-    tasks,
+    tasks: W2_TASKS,
     seconds: round(seconds),
-    tasks_per_s: round(tasks / seconds, 1),
+    tasks_per_s: round(W2_TASKS / seconds, 1),
     efficiency: round(cpuMs / (cores * seconds * 1000)),
     mb_per_s: null,
     p50_ms: null,

@@ -773,34 +773,21 @@ interface Outcome {
 }
 
 function outcomeOf(result: ResultMessage, task: Task): Outcome {
-  return {
-    value: result.value,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    exitCode: result.exitCode,
-    startedAt: result.startedAt,
-    endedAt: result.endedAt,
-    hasOutputs: result.hasOutputs,
-    jobDir: task.jobDir,
-    mayHaveFiles: mayLeaveFolder(task, result),
-    node: task.node,
-  };
+  return outcomeFrom(result, task.jobDir, mayLeaveFolder(task, result), task.node);
 }
 
 function outcomeOfKept(kept: KeptOutcome): Outcome {
-  const { result } = kept;
-  return {
-    value: result.value,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    exitCode: result.exitCode,
-    startedAt: result.startedAt,
-    endedAt: result.endedAt,
-    hasOutputs: result.hasOutputs,
-    jobDir: kept.jobDir,
-    mayHaveFiles: true,
-    node: kept.node,
-  };
+  return outcomeFrom(kept.result, kept.jobDir, true, kept.node);
+}
+
+function outcomeFrom(
+  result: ResultMessage,
+  jobDir: string,
+  mayHaveFiles: boolean,
+  node: string | null,
+): Outcome {
+  const { value, stdout, stderr, exitCode, startedAt, endedAt, hasOutputs } = result;
+  return { value, stdout, stderr, exitCode, startedAt, endedAt, hasOutputs, jobDir, mayHaveFiles, node };
 }
 
 function emptyOutcome(endedAt: number): Outcome {

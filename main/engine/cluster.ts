@@ -131,6 +131,7 @@ interface TaskSource {
   takeTask(taker: NodeTraits): Task | undefined;
 }
 
+const EXPIRE_INTERVAL_MS = 60 * 60 * 1000;
 /** How long a resumed batch waits for a node to say what it kept before going on without. */
 const CLAIM_TIMEOUT_MS = 10_000;
 /** With discovery on, how long a batch waits for a node that meets its requirements to appear. */
@@ -377,6 +378,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       batchId: randomUUID(),
       computationCache: paths.computationCache,
       batchesDir: paths.batches,
+      runsHere: this.pool.size > 0,
       // Without local workers, a module's load errors come back from the nodes instead.
       probe: (computation) => (this.pool.size > 0 ? this.pool.probe(computation) : Promise.resolve()),
     };
@@ -507,6 +509,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       megabytes: where.keepMb ?? DEFAULT_KEEP_MB,
     });
     this.kept = kept;
+    // A node may run for weeks: results nobody came for expire while it does.
+    setInterval(() => kept.expire(), EXPIRE_INTERVAL_MS).unref();
     this.server = await JobServer.listen({
       host: where.host ?? '0.0.0.0',
       port: where.port ?? 0,

@@ -52,6 +52,8 @@ export interface PrepareContext {
   computationCache: string;
   /** Where API batches without `out` keep their output files. */
   batchesDir: string;
+  /** Whether this machine runs jobs itself (else a program's interpreter is the nodes' business). */
+  runsHere: boolean;
   probe(computation: Computation): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ export async function prepareNewBatch(
       program: spec.program,
       stdin: spec.stdin,
       cacheDir: context.computationCache,
+      runsHere: context.runsHere,
     }),
     itemsOf(options, spec),
     stampOf(spec.dataset),
@@ -116,6 +119,7 @@ export async function prepareResumedBatch(dir: string, context: PrepareContext):
         program: spec.program,
         stdin: spec.stdin,
         cacheDir: context.computationCache,
+        runsHere: context.runsHere,
       }),
       datasetItems(spec),
     ]);

@@ -116,7 +116,9 @@ describe.skipIf(reason !== null)('deskgrid nodes and deskgrid doctor on a LAN of
       expect(two?.port).toBe(PORT);
       expect(two?.cores).toBe(1);
       expect(two?.os).toBe(process.platform);
-      expect(two?.lastSeenSecondsAgo).toBeLessThan(3);
+      // Seen during this run's listening (2 s, plus the TLS checks, which a loaded machine slows).
+      expect(two?.lastSeenSecondsAgo).toBeGreaterThanOrEqual(0);
+      expect(two?.lastSeenSecondsAgo).toBeLessThan(15);
       // From the node's offer, read during the TLS check.
       expect(two?.runtimes).toContain('node');
       expect(two?.busyCores).toBe(0);

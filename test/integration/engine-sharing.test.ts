@@ -2,41 +2,20 @@
 // menu, the owner policy): on 127.0.0.1, with real TLS and real workers on both sides. Nothing may
 // be lost or run twice, and the submitter must follow the node's new offer at once.
 
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, DeskGridError, type JobResult } from '../../main/engine/index.js';
-import { generateJoinCode } from '../../shared/join-code.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DeskGridError, type JobResult } from '../../main/engine/index.js';
 import { fixture } from '../support/engine-cluster.js';
+import { useServedNode, useSubmitter } from '../support/served-node.js';
 
-const CODE = generateJoinCode();
-let work = '';
-let node: Cluster;
-let submitter: Cluster;
+const served = useServedNode('sharing');
+const pair = useSubmitter(served);
 
-beforeAll(async () => {
-  work = realpathSync(mkdtempSync(join(tmpdir(), 'deskgrid-sharing-')));
-  node = await Cluster.start({
-    home: join(work, 'node'),
-    cores: 1,
-    secret: CODE,
-    serve: { host: '127.0.0.1', port: 0 },
-  });
-  const address = node.address;
-  if (address === null) throw new Error('the node does not serve');
-  submitter = await Cluster.start({
-    home: join(work, 'submitter'),
-    cores: 1,
-    secret: CODE,
-    peers: [`${address.host}:${address.port}`],
-  });
-});
+let node: typeof served.node;
+let submitter: typeof pair.submitter;
 
-afterAll(async () => {
-  await submitter.destroy();
-  await node.destroy();
-  rmSync(work, { recursive: true, force: true });
+beforeAll(() => {
+  node = served.node;
+  submitter = pair.submitter;
 });
 
 async function until(condition: () => boolean, what: string): Promise<void> {

@@ -12,10 +12,13 @@ const isWindows = process.platform === 'win32';
 // The kernel reads at most a few hundred bytes of a #! line; anything longer is not one.
 const SHEBANG_READ_BYTES = 1024;
 
-/** Interpreter command and arguments to place before `file`; empty to execute `file` itself. */
-export async function programInterpreter(file: string): Promise<string[]> {
+/**
+ * Interpreter command and arguments to place before `file`; empty to execute `file` itself.
+ * With `mustExist`, a command missing on this machine is an error now rather than per job.
+ */
+export async function programInterpreter(file: string, mustExist = true): Promise<string[]> {
   const interpreter = await chooseInterpreter(file);
-  await assertCommandExists(interpreter, file);
+  if (mustExist) await assertCommandExists(interpreter, file);
   return interpreter;
 }
 

@@ -18,6 +18,11 @@ export interface ComputationOptions {
   stdin?: boolean;
   /** Folder where compiled TypeScript bundles are cached (created if missing). */
   cacheDir: string;
+  /**
+   * Whether a program's interpreter must be present on this machine (default true). A submitter
+   * that runs nothing itself leaves that to the nodes, which report it when they load it.
+   */
+  runsHere?: boolean;
 }
 
 const JAVASCRIPT_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
@@ -42,7 +47,7 @@ export async function resolveComputation(path: string, options: ComputationOptio
     return { kind: 'module', id: contentId('module', entry, [], false, contents), entry };
   }
 
-  const interpreter = await programInterpreter(entry);
+  const interpreter = await programInterpreter(entry, options.runsHere ?? true);
   const stdin = options.stdin ?? false;
   const contents = await readEntry(entry);
   const root = entry === resolve(path) ? undefined : resolve(path);

@@ -54,6 +54,7 @@ export class KeptResults {
     [string, Buffer, number, number, string, string, number, number]
   >;
   private bytes: number;
+  private readonly keepMs: number;
 
   constructor(dataDir: string, limits: KeepLimits) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -77,11 +78,10 @@ export class KeptResults {
     const lost = this.db
       .prepare("UPDATE jobs SET state = 'lost', reason = ?, at = ? WHERE state = 'accepted'")
       .run('the node restarted while the job was to run there', now).changes;
-    const expired = this.db.prepare('DELETE FROM jobs WHERE at < ?').run(now - limits.days * DAY_MS).changes;
+    this.keepMs = limits.days * DAY_MS;
+    this.bytes = 0;
+    const expired = this.expire();
     if (lost > 0 || expired > 0) log.info('journal opened', { lost, expired });
-    this.bytes = (
-      this.db.prepare('SELECT COALESCE(SUM(bytes), 0) AS total FROM jobs').get() as { total: number }
-    ).total;
 
     const insert = this.db.prepare(
       "INSERT OR REPLACE INTO jobs (submitter, batch, idx, attempt, state, at) VALUES (?, ?, ?, ?, 'accepted', ?)",
@@ -103,6 +103,16 @@ export class KeptResults {
     this.keepStatement = this.db.prepare(
       "UPDATE jobs SET state = 'done', header = ?, body = ?, bytes = ?, at = ? WHERE submitter = ? AND batch = ? AND idx = ? AND attempt = ? RETURNING key",
     );
+  }
+
+  /** Forgets what waited longer than the limit for its submitter; returns how many. */
+  expire(): number {
+    if (!this.db.open) return 0;
+    const expired = this.db.prepare('DELETE FROM jobs WHERE at < ?').run(Date.now() - this.keepMs).changes;
+    this.bytes = (
+      this.db.prepare('SELECT COALESCE(SUM(bytes), 0) AS total FROM jobs').get() as { total: number }
+    ).total;
+    return expired;
   }
 
   /** Writes down jobs as they arrive. */

@@ -78,6 +78,8 @@ interface LoadWaiter {
 
 export class RemoteNode {
   private readonly inflight = new Map<number, Task>();
+  /** Tasks taken but whose `run` has not gone out yet (their computation or files are on the way). */
+  private readonly unsent = new Set<number>();
   private readonly loads = new Map<string, Promise<void>>();
   private readonly loadWaiters = new Map<string, LoadWaiter>();
   private readonly knownFiles = new Set<string>();
@@ -191,6 +193,7 @@ export class RemoteNode {
         if (!task) break;
         task.node = this.id;
         this.inflight.set(task.id, task);
+        this.unsent.add(task.id);
         tasks.push(task);
       }
       if (tasks.length > 0) void this.send(tasks);
@@ -201,6 +204,17 @@ export class RemoteNode {
   cancel(task: Task): boolean {
     if (!this.inflight.has(task.id)) return false;
     task.cancelRequested = true;
+    // A cancel must not overtake its job's `run`: the node would not know the job, then run it.
+    if (this.unsent.delete(task.id)) {
+      this.fail(
+        task,
+        'cancelled',
+        { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+        null,
+      );
+      this.afterAnswer();
+      return true;
+    }
     this.connection.send({ t: 'cancel', id: task.id });
     return true;
   }
@@ -246,7 +260,7 @@ export class RemoteNode {
         const jobs: RemoteJob[] = [];
         const values: Buffer[] = [];
         for (const task of group) {
-          if (!this.inflight.has(task.id)) continue;
+          if (!this.unsent.has(task.id)) continue;
           let input: RemoteJob['input'];
           if (task.inputIsFile) {
             const file = await fileHash(String(task.input));
@@ -266,10 +280,12 @@ export class RemoteNode {
             maxMemoryBytes: task.maxMemoryBytes,
           });
         }
-        if (jobs.length > 0) this.connection.send({ t: 'run', batch: first.keep, jobs }, values);
+        if (jobs.length === 0) continue;
+        for (const job of jobs) this.unsent.delete(job.id);
+        this.connection.send({ t: 'run', batch: first.keep, jobs }, values);
       } catch (error) {
         const jobError = asJobError(error);
-        for (const task of group) this.fail(task, 'failed', jobError, null);
+        for (const task of group) if (this.unsent.delete(task.id)) this.fail(task, 'failed', jobError, null);
       }
     }
   }
@@ -539,6 +555,7 @@ export class RemoteNode {
     this.filesMissingWaiter?.([]);
     const held = [...this.inflight.values()];
     this.inflight.clear();
+    this.unsent.clear();
     if (held.length > 0)
       log.warn('lost a node with jobs; they go back to the queue', { node: this.id, jobs: held.length });
     const reason = `node ${this.name} was lost${error ? ` (${error.message})` : ''}`;

@@ -1,0 +1,76 @@
+// Starts one `deskgrid node` for the bench (remote.ts, grid.ts): sharing `cores` cores, listening
+// on one address, named by address (no mDNS: the bench measures jobs, not discovery), and waited
+// for (bounded) until it says it listens. Its id comes from its `id:` line.
+
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const CLI_ENTRY = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
+const START_TIMEOUT_MS = 20_000;
+
+export interface BenchNode {
+  child: ChildProcess;
+  /** The node's id (64 hex digits). */
+  id: string;
+  /** "host:port", as submitters name it with --peer. */
+  peer: string;
+}
+
+export interface BenchNodeOptions {
+  secret: string;
+  address: string;
+  port: number;
+  cores: number;
+  /** Runs `command args` where the node lives (a namespace host, or this machine) with env added. */
+  spawn(command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess;
+  /** The node's data folder. */
+  home: string;
+}
+
+export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
+  const child = options.spawn(
+    process.execPath,
+    [
+      CLI_ENTRY,
+      'node',
+      '--secret',
+      options.secret,
+      '--listen',
+      options.address,
+      '--port',
+      String(options.port),
+      '--cores',
+      String(options.cores),
+      '--no-discovery',
+    ],
+    { DESKGRID_HOME: options.home },
+  );
+  const stdout = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => {
+      finish(new Error(`bench node at ${options.address} not ready within ${START_TIMEOUT_MS} ms: ${seen}`));
+    }, START_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      if (/^listening on /m.test(seen)) finish(null);
+    };
+    const onClose = (code: number | null): void => {
+      finish(new Error(`bench node at ${options.address} exited (${code}) before listening: ${seen}`));
+    };
+    const finish = (error: Error | null): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('close', onClose);
+      if (error) reject(error);
+      else resolve(seen);
+    };
+    child.stdout?.on('data', onData);
+    child.once('close', onClose);
+  });
+  // Nobody reads the rest of its output: drain it, so a full pipe never stalls the node.
+  child.stdout?.resume();
+  child.stderr?.resume();
+  const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
+  if (id === undefined) throw new Error(`bench node at ${options.address} printed no id: ${stdout}`);
+  return { child, id, peer: `${options.address}:${options.port}` };
+}
