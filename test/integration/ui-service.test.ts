@@ -43,7 +43,7 @@ function csv(rows: number, bad: number[]): string {
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  for (let tries = 0; tries < 300; tries += 1) {
+  for (let tries = 0; tries < 1200; tries += 1) {
     const found = await probe();
     if (found !== undefined) return found;
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -228,6 +228,11 @@ describe('UiService', () => {
         Array.from({ length: 200 }, (_, n) => n).join('\n'),
       );
       const { batch } = await ui.call('startBatch', { script: slow, dataset, options: {} });
+      // Once jobs run (a batch cancelled before it read its dataset has nothing to cancel).
+      await until('a first result', async () => {
+        const { total } = await ui.call('getResults', { batchId: batch.id, offset: 0, limit: 1 });
+        return total > 0 ? total : undefined;
+      });
       await ui.call('cancelBatch', { batchId: batch.id });
       const ended = await until('the cancel', async () => {
         const { batches } = await ui.call('getBatches', {});
