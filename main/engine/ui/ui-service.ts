@@ -49,6 +49,9 @@ const RECENT_S = 10;
 const PREVIEW_COUNT_LIMIT = 1_000_000;
 const PREVIEW_TIME_LIMIT_MS = 3000;
 const PREVIEW_FIRST_INPUTS = 5;
+/** How long startBatch waits for a batch to be prepared (TypeScript bundled, module loaded once). */
+const PREPARE_WAIT_MS = 120_000;
+const PREPARE_POLL_MS = 20;
 /** Batches kept in memory with their results. */
 const KEPT_BATCHES = 20;
 
@@ -488,8 +491,12 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       title,
       null,
     );
-    // A module that does not load fails at once: say so in the answer rather than later.
-    await Promise.race([tracked.batch.done.catch(() => undefined), delay(300)]);
+    // A module that does not load fails while the batch is prepared: say so in the answer
+    // rather than later. Prepared means its outputs folder is known.
+    for (let waited = 0; waited < PREPARE_WAIT_MS; waited += PREPARE_POLL_MS) {
+      if (tracked.batch.outputsDir !== null || tracked.endedAt !== null) break;
+      await delay(PREPARE_POLL_MS);
+    }
     if (tracked.state === 'failed') {
       throw new DeskGridError(ErrorCode.Usage, tracked.error ?? 'the batch could not start');
     }
@@ -539,10 +546,13 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     batch.on('result', (result) => {
       tracked.positions.set(result.index, tracked.results.length);
       tracked.results.push(result);
-      const counts = tracked.perNode.get(result.node) ?? { done: 0, failed: 0 };
-      if (result.status === 'done') counts.done += 1;
-      else counts.failed += 1;
-      tracked.perNode.set(result.node, counts);
+      // A cancelled job says nothing of the node it was meant for.
+      if (result.status !== 'cancelled') {
+        const counts = tracked.perNode.get(result.node) ?? { done: 0, failed: 0 };
+        if (result.status === 'done') counts.done += 1;
+        else counts.failed += 1;
+        tracked.perNode.set(result.node, counts);
+      }
       tracked.pendingRows.push(rowOf(result));
       tracked.pendingProgress.delete(result.index);
       tracked.pendingProvisional.delete(result.index);
@@ -612,7 +622,9 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       retried: stats.retried,
       startedAt: tracked.startedAt,
       endedAt: tracked.endedAt,
-      ratePerSecond: tracked.endedAt === null || finished === 0 ? rate : finished / Math.max(elapsedS, 0.001),
+      // Over the whole batch once ended, cancelled jobs left out: they were never run.
+      ratePerSecond:
+        tracked.endedAt === null ? rate : (finished - stats.cancelled) / Math.max(elapsedS, 0.001),
       etaSeconds: left !== null && rate > 0 && tracked.endedAt === null ? left / rate : null,
       out: tracked.batch.out,
       perNode,
