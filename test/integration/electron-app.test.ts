@@ -2,7 +2,8 @@
 // own origin with only window.deskgrid (no Node, no require), the API answers through the IPC
 // gateway, the CSP holds, new windows are refused, closing the window leaves the app in the tray,
 // workers run as utility processes, and quitting ends it. Runs only where Electron's binary is
-// installed (npm ci on a machine that can download it); skipped with a message elsewhere.
+// installed (npm start fetches it where Electron's releases can be reached); skipped with a message
+// elsewhere.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,7 @@ interface PageGlobals {
 const binary = electronBinary();
 if (binary === null) {
   console.warn(
-    '[electron] desktop app tests skipped: no Electron binary is installed (npm ci downloads it where Electron releases can be reached)',
+    '[electron] desktop app tests skipped: no Electron binary is installed (npm start or node node_modules/electron/install.js fetches it where Electron releases can be reached)',
   );
 }
 

@@ -1,5 +1,5 @@
-// Where the electron package put its binary, if it did: its install script downloads it, which
-// cannot happen on a machine without access to Electron's releases (like CI here).
+// Where the electron package put its binary, if it did: its install script downloads it (npm does
+// not run it here; `npm start` does), which cannot happen without access to Electron's releases.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
