@@ -163,11 +163,11 @@ export async function startDesktop<C extends CallContract>(
   });
 
   let blocker: number | null = null;
-  let owner: OwnerController | null = null;
-  owner = new OwnerController(
+  const controller: OwnerController = new OwnerController(
     cluster,
     ownerSettingsOf(appSettings),
-    powerSignals(powerMonitor, () => owner?.tick()),
+    // Sleep and wake are applied at once, not at the next tick.
+    powerSignals(powerMonitor, () => controller.tick()),
     (on) => {
       if (on && blocker === null) blocker = powerSaveBlocker.start('prevent-app-suspension');
       if (!on && blocker !== null) {
@@ -176,7 +176,6 @@ export async function startDesktop<C extends CallContract>(
       }
     },
   );
-  const controller = owner;
 
   const view = (): TrayView => ({
     reason: controller.decision?.reason ?? 'sharing',
