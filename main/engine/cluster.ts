@@ -532,8 +532,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           probe: (computation) => this.pool.probe(computation),
           ended: (ended) => this.sessions.delete(ended),
           kept,
-          detachedOf: (submitter) =>
-            [...this.sessions].filter((other) => other.isDetached && other.submitterId === submitter),
+          sessionsOf: (submitter) => [...this.sessions].filter((other) => other.submitterId === submitter),
           maxRunning: where.maxPerSubmitter ?? null,
         });
         this.sessions.add(session);

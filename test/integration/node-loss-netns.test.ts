@@ -4,7 +4,6 @@
 // `abandoned`, naming the lost node, and the rest done. Skipped (with the reason printed) where
 // namespaces cannot be created.
 
-import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,7 +11,7 @@ import type { JobResult } from '../../shared/job.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT } from '../support/lan-nodes.js';
 import { netnsUnavailableReason } from '../support/netns.js';
-import { CLI_ENTRY, REPO_ROOT, splitLines } from '../support/run-cli.js';
+import { splitLines } from '../support/run-cli.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] node loss tests skipped: ${reason}`);
@@ -44,42 +43,33 @@ async function runAndKillOne(extra: string[]): Promise<Outcome> {
   const module = join(grid.work, 'slow.mjs');
   writeFileSync(module, SLOW_MODULE);
   const peers = [2, 3].flatMap((k) => ['--peer', `${grid.host(k).address}:${NODE_PORT}`]);
-  const run: ChildProcess = grid
-    .theLan()
-    .spawn(
-      grid.host(1),
-      process.execPath,
-      [
-        CLI_ENTRY,
-        'run',
-        module,
-        '--range',
-        `0:${JOBS}`,
-        ...peers,
-        '--secret',
-        CODE,
-        '--no-local',
-        '--json',
-        ...extra,
-      ],
-      { env: grid.environment(grid.homeOf(`submitter-${extra.join('')}`)), cwd: REPO_ROOT },
-    );
-  let stdout = '';
-  let stderr = '';
-  run.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  run.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => run.once('close', (code) => resolve(code)));
+  const run = grid.startCli(grid.host(1), `submitter-${extra.join('')}`, [
+    'run',
+    module,
+    '--range',
+    `0:${JOBS}`,
+    ...peers,
+    '--secret',
+    CODE,
+    '--no-local',
+    '--json',
+    ...extra,
+  ]);
   const started = Date.now();
-  while (splitLines(stdout).length < 10 && run.exitCode === null && Date.now() - started < 30_000) {
+  while (
+    splitLines(run.stdout()).length < 10 &&
+    run.child.exitCode === null &&
+    Date.now() - started < 30_000
+  ) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  expect(splitLines(stdout).length, stderr).toBeGreaterThanOrEqual(10);
+  expect(splitLines(run.stdout()).length, run.stderr()).toBeGreaterThanOrEqual(10);
   await grid.theLan().killAll(grid.host(3));
-  const code = await exited;
+  const code = await run.exited;
   return {
     code,
-    results: splitLines(stdout).map((line) => JSON.parse(line) as JobResult),
-    stderr,
+    results: splitLines(run.stdout()).map((line) => JSON.parse(line) as JobResult),
+    stderr: run.stderr(),
     lostId: lost.id,
     keptId: kept.id,
   };

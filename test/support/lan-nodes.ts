@@ -36,6 +36,20 @@ export interface NodeOptions {
   listen?: boolean;
   /** The stdout line it waits for: 'listening on ...' (default) or 'announcing on the LAN...'. */
   readyWhen?: 'listening' | 'announcing';
+  /** DESKGRID_LOG for the node (default: none): its JSON log lines then come on stderr. */
+  log?: LogLevel;
+}
+
+/** A DESKGRID_LOG level. */
+export type LogLevel = 'debug' | 'info';
+
+/** A process started on a host of the LAN, with what it printed so far. */
+export interface LanProcess {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Settles with the exit status (null when a signal ended it) once its output is complete. */
+  exited: Promise<number | null>;
 }
 
 export interface LanNode {
@@ -101,14 +115,31 @@ export class LanNodes {
     return home;
   }
 
-  /** This process's environment with DESKGRID_HOME set, and discovery on if so configured. */
-  environment(home: string): NodeJS.ProcessEnv {
+  /**
+   * This process's environment with DESKGRID_HOME set, and discovery on if so configured. The
+   * engine's JSON log lines would land on stderr, which the tests read: they come only when asked.
+   */
+  environment(home: string, log?: LogLevel): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...process.env, DESKGRID_HOME: home };
     if (this.options.discovery) env['DESKGRID_DISCOVERY'] = 'on';
-    // The engine's JSON log lines would land on stderr, which the tests read.
     delete env['DESKGRID_LOG'];
+    if (log !== undefined) env['DESKGRID_LOG'] = log;
     delete env['DESKGRID_SECRET'];
     return env;
+  }
+
+  /** Starts `deskgrid ...args` on a host with its own data folder (under the work folder), and returns at once. */
+  startCli(on: LanHost, home: string, args: string[], log?: LogLevel): LanProcess {
+    const child = this.theLan().spawn(on, process.execPath, [CLI_ENTRY, ...args], {
+      env: this.environment(this.homeOf(home), log),
+      cwd: REPO_ROOT,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    return { child, stdout: () => stdout, stderr: () => stderr, exited };
   }
 
   /** Starts `deskgrid node` on a host and waits (bounded) until it is ready; reads its id. */
@@ -118,7 +149,7 @@ export class LanNodes {
     if (options.listen ?? true) args.push('--listen', on.address);
     args.push('--port', String(NODE_PORT), '--cores', String(options.cores));
     const child = this.theLan().spawn(on, process.execPath, args, {
-      env: this.environment(home),
+      env: this.environment(home, options.log),
       cwd: REPO_ROOT,
     });
     let stdout = '';

@@ -45,16 +45,31 @@ export interface ClaimAnswer {
   lost: Array<{ index: number; reason: string }>;
 }
 
+type Statement = Database.Statement;
+
 export class KeptResults {
   private readonly db: Database.Database;
   private readonly limitBytes: number;
-  private readonly accept: (rows: JobRef[]) => void;
-  private readonly forget: (rows: JobRef[]) => void;
-  private readonly keepStatement: Database.Statement<
-    [string, Buffer, number, number, string, string, number, number]
-  >;
-  private bytes: number;
   private readonly keepMs: number;
+  private bytes = 0;
+  /** Ids of (submitter, batch) pairs: the hot table stores small integer keys, not 64-char ids. */
+  private readonly runIds = new Map<string, number>();
+  private lastRun = { submitter: '', batch: '', id: -1 };
+  private readonly acceptAll: (rows: JobRef[], at: number) => void;
+  private readonly forgetAll: (rows: JobRef[]) => void;
+  private readonly sql: Record<
+    | 'findRun'
+    | 'addRun'
+    | 'accept'
+    | 'forget'
+    | 'keep'
+    | 'lose'
+    | 'kept'
+    | 'lostOf'
+    | 'dropLost'
+    | 'handOver',
+    Statement
+  >;
 
   constructor(dataDir: string, limits: KeepLimits) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -62,73 +77,90 @@ export class KeptResults {
     this.db.pragma('journal_mode = WAL');
     // Durable against a killed process (the OS still writes the WAL), which is what a node dies of.
     this.db.pragma('synchronous = NORMAL');
+    // `accepted` takes a row per job and loses it per acknowledgement: keyed by integers, without
+    // a rowid, it costs a few microseconds a job. Results wait in `kept`, lost jobs in `lost`.
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS jobs (
-        key INTEGER PRIMARY KEY,
-        submitter TEXT NOT NULL, batch TEXT NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL,
-        state TEXT NOT NULL, header TEXT, body BLOB, bytes INTEGER NOT NULL DEFAULT 0,
-        reason TEXT, at INTEGER NOT NULL,
-        UNIQUE (submitter, batch, idx, attempt)
+      CREATE TABLE IF NOT EXISTS runs (
+        id INTEGER PRIMARY KEY, submitter TEXT NOT NULL, batch TEXT NOT NULL, UNIQUE (submitter, batch)
       );
-      CREATE INDEX IF NOT EXISTS jobs_by_batch ON jobs (submitter, batch);
+      CREATE TABLE IF NOT EXISTS accepted (
+        run INTEGER NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (run, idx, attempt)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS kept (
+        key INTEGER PRIMARY KEY, run INTEGER NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL,
+        header TEXT NOT NULL, body BLOB NOT NULL, bytes INTEGER NOT NULL, at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS kept_by_run ON kept (run);
+      CREATE TABLE IF NOT EXISTS lost (
+        run INTEGER NOT NULL, idx INTEGER NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS lost_by_run ON lost (run);
     `);
     this.limitBytes = limits.megabytes * 1024 * 1024;
-    const now = Date.now();
-    // Whatever was accepted by an earlier life of this node will never finish: it died with it.
-    const lost = this.db
-      .prepare("UPDATE jobs SET state = 'lost', reason = ?, at = ? WHERE state = 'accepted'")
-      .run('the node restarted while the job was to run there', now).changes;
     this.keepMs = limits.days * DAY_MS;
-    this.bytes = 0;
+    this.sql = {
+      findRun: this.db.prepare('SELECT id FROM runs WHERE submitter = ? AND batch = ?'),
+      addRun: this.db.prepare('INSERT INTO runs (submitter, batch) VALUES (?, ?)'),
+      accept: this.db.prepare('INSERT OR REPLACE INTO accepted (run, idx, attempt, at) VALUES (?, ?, ?, ?)'),
+      forget: this.db.prepare('DELETE FROM accepted WHERE run = ? AND idx = ? AND attempt = ?'),
+      keep: this.db.prepare(
+        'INSERT INTO kept (run, idx, attempt, header, body, bytes, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING key',
+      ),
+      lose: this.db.prepare('INSERT INTO lost (run, idx, reason, at) VALUES (?, ?, ?, ?)'),
+      kept: this.db.prepare('SELECT key, idx, attempt, header, body FROM kept WHERE run = ? ORDER BY key'),
+      lostOf: this.db.prepare('SELECT idx, reason FROM lost WHERE run = ?'),
+      dropLost: this.db.prepare('DELETE FROM lost WHERE run = ?'),
+      handOver: this.db.prepare(
+        'DELETE FROM kept WHERE key = ? AND run IN (SELECT id FROM runs WHERE submitter = ?) RETURNING bytes',
+      ),
+    };
+    this.acceptAll = this.db.transaction((rows: JobRef[], at: number) => {
+      for (const row of rows) this.sql.accept.run(this.runId(row), row.index, row.attempt, at);
+    });
+    this.forgetAll = this.db.transaction((rows: JobRef[]) => {
+      for (const row of rows) this.sql.forget.run(this.runId(row), row.index, row.attempt);
+    });
+    // Whatever was accepted by an earlier life of this node will never finish: it died with it.
+    const lost = this.db.transaction(() => {
+      const moved = this.db
+        .prepare('INSERT INTO lost (run, idx, reason, at) SELECT run, idx, ?, ? FROM accepted')
+        .run('the node restarted while the job was to run there', Date.now()).changes;
+      this.db.exec('DELETE FROM accepted');
+      return moved;
+    })();
     const expired = this.expire();
     if (lost > 0 || expired > 0) log.info('journal opened', { lost, expired });
-
-    const insert = this.db.prepare(
-      "INSERT OR REPLACE INTO jobs (submitter, batch, idx, attempt, state, at) VALUES (?, ?, ?, ?, 'accepted', ?)",
-    );
-    const remove = this.db.prepare(
-      'DELETE FROM jobs WHERE submitter = ? AND batch = ? AND idx = ? AND attempt = ? RETURNING bytes',
-    );
-    this.accept = this.db.transaction((rows: JobRef[]) => {
-      const at = Date.now();
-      for (const row of rows) insert.run(row.submitter, row.batch, row.index, row.attempt, at);
-    });
-    this.forget = this.db.transaction((rows: JobRef[]) => {
-      for (const row of rows) {
-        const removed = remove.get(row.submitter, row.batch, row.index, row.attempt) as
-          { bytes: number } | undefined;
-        this.bytes -= removed?.bytes ?? 0;
-      }
-    });
-    this.keepStatement = this.db.prepare(
-      "UPDATE jobs SET state = 'done', header = ?, body = ?, bytes = ?, at = ? WHERE submitter = ? AND batch = ? AND idx = ? AND attempt = ? RETURNING key",
-    );
   }
 
   /** Forgets what waited longer than the limit for its submitter; returns how many. */
   expire(): number {
     if (!this.db.open) return 0;
-    const expired = this.db.prepare('DELETE FROM jobs WHERE at < ?').run(Date.now() - this.keepMs).changes;
+    const before = Date.now() - this.keepMs;
+    const expired = this.db.transaction(
+      () =>
+        this.db.prepare('DELETE FROM kept WHERE at < ?').run(before).changes +
+        this.db.prepare('DELETE FROM lost WHERE at < ?').run(before).changes,
+    )();
     this.bytes = (
-      this.db.prepare('SELECT COALESCE(SUM(bytes), 0) AS total FROM jobs').get() as { total: number }
+      this.db.prepare('SELECT COALESCE(SUM(bytes), 0) AS total FROM kept').get() as { total: number }
     ).total;
     return expired;
   }
 
   /** Writes down jobs as they arrive. */
   accepted(rows: JobRef[]): void {
-    if (rows.length > 0 && this.db.open) this.accept(rows);
+    if (rows.length > 0 && this.db.open) this.acceptAll(rows, Date.now());
   }
 
   /** The submitter has these results (or no longer wants the jobs). */
   forgotten(rows: JobRef[]): void {
-    if (rows.length > 0 && this.db.open) this.forget(rows);
+    if (rows.length > 0 && this.db.open) this.forgetAll(rows);
   }
 
   /**
    * Keeps a finished job's result for a submitter that is not there to take it; returns its key.
-   * Null when the limit on kept results leaves no room: the job is then reported lost instead
-   * (or when the job was forgotten meanwhile).
+   * Null when the limit on kept results leaves no room: the job is then reported lost instead.
    */
   keep(row: JobRef, header: string, body: Buffer): number | null {
     // A node being destroyed may still see results come in after its journal closed.
@@ -139,81 +171,67 @@ export class KeptResults {
       this.lost([row], `its result did not fit in the ${limit} MB this node keeps for absent submitters`);
       return null;
     }
-    const kept = this.keepStatement.get(
-      header,
-      body,
-      size,
-      Date.now(),
-      row.submitter,
-      row.batch,
-      row.index,
-      row.attempt,
-    ) as { key: number } | undefined;
-    if (kept === undefined) return null;
+    const run = this.runId(row);
+    const kept = this.db.transaction(() => {
+      this.sql.forget.run(run, row.index, row.attempt);
+      return this.sql.keep.get(run, row.index, row.attempt, header, body, size, Date.now()) as {
+        key: number;
+      };
+    })();
     this.bytes += size;
     return kept.key;
   }
 
   /** Jobs this node will not finish (it is shutting down with them still queued). */
   lost(rows: JobRef[], reason: string): void {
-    if (!this.db.open) return;
-    const mark = this.db.prepare(
-      "UPDATE jobs SET state = 'lost', reason = ?, at = ? WHERE submitter = ? AND batch = ? AND idx = ? AND attempt = ?",
-    );
+    if (rows.length === 0 || !this.db.open) return;
     const at = Date.now();
     this.db.transaction(() => {
-      for (const row of rows) mark.run(reason, at, row.submitter, row.batch, row.index, row.attempt);
+      for (const row of rows) {
+        const run = this.runId(row);
+        this.sql.forget.run(run, row.index, row.attempt);
+        this.sql.lose.run(run, row.index, reason, at);
+      }
     })();
   }
 
   /** What this node holds of a submitter's batch: kept results and jobs it lost. */
   claim(submitter: string, batch: string): ClaimAnswer {
-    const rows = this.db
-      .prepare(
-        "SELECT key, idx, attempt, state, header, body, reason FROM jobs WHERE submitter = ? AND batch = ? AND state != 'accepted' ORDER BY key",
-      )
-      .all(submitter, batch) as Array<{
+    const run = this.findRun(submitter, batch);
+    if (run === null || !this.db.open) return { kept: [], lost: [] };
+    const rows = this.sql.kept.all(run) as Array<{
       key: number;
       idx: number;
       attempt: number;
-      state: string;
-      header: string | null;
-      body: Buffer | null;
-      reason: string | null;
+      header: string;
+      body: Buffer;
     }>;
-    const answer: ClaimAnswer = { kept: [], lost: [] };
-    const lostKeys: number[] = [];
-    for (const row of rows) {
-      if (row.state === 'done' && row.header !== null) {
-        answer.kept.push({
-          key: row.key,
-          submitter,
-          batch,
-          index: row.idx,
-          attempt: row.attempt,
-          header: row.header,
-          body: row.body ?? Buffer.alloc(0),
-        });
-      } else {
-        answer.lost.push({ index: row.idx, reason: row.reason ?? 'the node lost the job' });
-        lostKeys.push(row.key);
-      }
-    }
-    // A lost job is reported once: the submitter runs it again.
-    const remove = this.db.prepare('DELETE FROM jobs WHERE key = ?');
-    this.db.transaction(() => {
-      for (const key of lostKeys) remove.run(key);
+    const lost = this.db.transaction(() => {
+      const found = this.sql.lostOf.all(run) as Array<{ idx: number; reason: string }>;
+      // A lost job is reported once: the submitter runs it again.
+      this.sql.dropLost.run(run);
+      return found;
     })();
-    return answer;
+    return {
+      kept: rows.map((row) => ({
+        key: row.key,
+        submitter,
+        batch,
+        index: row.idx,
+        attempt: row.attempt,
+        header: row.header,
+        body: row.body,
+      })),
+      lost: lost.map((row) => ({ index: row.idx, reason: row.reason })),
+    };
   }
 
   /** The submitter has the kept results with these keys. */
   handedOver(submitter: string, keys: number[]): void {
     if (!this.db.open) return;
-    const remove = this.db.prepare('DELETE FROM jobs WHERE key = ? AND submitter = ? RETURNING bytes');
     this.db.transaction(() => {
       for (const key of keys) {
-        const removed = remove.get(key, submitter) as { bytes: number } | undefined;
+        const removed = this.sql.handOver.get(key, submitter) as { bytes: number } | undefined;
         this.bytes -= removed?.bytes ?? 0;
       }
     })();
@@ -221,5 +239,27 @@ export class KeptResults {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  private findRun(submitter: string, batch: string): number | null {
+    const name = `${submitter}\n${batch}`;
+    const known = this.runIds.get(name);
+    if (known !== undefined) return known;
+    const found = this.sql.findRun.get(submitter, batch) as { id: number } | undefined;
+    if (found) this.runIds.set(name, found.id);
+    return found?.id ?? null;
+  }
+
+  private runId(row: JobRef): number {
+    const last = this.lastRun;
+    // Rows come in runs of the same batch: skip the lookup for the one before.
+    if (row.submitter === last.submitter && row.batch === last.batch) return last.id;
+    let id = this.findRun(row.submitter, row.batch);
+    if (id === null) {
+      id = Number(this.sql.addRun.run(row.submitter, row.batch).lastInsertRowid);
+      this.runIds.set(`${row.submitter}\n${row.batch}`, id);
+    }
+    this.lastRun = { submitter: row.submitter, batch: row.batch, id };
+    return id;
   }
 }

@@ -47,8 +47,8 @@ export interface SessionHost {
   ended(session: SubmitterSession): void;
   /** The node's journal of jobs whose results outlive their submitter's connection. */
   kept: KeptResults;
-  /** Sessions of this submitter whose connection is gone but whose jobs still run here. */
-  detachedOf(submitter: string): SubmitterSession[];
+  /** Every session of this submitter (older connections, and those whose connection is gone). */
+  sessionsOf(submitter: string): SubmitterSession[];
   /** Jobs of this submitter that may run here at once (null: no cap). */
   maxRunning: number | null;
 }
@@ -151,6 +151,24 @@ export class SubmitterSession {
     }
     this.notifyIfDrained();
     this.finishDetached();
+  }
+
+  /** Whether this session's connection is open and it holds jobs of the batch. */
+  holdsLive(batch: string): boolean {
+    if (this.ended) return false;
+    const tasks = [...this.queue, ...[...this.running.values()].map((entry) => entry.task)];
+    return (
+      tasks.some((task) => keepables.get(task)?.ref.batch === batch) ||
+      [...this.unacked.values()].some((held) => held.ref.batch === batch)
+    );
+  }
+
+  /** The submitter is back on another connection: this one is dead, whatever TCP says. */
+  supersede(): void {
+    this.connection.destroy(
+      new DeskGridError(ErrorCode.Connection, 'the submitter came back on another connection'),
+    );
+    this.end();
   }
 
   /**
@@ -312,11 +330,15 @@ export class SubmitterSession {
   }
 
   private claim(batch: string): void {
+    const others = this.host.sessionsOf(this.submitterId).filter((other) => other !== this);
+    // An older connection still holding jobs of this batch is one this node has not yet noticed
+    // is gone (the submitter came back before the silence timed out): end it now, so that its
+    // results go to the journal and from there to this connection.
+    for (const other of others) if (other.holdsLive(batch)) other.supersede();
     const answer = this.host.kept.claim(this.submitterId, batch);
     for (const row of answer.kept) this.sendKept(row);
     const running: number[] = [];
-    for (const detached of this.host.detachedOf(this.submitterId))
-      if (detached !== this) running.push(...detached.adoptBy(batch, this));
+    for (const other of others) running.push(...other.adoptBy(batch, this));
     this.connection.send({ t: 'claimed', batch, running, lost: answer.lost });
     log.info('batch claimed', {
       submitter: this.submitterId,
