@@ -62,6 +62,17 @@ const batchOptionsSchema = v.object({
   reentrant: v.optional(v.boolean()),
   /** Programs get their input on standard input. */
   stdin: v.optional(v.boolean()),
+  /** What a node must offer to run the jobs (as `deskgrid run --require`). */
+  requires: v.optional(
+    v.object({
+      /** Commands the node must have, e.g. "python3". */
+      runtimes: v.optional(
+        v.array(v.pipe(v.string(), v.regex(/^[\w.+-]{1,64}$/, 'a runtime is a command name'))),
+      ),
+      os: v.optional(v.array(v.picklist(['linux', 'darwin', 'win32']))),
+      memoryMb: v.optional(v.pipe(v.number(), v.minValue(1))),
+    }),
+  ),
   /** Results folder on the node; absent: a new folder under the data folder. */
   out: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
 });

@@ -213,7 +213,9 @@ describe.skipIf(reason !== null)('the UI against deskgrid node --ui on a LAN of 
       await shot('batch');
 
       await openView('Results');
-      await expect.poll(() => page.getByText(`${ROWS} results`).count(), { timeout: 20_000 }).toBe(1);
+      await expect
+        .poll(() => page.getByText(`${ROWS} results`, { exact: true }).count(), { timeout: 20_000 })
+        .toBe(1);
       const table = page.getByRole('table');
       expect(await table.getByRole('columnheader').allTextContents()).toEqual([
         '#',
@@ -224,7 +226,7 @@ describe.skipIf(reason !== null)('the UI against deskgrid node --ui on a LAN of 
         'Time',
       ]);
       await page.getByRole('combobox', { name: 'Status' }).selectOption('failed');
-      await expect.poll(() => page.getByText(`1 of ${ROWS} results`).count()).toBe(1);
+      await expect.poll(() => page.getByText(`1 of ${ROWS} results`, { exact: true }).count()).toBe(1);
       await page.getByRole('button', { name: `Job ${BAD_ROW} details` }).click();
       const stack = page.getByLabel('Stack trace');
       await expect.poll(() => stack.textContent()).toContain(`Error: no price for row ${BAD_ROW}`);
@@ -233,10 +235,10 @@ describe.skipIf(reason !== null)('the UI against deskgrid node --ui on a LAN of 
       await page.getByRole('button', { name: 'Close job details' }).click();
       await page.getByRole('combobox', { name: 'Status' }).selectOption('all');
       await page.getByRole('searchbox', { name: 'Search' }).fill('customer-42');
-      await expect.poll(() => page.getByText(`1 of ${ROWS} results`).count()).toBe(1);
+      await expect.poll(() => page.getByText(`1 of ${ROWS} results`, { exact: true }).count()).toBe(1);
       expect(await table.getByRole('row').nth(1).textContent()).toContain('105');
       await page.getByRole('searchbox', { name: 'Search' }).fill('');
-      await expect.poll(() => page.getByText(`${ROWS} results`).count()).toBe(1);
+      await expect.poll(() => page.getByText(`${ROWS} results`, { exact: true }).count()).toBe(1);
       await shot('results');
 
       const download = page.waitForEvent('download');
@@ -287,7 +289,16 @@ describe.skipIf(reason !== null)('the UI against deskgrid node --ui on a LAN of 
     await expect
       .poll(() => page.getByRole('switch', { name: 'Accept jobs from the cluster' }).isChecked())
       .toBe(true);
+    await page.getByRole('button', { name: 'Run checks' }).click();
+    const findings = page.getByRole('list', { name: 'Doctor findings' });
+    await expect.poll(() => findings.textContent(), { timeout: 30_000 }).toContain('join code set');
+    expect(await findings.textContent()).toContain('LAN discovery is turned off');
     await shot('settings');
+    // Dark follows the system's setting.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await openView('Batch');
+    await shot('batch-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
     // Nothing the page did broke its Content-Security-Policy or threw.
     expect(cspViolations).toEqual([]);
     expect(pageErrors).toEqual([]);

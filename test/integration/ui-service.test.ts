@@ -246,6 +246,24 @@ describe('UiService', () => {
       await expect(ui.call('startBatch', { script: broken, dataset, options: {} })).rejects.toMatchObject({
         message: expect.stringContaining('broken.mjs'),
       });
+      // Requirements no node meets are said in words.
+      const quick = await uploadFile(ui, 'script', 'quick.mjs', 'export default (n) => n;\n');
+      const unmet = await ui
+        .call('startBatch', {
+          script: quick,
+          dataset,
+          options: { requires: { os: ['win32'], runtimes: ['python3'] } },
+        })
+        .then(
+          (answer) =>
+            until('the batch to fail', async () => {
+              const { batches } = await ui.call('getBatches', {});
+              const found = batches.find((candidate) => candidate.id === answer.batch.id);
+              return found?.state === 'failed' ? found.error : undefined;
+            }),
+          (error: unknown) => (error as Error).message,
+        );
+      expect(unmet).toMatch(/no node meets/);
       const notAScript = await uploadFile(ui, 'script', 'notes.xyz', 'just text\n');
       await expect(
         ui.call('previewBatch', { script: notAScript, dataset, options: {} }),

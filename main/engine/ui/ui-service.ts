@@ -517,6 +517,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       ...(options.retries === undefined ? {} : { retries: options.retries }),
       reentrant: options.reentrant ?? true,
       stdin: options.stdin ?? false,
+      ...(options.requires === undefined ? {} : { requires: options.requires }),
       out:
         options.out !== undefined && retryOf === null
           ? options.out
