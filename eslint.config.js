@@ -3,9 +3,12 @@
 //   worker-service/  imports shared/ only
 //   main/engine/     imports shared/ (and starts worker-service/ processes), never electron
 //   main/cli/        imports main/engine and shared/
+//   main/app/        the Electron shell: imports main/engine, shared/ and electron
+//   renderer/        imports shared/ only (the engine is reached through shared/ui-api.ts)
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import svelte from 'eslint-plugin-svelte';
 
 const ours = (...layers) =>
   layers.map((layer) => ({ group: [`**/${layer}/**`], message: `do not import ${layer}/ here` }));
@@ -36,6 +39,35 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
+  },
+  ...svelte.configs.recommended,
+  {
+    // Components are typechecked by svelte-check; here they get the Svelte rules and the syntax ones.
+    files: ['**/*.svelte', '**/*.svelte.ts'],
+    languageOptions: { parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'] } },
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+  {
+    files: ['renderer/**/*.ts', 'renderer/**/*.svelte'],
+    ignores: ['renderer/vite.config.ts'],
+    languageOptions: {
+      globals: { ...globals.browser },
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...ours('main', 'worker-service'),
+            {
+              group: ['node:*', 'electron'],
+              message: 'the renderer runs in a browser: no Node or Electron APIs',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ['shared/**/*.ts'],
@@ -77,6 +109,12 @@ export default tseslint.config(
         'error',
         { patterns: [...ours('worker-service', 'renderer', 'app'), noElectron] },
       ],
+    },
+  },
+  {
+    files: ['main/app/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ours('worker-service', 'renderer', 'cli') }],
     },
   },
   {

@@ -25,9 +25,9 @@ options:
   --wait S        seconds to listen for nodes on the LAN (default 3)`;
 
 // Longer than `deskgrid nodes`: a diagnosis is worth a second more than a listing.
-const DEFAULT_DOCTOR_WAIT_S = 3;
+export const DEFAULT_DOCTOR_WAIT_S = 3;
 
-interface Finding {
+export interface Finding {
   ok: boolean;
   text: string;
   /** What to do about it (problems), or more detail (ok findings). */
@@ -51,7 +51,35 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     );
   }
   const waitS = waitOption(values.wait, DEFAULT_DOCTOR_WAIT_S);
-  const home = defaultDataHome();
+  const findings = await diagnose({
+    secret: values.secret,
+    waitS,
+    home: defaultDataHome(),
+    onListen: () => process.stderr.write(`listening on the LAN for ${waitS} s...\n`),
+  });
+
+  const problems = findings.filter((finding) => !finding.ok).length;
+  const lines: string[] = [];
+  for (const finding of findings) {
+    lines.push(`${finding.ok ? 'ok      ' : 'PROBLEM '} ${finding.text}`);
+    if (finding.advice !== undefined) lines.push(`         ${finding.ok ? '' : '-> '}${finding.advice}`);
+  }
+  lines.push(problems === 0 ? 'no problems found' : `${problems} problem${problems === 1 ? '' : 's'} found`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return problems === 0 ? 0 : 1;
+}
+
+/**
+ * What the doctor finds on this computer, in order; shared by the command and the UI's doctor
+ * panel (which gets it from whoever starts the UI, as the engine does not import the CLI).
+ */
+export async function diagnose(options: {
+  secret?: string | undefined;
+  waitS: number;
+  home: string;
+  onListen?: () => void;
+}): Promise<Finding[]> {
+  const { waitS, home } = options;
   const findings: Finding[] = [];
 
   const usable = lanInterfaces();
@@ -59,7 +87,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
 
   let joinCode: ResolvedJoinCode | null = null;
   try {
-    joinCode = resolveJoinCode({ flag: values.secret, home });
+    joinCode = resolveJoinCode({ flag: options.secret, home });
     findings.push(
       joinCode === null
         ? {
@@ -89,7 +117,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
       advice: 'unset DESKGRID_DISCOVERY, or add nodes by address with --peer HOST:PORT',
     });
   } else if (usable.length > 0) {
-    process.stderr.write(`listening on the LAN for ${waitS} s...\n`);
+    options.onListen?.();
     try {
       const nodes = await surveyLan({
         interfaces: usable.map((i) => i.address),
@@ -114,15 +142,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     }
   }
 
-  const problems = findings.filter((finding) => !finding.ok).length;
-  const lines: string[] = [];
-  for (const finding of findings) {
-    lines.push(`${finding.ok ? 'ok      ' : 'PROBLEM '} ${finding.text}`);
-    if (finding.advice !== undefined) lines.push(`         ${finding.ok ? '' : '-> '}${finding.advice}`);
-  }
-  lines.push(problems === 0 ? 'no problems found' : `${problems} problem${problems === 1 ? '' : 's'} found`);
-  process.stdout.write(`${lines.join('\n')}\n`);
-  return problems === 0 ? 0 : 1;
+  return findings;
 }
 
 function interfaceFinding(usable: string[]): Finding {

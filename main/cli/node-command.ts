@@ -10,7 +10,13 @@ import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 
 import { shortNodeId } from '../engine/identity/node-identity.js';
 import { defaultDataHome } from '../engine/paths.js';
-import { resolveJoinCode } from '../engine/settings.js';
+import { activityFileSignals } from '../engine/owner/activity-file.js';
+import { OwnerController } from '../engine/owner/owner-controller.js';
+import { DEFAULT_OWNER_SETTINGS, parseShareMode } from '../engine/owner/owner-policy.js';
+import { loadSettings, resolveJoinCode } from '../engine/settings.js';
+import { UiServer, defaultRendererDir } from '../engine/ui/ui-server.js';
+import { UiService } from '../engine/ui/ui-service.js';
+import { DEFAULT_DOCTOR_WAIT_S, diagnose } from './doctor-command.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 
 export const NODE_USAGE = `usage: deskgrid node [options]
@@ -24,11 +30,22 @@ options:
   --cores N       cores to share (default: all)
   --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)
   --no-discovery  do not announce this node on the LAN (mDNS); submitters then need --peer
+  --share MODE    when to run other people's jobs: always (default), when-idle[=SECONDS] (needs
+                  --owner-activity) or hours=FROM-TO (local time, like hours=18-8); when sharing
+                  stops, their running jobs are suspended, and handed back after 10 minutes
+  --owner-activity FILE
+                  the owner's last input is this file's modification time (touch it on input)
   --max-per-submitter N
                   cores one submitter may use at once (default: all; submitters
                   with work always share the cores in turns)
   --keep-days D   days a result waits for a submitter that vanished (default 7)
-  --keep-mb MB    disk for such results (default 1024)`;
+  --keep-mb MB    disk for such results (default 1024)
+  --ui            also serve the DeskGrid UI to a browser on this computer (the address
+                  to open, with its access token, is printed at start); batches started
+                  there run on every node of the cluster this node finds or is given
+  --ui-port P     port of the UI (default: a random free port; it listens on 127.0.0.1 only)
+  --peer HOST:PORT  a node to run the UI's batches on besides those found on the LAN
+                  (repeat for more; peers saved with deskgrid peers add are used too)`;
 
 const DEFAULT_PORT = 7717;
 
@@ -46,6 +63,11 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       cores: { type: 'string' },
       data: { type: 'string' },
       'no-discovery': { type: 'boolean', default: false },
+      share: { type: 'string' },
+      'owner-activity': { type: 'string' },
+      ui: { type: 'boolean', default: false },
+      'ui-port': { type: 'string' },
+      peer: { type: 'string', multiple: true },
       'max-per-submitter': { type: 'string' },
       'keep-days': { type: 'string' },
       'keep-mb': { type: 'string' },
@@ -65,8 +87,24 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   }
   const port =
     numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
-  const cores = numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true });
+  // The cores chosen in the UI's settings last, unless --cores says otherwise.
+  const cores =
+    numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true }) ??
+    loadSettings(home).cores;
+  const uiPort = numberOption('--ui-port', values['ui-port'], { min: 0, integer: true, inclusive: true });
+  if (!values.ui && (uiPort !== undefined || values.peer !== undefined)) {
+    throw new DeskGridError(ErrorCode.Usage, `--ui-port and --peer go with --ui\n${NODE_USAGE}`);
+  }
+  const peers = values.ui ? [...(values.peer ?? []), ...(loadSettings(home).peers ?? [])] : [];
   const listen = values.listen ?? '0.0.0.0';
+  const mode = values.share === undefined ? null : parseShareMode(values.share);
+  const activityFile = values['owner-activity'];
+  if (mode?.kind === 'when-idle' && activityFile === undefined) {
+    throw new DeskGridError(
+      ErrorCode.Usage,
+      'a headless node cannot see its owner: --share when-idle needs --owner-activity FILE',
+    );
+  }
   const maxPerSubmitter = numberOption('--max-per-submitter', values['max-per-submitter'], {
     min: 1,
     integer: true,
@@ -87,10 +125,12 @@ export async function nodeCommand(argv: string[]): Promise<number> {
         ...(keepDays === undefined ? {} : { keepDays }),
         ...(keepMb === undefined ? {} : { keepMb }),
       },
-      // The node announces itself and keeps a view of the others, to tell its submitters.
+      // The node announces itself and keeps a view of the others, to tell its submitters; with
+      // the UI it submits batches too, and uses them.
       ...(interfaces.length === 0
         ? {}
-        : { discover: { interfaces: interfaces.map((found) => found.address), use: false } }),
+        : { discover: { interfaces: interfaces.map((found) => found.address), use: values.ui } }),
+      ...(values.ui ? { peers: [...new Set(peers)], rememberNodes: true } : {}),
       ...(cores === undefined ? {} : { cores }),
     });
   } catch (error) {
@@ -119,6 +159,31 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       `announcing on the LAN: ${interfaces.map((found) => `${found.name} (${found.address})`).join(', ')}\n`,
     );
   }
+  let ui: Awaited<ReturnType<typeof startUi>> | null = null;
+  try {
+    if (values.ui) ui = await startUi(cluster, home, joinCode.code, values.secret, uiPort);
+  } catch (error) {
+    await cluster.destroy();
+    throw error;
+  }
+
+  const owner =
+    mode === null
+      ? null
+      : new OwnerController(
+          cluster,
+          { ...DEFAULT_OWNER_SETTINGS, mode },
+          activityFile === undefined
+            ? () => ({ idleSeconds: Number.POSITIVE_INFINITY, onBattery: false, sleeping: false })
+            : activityFileSignals(activityFile),
+        ).start();
+  owner?.on('change', (decision) => {
+    process.stdout.write(
+      decision.reason === 'sharing'
+        ? 'sharing\n'
+        : `not sharing (${decision.reason}): others' jobs ${decision.running}\n`,
+    );
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -128,11 +193,18 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  owner?.stop();
+  // Jobs stopped for the owner would never finish here: they run elsewhere instead.
+  if (owner !== null && owner.decision?.running !== 'run') cluster.handBackOthers();
   const forced = setTimeout(() => {
     process.stderr.write('deskgrid: jobs did not finish in time; stopping them\n');
     void cluster.destroy();
   }, 30_000);
   forced.unref();
+  if (ui) {
+    ui.service.close();
+    await ui.server.close();
+  }
   // close() says goodbye on the LAN first, so peers stop sending work before the server closes.
   await cluster.close();
   clearTimeout(forced);
@@ -140,7 +212,6 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Announces the node on the LAN interfaces it listens on (all of them for 0.0.0.0). */
 /** The LAN interfaces a node listening on `listen` announces itself on (all of them for 0.0.0.0). */
 function announceOn(listen: string): LanInterface[] {
   const interfaces = lanInterfaces().filter(
@@ -162,4 +233,43 @@ function localAddresses(): string[] {
       if (entry.family === 'IPv4' && !entry.internal) found.push(entry.address);
   }
   return found.length > 0 ? found : ['127.0.0.1'];
+}
+
+async function startUi(
+  cluster: Cluster,
+  home: string,
+  code: string,
+  secret: string | undefined,
+  port: number | undefined,
+): Promise<{ service: UiService; server: UiServer }> {
+  const service = new UiService({
+    cluster,
+    home,
+    joinCode: code,
+    doctor: async () =>
+      (await diagnose({ secret, waitS: DEFAULT_DOCTOR_WAIT_S, home })).map((finding) => ({
+        ok: finding.ok,
+        text: finding.text,
+        advice: finding.advice ?? null,
+      })),
+  });
+  let server: UiServer;
+  try {
+    server = await UiServer.start({
+      service,
+      rendererDir: defaultRendererDir(),
+      ...(port === undefined ? {} : { port }),
+    });
+  } catch (error) {
+    service.close();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new DeskGridError(
+        ErrorCode.Usage,
+        `UI port ${port ?? 0} is already in use: choose another with --ui-port`,
+      );
+    }
+    throw error;
+  }
+  process.stdout.write(`UI: open ${server.url}\n`);
+  return { service, server };
 }

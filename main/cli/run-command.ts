@@ -2,13 +2,13 @@
 // result to a folder, showing progress on a terminal. Exit status: 0 when every job is done,
 // 1 when some are not, 2 for a usage mistake, 130 when interrupted (resume with --resume).
 
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
 import { toResultLine } from '../../shared/result-line.js';
 import { Cluster, parsePeer } from '../engine/cluster.js';
 import type { SplitMode } from '../engine/dataset/dataset-item.js';
-import { dataPaths, defaultDataHome } from '../engine/paths.js';
+import { defaultDataHome, newRunFolder } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
 import type { Requirements } from '../engine/requirements.js';
 import { RESULTS_FILE } from '../engine/store/batch-store.js';
@@ -301,14 +301,8 @@ function submitOptions(args: RunArgs, home: string): SubmitOptions {
     reentrant: args.reentrant,
     requires: args.requires,
     ...(args.priority === undefined ? {} : { priority: args.priority }),
-    out: args.out ?? defaultOutDir(home, computation),
+    out: args.out ?? newRunFolder(home, computation, process.pid),
   };
-}
-
-function defaultOutDir(home: string, computation: string): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const name = basename(computation).replace(/\.[^.]*$/, '') || 'batch';
-  return join(dataPaths(home).runs, `${stamp}-${name}-${process.pid}`);
 }
 
 function summaryText(summary: BatchSummary, nameOf: (node: string) => string): string {

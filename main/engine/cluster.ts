@@ -121,7 +121,7 @@ export interface ClusterStats {
   cores: number;
   busyCores: number;
   batches: number;
-  nodes: Array<{ id: string; name: string; cores: number; busy: number }>;
+  nodes: Array<{ id: string; name: string; os: string; cores: number; busy: number }>;
   submitters: number;
 }
 
@@ -309,6 +309,41 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.sharing();
   }
 
+  /**
+   * The machine's owner needs it: stops (SIGSTOP) the workers running other submitters' jobs, and
+   * the programs they run, until resumeOthers(); their timeouts stand still meanwhile. False where
+   * processes cannot be stopped (Windows): hand the jobs back instead.
+   */
+  suspendOthers(): boolean {
+    return this.pool.suspend((task) => this.isOthers(task));
+  }
+
+  resumeOthers(): void {
+    this.pool.resume();
+  }
+
+  /** Other submitters' jobs running (or stopped) on this machine's workers. */
+  othersRunning(): number {
+    return this.pool.countRunning((task) => this.isOthers(task));
+  }
+
+  /**
+   * Stops sharing and hands other submitters' jobs, running and queued, back to them to run
+   * elsewhere (the machine goes to sleep, or the owner paused sharing); this node's own batches
+   * go on.
+   */
+  handBackOthers(): void {
+    if (this.state !== 'open') return;
+    this.setSharing({ accepting: false });
+    this.pool.handBack((task) => this.isOthers(task));
+    this.pool.resume();
+  }
+
+  private isOthers(task: Task): boolean {
+    for (const session of this.sessions) if (session.owns(task)) return true;
+    return false;
+  }
+
   stats(): ClusterStats {
     return {
       nodeId: this.nodeId,
@@ -318,11 +353,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       nodes: [...this.nodes].map((node) => ({
         id: node.id,
         name: node.name,
+        os: node.offer.platform,
         cores: node.offer.cores,
         busy: node.busy,
       })),
       submitters: this.sessions.size,
     };
+  }
+
+  /** The nodes heard on the LAN (mDNS), in every state; empty when this cluster does not discover. */
+  lanNodes(): NodeView[] {
+    return this.presence?.membership.list() ?? [];
   }
 
   /**
@@ -905,7 +946,7 @@ interface PeerAddress extends NodeAddress {
  * The environment workers get on a node that runs other people's jobs: enough to find
  * interpreters and format text, nothing that names or authenticates this machine's user.
  */
-function scrubbedEnvironment(): NodeJS.ProcessEnv {
+export function scrubbedEnvironment(): NodeJS.ProcessEnv {
   const keep = [
     'PATH',
     'LANG',

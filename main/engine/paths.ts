@@ -2,7 +2,7 @@
 // app uses too (Electron's userData for the app name "DeskGrid"), so the CLI and the app share it.
 
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 export const APP_NAME = 'DeskGrid';
 
@@ -38,4 +38,14 @@ export function dataPaths(home: string) {
     /** The journal of other submitters' jobs and the results kept for them. */
     node: join(home, 'node'),
   };
+}
+
+/**
+ * A new results folder under the data folder's runs/, named by time and computation so that a
+ * listing reads in order: "20261126-0715-line-total-4242".
+ */
+export function newRunFolder(home: string, computation: string, unique: string | number): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  const name = basename(computation).replace(/\.[^.]*$/, '') || 'batch';
+  return join(dataPaths(home).runs, `${stamp}-${name}-${unique}`);
 }

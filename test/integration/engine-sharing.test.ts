@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DeskGridError, type JobResult } from '../../main/engine/index.js';
 import { fixture } from '../support/engine-cluster.js';
 import { useServedNode, useSubmitter } from '../support/served-node.js';
+import { until } from '../support/until.js';
 
 const served = useServedNode('sharing');
 const pair = useSubmitter(served);
@@ -17,13 +18,6 @@ beforeAll(() => {
   node = served.node;
   submitter = pair.submitter;
 });
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !condition(); waited += 10) {
-    if (waited > 10_000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 function offeredCores(): number | undefined {
   return submitter.stats().nodes[0]?.cores;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
-import { Cluster, type Batch, type JobResult } from '../../main/engine/index.js';
+import { Cluster, type Batch, type JobResult, type WorkerLauncher } from '../../main/engine/index.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
 
@@ -22,14 +22,15 @@ export interface SharedCluster {
 
 /**
  * Registers beforeAll/afterAll hooks that start a two-core cluster in a fresh home and destroy
- * it (and the home) afterwards; read the fields inside tests only.
+ * it (and the home) afterwards; read the fields inside tests only. `launcher`: how workers start
+ * (default: child processes).
  */
-export function useCluster(name: string): SharedCluster {
+export function useCluster(name: string, options: { launcher?: WorkerLauncher } = {}): SharedCluster {
   let home = '';
   let cluster: Cluster | undefined;
   beforeAll(async () => {
     home = realpathSync(mkdtempSync(join(tmpdir(), `deskgrid-engine-${name}-`)));
-    cluster = await Cluster.start({ home, cores: 2 });
+    cluster = await Cluster.start({ home, cores: 2, ...options });
   });
   afterAll(async () => {
     await cluster?.destroy();

@@ -67,6 +67,12 @@ class PoolWorker {
   killReason: Kill | null = null;
   /** The pool shrank: it takes no more tasks and ends once its own are done. */
   retiring = false;
+  /** When the running task's timeout fires (ms since the epoch), while it is armed. */
+  headDeadline: number | null = null;
+  /** Stopped (SIGSTOP) for the machine's owner: the timeout left when it was stopped. */
+  suspended: { remainingMs: number | null } | null = null;
+  /** Killed to hand its running task back to the task's owner, untouched. */
+  handingBack = false;
 
   constructor(readonly channel: WorkerChannel) {}
 }
@@ -155,7 +161,9 @@ export class WorkerPool {
     // Ids are content hashes: a computation that loaded once loads again.
     if (this.loadedBefore.has(computation.id)) return;
     await this.whenAnyReady();
-    const worker = [...this.workers].find((w) => w.state === 'ready');
+    // A worker stopped for the machine's owner would answer only once continued.
+    const ready = [...this.workers].filter((w) => w.state === 'ready');
+    const worker = ready.find((w) => w.suspended === null) ?? ready[0];
     if (!worker) throw this.brokenError();
     return new Promise((resolve, reject) => {
       const waiting = this.probes.get(computation.id) ?? [];
@@ -191,6 +199,65 @@ export class WorkerPool {
       });
     } else {
       worker.channel.send({ t: 'cancel', id: task.id });
+    }
+  }
+
+  /**
+   * Stops (SIGSTOP) every worker whose running task `which` picks, and the program it runs, for the
+   * machine's owner; their timeouts stand still until `resume()`, and they get no new task.
+   * Idempotent: called again, it also stops workers that started such a task since. False where
+   * processes cannot be stopped (Windows): nothing was done.
+   */
+  suspend(which: (task: Task) => boolean): boolean {
+    if (process.platform === 'win32') return false;
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (worker.suspended || worker.state !== 'ready' || !head || !which(head)) continue;
+      const remainingMs = worker.headDeadline === null ? null : Math.max(0, worker.headDeadline - Date.now());
+      if (worker.headTimer) clearTimeout(worker.headTimer);
+      worker.headTimer = null;
+      worker.headDeadline = null;
+      worker.suspended = { remainingMs };
+      // The program first, so that the worker never sees it end while itself stopped.
+      signalGroup(worker.programPid, 'SIGSTOP');
+      signalProcess(worker.channel.pid, 'SIGSTOP');
+    }
+    return true;
+  }
+
+  /** Continues every stopped worker, with the time its task had left before its timeout. */
+  resume(): void {
+    for (const worker of this.workers) {
+      const suspended = worker.suspended;
+      if (!suspended) continue;
+      worker.suspended = null;
+      signalProcess(worker.channel.pid, 'SIGCONT');
+      signalGroup(worker.programPid, 'SIGCONT');
+      if (suspended.remainingMs !== null) this.armTimeout(worker, suspended.remainingMs);
+    }
+    this.pump();
+  }
+
+  /** Tasks running now that `which` picks (stopped ones included). */
+  countRunning(which: (task: Task) => boolean): number {
+    let count = 0;
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (worker.state !== 'exited' && head && which(head)) count += 1;
+    }
+    return count;
+  }
+
+  /**
+   * Ends the workers running a task that `which` picks: that task and the ones queued behind it
+   * go back to their owners untouched (onRequeue), to run again, elsewhere or later.
+   */
+  handBack(which: (task: Task) => boolean): void {
+    for (const worker of this.workers) {
+      const head = worker.inflight[0];
+      if (worker.state === 'exited' || !head || !which(head)) continue;
+      worker.handingBack = true;
+      this.kill(worker, null);
     }
   }
 
@@ -288,7 +355,12 @@ export class WorkerPool {
     for (;;) {
       let target: PoolWorker | null = null;
       for (const worker of this.workers) {
-        if (worker.state !== 'ready' || worker.retiring || worker.inflight.length >= this.depth(worker))
+        if (
+          worker.state !== 'ready' ||
+          worker.retiring ||
+          worker.suspended !== null ||
+          worker.inflight.length >= this.depth(worker)
+        )
           continue;
         if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
@@ -376,25 +448,33 @@ export class WorkerPool {
       });
       return;
     }
-    if (head.timeoutMs !== null) {
-      const timeoutMs = head.timeoutMs;
-      worker.headTimer = setTimeout(() => {
-        this.kill(worker, {
-          status: 'timeout',
-          error: {
-            code: ErrorCode.Timeout,
-            message: `the job ran longer than its timeout of ${timeoutMs / 1000} s and was stopped`,
-            stack: null,
-          },
-        });
-      }, timeoutMs);
-    }
+    if (head.timeoutMs === null) return;
+    // A task that comes to the head of a stopped worker waits with it (a result was on its way).
+    if (worker.suspended) worker.suspended.remainingMs = head.timeoutMs;
+    else this.armTimeout(worker, head.timeoutMs);
+  }
+
+  private armTimeout(worker: PoolWorker, ms: number): void {
+    const timeoutMs = worker.inflight[0]?.timeoutMs ?? ms;
+    worker.headDeadline = Date.now() + ms;
+    worker.headTimer = setTimeout(() => {
+      this.kill(worker, {
+        status: 'timeout',
+        error: {
+          code: ErrorCode.Timeout,
+          message: `the job ran longer than its timeout of ${timeoutMs / 1000} s and was stopped`,
+          stack: null,
+        },
+      });
+    }, ms);
   }
 
   private clearHead(worker: PoolWorker): void {
     if (worker.headTimer) clearTimeout(worker.headTimer);
     worker.headTimer = null;
+    worker.headDeadline = null;
     worker.headStartedAt = null;
+    if (worker.suspended) worker.suspended.remainingMs = null;
     worker.programPid = null;
   }
 
@@ -533,9 +613,10 @@ export class WorkerPool {
     this.rejectProbesOf(worker);
 
     const killed = worker.killReason;
-    if (head && killed !== null && killed.taskId !== head.id) {
-      // The job the worker was killed for finished just before the kill landed: the one after it
-      // was cut short for nothing of its own, so it runs again rather than taking the blame.
+    // Handed back (the owner's machine sleeps), or the job the worker was killed for finished just
+    // before the kill landed: the job at the head was cut short for nothing of its own, so it
+    // runs again rather than taking the blame.
+    if (head && (worker.handingBack || (killed !== null && killed.taskId !== head.id))) {
       head.owner.onRequeue(head);
     } else if (head) {
       const reason = killed ?? crashReason(exit, worker.channel.stderrTail());
@@ -656,5 +737,18 @@ function killProcessGroup(pid: number | null): void {
     process.kill(process.platform === 'win32' ? pid : -pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+function signalGroup(pid: number | null, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  if (pid !== null) signalProcess(-pid, signal);
+}
+
+function signalProcess(pid: number | undefined, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone: its exit is reported as usual
   }
 }

@@ -135,6 +135,11 @@ export class SubmitterSession {
     if (!this.ended) this.connection.send(offer);
   }
 
+  /** Whether the task is one of this submitter's jobs, taken by this node's workers. */
+  owns(task: Task): boolean {
+    return this.running.get(task.id)?.task === task;
+  }
+
   /** Takes jobs again after `returnQueued` (the node resumed sharing). */
   acceptAgain(): void {
     this.returning = null;

@@ -1,0 +1,26 @@
+// The desktop app's entry (package.json "main"): one instance per user, the UI's contract and
+// service behind the IPC gateway, everything else in desktop.ts.
+
+import { app } from 'electron';
+import { UI_CALLS } from '../../shared/ui-api.js';
+import { UiService } from '../engine/ui/ui-service.js';
+import { prepareDesktop, startDesktop } from './desktop.js';
+
+const prepared = prepareDesktop();
+if (prepared !== null) {
+  app
+    .whenReady()
+    .then(() =>
+      startDesktop(prepared.home, {
+        contract: UI_CALLS,
+        createUi: ({ cluster, home, joinCode, openPath }) =>
+          new UiService({ cluster, home, joinCode, openPath }),
+      }),
+    )
+    .catch((error: unknown) => {
+      process.stderr.write(
+        `deskgrid: the app could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+      app.exit(1);
+    });
+}

@@ -1,0 +1,4 @@
+// Svelte compiles the components' TypeScript itself (type annotations only, no preprocessing).
+export default {
+  compilerOptions: { runes: true },
+};

@@ -1,0 +1,146 @@
+// The installers' smoke test, offline: electron-builder packs the app for Linux into a folder
+// (`--dir`, the step every installer builds on) around a stand-in Electron distribution (a fake
+// binary: none can be downloaded here), without rebuilding native modules for Electron (that
+// needs Electron's headers from the network). Then the packed app is read: its app.asar holds
+// the app, the engine, the worker, the UI and the icons, and none of the tests or sources.
+
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../support/run-cli.js';
+
+const BUILDER = join(REPO_ROOT, 'node_modules/electron-builder/cli.js');
+const TIME_LIMIT_MS = 240_000;
+
+interface AsarEntry {
+  files?: Record<string, AsarEntry>;
+  unpacked?: boolean;
+}
+
+/** Every file path in an asar archive (its header is a JSON directory tree after two pickled sizes). */
+function asarFiles(archive: string): string[] {
+  const fd = openSync(archive, 'r');
+  try {
+    const sizes = Buffer.alloc(16);
+    readSync(fd, sizes, 0, 16, 0);
+    const length = sizes.readUInt32LE(12);
+    const json = Buffer.alloc(length);
+    readSync(fd, json, 0, length, 16);
+    const paths: string[] = [];
+    const walk = (entry: AsarEntry, prefix: string) => {
+      for (const [name, child] of Object.entries(entry.files ?? {})) {
+        const path = prefix === '' ? name : `${prefix}/${name}`;
+        if (child.files) walk(child, path);
+        else paths.push(path);
+      }
+    };
+    walk(JSON.parse(json.toString('utf8')) as AsarEntry, '');
+    return paths;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let work = '';
+let packed = '';
+let output = '';
+
+beforeAll(async () => {
+  for (const built of ['dist/main/app/main.js', 'dist/main/app/preload.cjs', 'dist/renderer/index.html']) {
+    if (!existsSync(join(REPO_ROOT, built))) throw new Error(`${built} is missing: run npm run build first`);
+  }
+  work = mkdtempSync(join(tmpdir(), 'deskgrid-pack-'));
+  const electronDist = join(work, 'electron');
+  mkdirSync(join(electronDist, 'resources'), { recursive: true });
+  writeFileSync(join(electronDist, 'electron'), '#!/bin/sh\necho "stand-in for the Electron binary"\n');
+  chmodSync(join(electronDist, 'electron'), 0o755);
+  writeFileSync(join(electronDist, 'version'), '42.11.18');
+  writeFileSync(join(electronDist, 'LICENSE'), '');
+  writeFileSync(join(electronDist, 'LICENSES.chromium.html'), '');
+  const out = join(work, 'release');
+  const args = [
+    BUILDER,
+    '--linux',
+    'dir',
+    '--config',
+    'build/electron-builder.json',
+    `-c.electronDist=${electronDist}`,
+    '-c.npmRebuild=false',
+    `-c.directories.output=${out}`,
+  ];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    // CI=true keeps electron-builder from asking to publish or checking for its own updates.
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, CI: 'true' } });
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIME_LIMIT_MS);
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (exit) => {
+      clearTimeout(timer);
+      resolve(exit);
+    });
+  });
+  if (code !== 0) throw new Error(`electron-builder failed (${code}):\n${output}`);
+  packed = join(out, 'linux-unpacked');
+}, TIME_LIMIT_MS + 10_000);
+
+afterAll(() => {
+  if (work !== '') rmSync(work, { recursive: true, force: true });
+});
+
+describe('the packed desktop app (linux, --dir)', () => {
+  it('has the executable named for the app, from the Electron distribution', () => {
+    const executable = join(packed, 'deskgrid-desktop');
+    expect(readFileSync(executable, 'utf8')).toContain('stand-in for the Electron binary');
+  });
+
+  it('holds the app, the engine, the worker, the UI and the icons in app.asar', () => {
+    const files = asarFiles(join(packed, 'resources/app.asar'));
+    for (const needed of [
+      'package.json',
+      'dist/main/app/main.js',
+      'dist/main/app/desktop.js',
+      'dist/main/app/preload.cjs',
+      'dist/main/engine/cluster.js',
+      'dist/worker-service/main.js',
+      'dist/shared/worker-protocol.js',
+      'dist/renderer/index.html',
+      'assets/icons/icon.png',
+      'assets/icons/tray-paused.png',
+    ])
+      expect(files, needed).toContain(needed);
+    expect(files.some((file) => file.startsWith('node_modules/valibot/'))).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { main: string };
+    expect(files).toContain(manifest.main);
+  });
+
+  it('leaves out tests, sources, the CLI, maps and development tools', () => {
+    const files = asarFiles(join(packed, 'resources/app.asar'));
+    const unwanted = files.filter(
+      (file) =>
+        /^(test|main|shared|worker-service|renderer|bench|examples|build)\//.test(file) ||
+        /^dist\/(test|bench|main\/cli)\//.test(file) ||
+        /\.map$/.test(file) ||
+        (!file.startsWith('node_modules/') && /\.ts$/.test(file)) ||
+        /^node_modules\/(vitest|electron|electron-builder|typescript|eslint|playwright)\//.test(file),
+    );
+    expect(unwanted).toEqual([]);
+  });
+
+  it('unpacks the SQLite driver, which must load from disk', () => {
+    expect(existsSync(join(packed, 'resources/app.asar.unpacked/node_modules/better-sqlite3'))).toBe(true);
+  });
+});

@@ -1,0 +1,312 @@
+// The engine side of the UI API over a real two-core cluster: inputs are validated with the
+// contract, uploads stay inside their folder and within their limits, and a batch submitted from
+// uploaded files can be previewed, run, paged, searched, inspected, retried, exported and cancelled.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { UiEvent } from '../../shared/ui-api.js';
+import { UiService } from '../../main/engine/ui/ui-service.js';
+import { useCluster } from '../support/engine-cluster.js';
+
+const shared = useCluster('ui-service');
+
+const SCRIPT = `export default async (row) => {
+  if (row.name === 'bad') throw new Error('bad row ' + row.qty);
+  return Number(row.qty) * 2;
+};
+`;
+
+function service(limits?: { maxBytes?: number; maxFiles?: number }): UiService {
+  return new UiService({
+    cluster: shared.cluster,
+    home: shared.home,
+    ...(limits === undefined ? {} : { uploadLimits: limits }),
+  });
+}
+
+async function uploadFile(ui: UiService, role: 'script' | 'dataset', name: string, text: string) {
+  const bytes = Buffer.byteLength(text);
+  const { uploadId } = await ui.call('beginUpload', { role, name, kind: 'file', bytes, files: 1 });
+  await ui.call('uploadChunk', {
+    uploadId,
+    path: name,
+    offset: 0,
+    data: Buffer.from(text).toString('base64'),
+  });
+  return { type: 'upload' as const, uploadId };
+}
+
+function csv(rows: number, bad: number[]): string {
+  let text = 'name,qty\n';
+  for (let n = 0; n < rows; n += 1) text += `${bad.includes(n) ? 'bad' : `item${n}`},${n}\n`;
+  return text;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  for (let tries = 0; tries < 1200; tries += 1) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('UiService', () => {
+  it('refuses inputs that break the contract, naming the field', async () => {
+    const ui = service();
+    try {
+      await expect(ui.handle('getResults', { batchId: 'x', offset: -1, limit: 10 })).rejects.toMatchObject({
+        code: 'DG_ERR_USAGE',
+        message: expect.stringContaining('offset'),
+      });
+      await expect(ui.handle('startBatch', { script: { type: 'nope' } })).rejects.toMatchObject({
+        code: 'DG_ERR_USAGE',
+      });
+      await expect(ui.handle('getJob', { batchId: 'missing', index: 0 })).rejects.toMatchObject({
+        code: 'DG_ERR_NOT_FOUND',
+        message: 'that batch is no longer known to this node',
+      });
+      await expect(ui.handle('setSettings', { joinCode: 'K7QF-9XM2' })).rejects.toMatchObject({
+        code: 'DG_ERR_JOIN_CODE',
+        message: expect.stringContaining('too short'),
+      });
+    } finally {
+      ui.close();
+    }
+  });
+
+  it('keeps uploads inside their folder and within their limits', async () => {
+    const ui = service({ maxBytes: 1000, maxFiles: 2 });
+    try {
+      await expect(
+        ui.call('beginUpload', { role: 'dataset', name: '../escape', kind: 'file', bytes: 1, files: 1 }),
+      ).rejects.toMatchObject({ code: 'DG_ERR_USAGE' });
+      await expect(
+        ui.call('beginUpload', { role: 'dataset', name: 'big.csv', kind: 'file', bytes: 1001, files: 1 }),
+      ).rejects.toMatchObject({ code: 'DG_ERR_TOO_LARGE', message: expect.stringContaining('big.csv') });
+      await expect(
+        ui.call('beginUpload', { role: 'dataset', name: 'many', kind: 'folder', bytes: 3, files: 3 }),
+      ).rejects.toMatchObject({ code: 'DG_ERR_TOO_LARGE' });
+
+      const { uploadId } = await ui.call('beginUpload', {
+        role: 'dataset',
+        name: 'texts',
+        kind: 'folder',
+        bytes: 10,
+        files: 2,
+      });
+      const piece = (path: string, text: string, offset = 0) =>
+        ui.call('uploadChunk', { uploadId, path, offset, data: Buffer.from(text).toString('base64') });
+      for (const path of ['../../outside.txt', '/etc/passwd', 'a/../../b', 'a\\b']) {
+        await expect(piece(path, 'x')).rejects.toMatchObject({ code: 'DG_ERR_USAGE' });
+      }
+      await piece('a/one.txt', 'hello');
+      await expect(piece('a/one.txt', 'again', 0)).rejects.toMatchObject({
+        message: expect.stringContaining('out of order'),
+      });
+      await expect(piece('two.txt', 'more than announced')).rejects.toMatchObject({
+        code: 'DG_ERR_TOO_LARGE',
+      });
+      // Not complete: a batch cannot use it yet.
+      const script = await uploadFile(ui, 'script', 'words.mjs', 'export default (p) => p;\n');
+      await expect(
+        ui.call('previewBatch', { script, dataset: { type: 'upload', uploadId }, options: {} }),
+      ).rejects.toMatchObject({ message: expect.stringContaining('has not finished uploading') });
+      await piece('two.txt', 'world');
+      const preview = await ui.call('previewBatch', {
+        script,
+        dataset: { type: 'upload', uploadId },
+        options: {},
+      });
+      expect(preview.summary).toBe('2 jobs, one per file');
+      expect(preview.firstInputs).toEqual(['a/one.txt', 'two.txt']);
+      // A script dropped as the dataset is refused in words.
+      await expect(ui.call('previewBatch', { script, dataset: script, options: {} })).rejects.toMatchObject({
+        message: 'words.mjs was dropped as the script',
+      });
+    } finally {
+      ui.close();
+    }
+  });
+
+  it('previews, runs, pages, searches, shows, retries and exports a batch', { timeout: 60_000 }, async () => {
+    const ui = service();
+    const events: UiEvent[] = [];
+    ui.on('event', (event) => events.push(event));
+    try {
+      const script = await uploadFile(ui, 'script', 'double.mjs', SCRIPT);
+      const dataset = await uploadFile(ui, 'dataset', 'items.csv', csv(1204, [7, 300]));
+      const preview = await ui.call('previewBatch', { script, dataset, options: {} });
+      expect(preview).toMatchObject({
+        jobs: 1204,
+        summary: '1 204 jobs, one per CSV row',
+        split: 'csv',
+        computation: { kind: 'module', name: 'double.mjs' },
+      });
+      expect(preview.firstInputs[0]).toBe('{"name":"item0","qty":"0"}');
+
+      const { batch } = await ui.call('startBatch', { script, dataset, options: { retries: 0 } });
+      const ended = await until('the batch to end', async () => {
+        const { batches } = await ui.call('getBatches', {});
+        const found = batches.find((candidate) => candidate.id === batch.id);
+        return found?.state === 'ended' ? found : undefined;
+      });
+      expect(ended).toMatchObject({ total: 1204, done: 1202, failed: 2 });
+      expect(ended.perNode[shared.cluster.nodeId]).toMatchObject({ done: 1202, failed: 2 });
+      // Every result was pushed as an event, once.
+      const pushed = events.flatMap((event) =>
+        event.type === 'results' && event.batchId === batch.id ? event.rows : [],
+      );
+      expect(new Set(pushed.map((row) => row.index)).size).toBe(1204);
+
+      const page = await ui.call('getResults', { batchId: batch.id, offset: 1200, limit: 10 });
+      expect(page).toMatchObject({ matching: 1204, total: 1204 });
+      expect(page.rows).toHaveLength(4);
+      const failed = await ui.call('getResults', {
+        batchId: batch.id,
+        offset: 0,
+        limit: 10,
+        status: 'failed',
+      });
+      expect(failed.rows.map((row) => row.index).sort((a, b) => a - b)).toEqual([7, 300]);
+      expect(failed.rows[0]?.error).toMatch(/^bad row /);
+      const search = await ui.call('getResults', {
+        batchId: batch.id,
+        offset: 0,
+        limit: 10,
+        search: 'ITEM1203',
+      });
+      expect(search.rows.map((row) => row.index)).toEqual([1203]);
+
+      const job = await ui.call('getJob', { batchId: batch.id, index: 300 });
+      expect(job.status).toBe('failed');
+      expect(job.error?.stack).toContain('bad row 300');
+      expect(JSON.parse(job.input)).toEqual({ name: 'bad', qty: '300' });
+
+      const exported = await ui.call('exportResults', { batchId: batch.id, format: 'csv' });
+      const lines = exported.content.trim().split('\n');
+      expect(lines[0]).toBe(
+        'index,status,input,value,error_code,error_message,node,attempts,started_at,ended_at,stdout,stderr',
+      );
+      expect(lines).toHaveLength(1205);
+      expect(lines[1]).toMatch(/^0,done,"\{""name"":""item0"",""qty"":""0""\}",0,/);
+      expect(readFileSync(exported.path ?? '', 'utf8')).toBe(exported.content);
+      const jsonl = await ui.call('exportResults', { batchId: batch.id, format: 'jsonl' });
+      const parsed = jsonl.content
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { index: number });
+      expect(parsed.map((line) => line.index)).toEqual(Array.from({ length: 1204 }, (_, n) => n));
+
+      const retry = await ui.call('retryFailed', { batchId: batch.id });
+      expect(retry.batch.retryOf).toBe(batch.id);
+      const retried = await until('the retry to end', async () => {
+        const { batches } = await ui.call('getBatches', {});
+        const found = batches.find((candidate) => candidate.id === retry.batch.id);
+        return found?.state === 'ended' ? found : undefined;
+      });
+      // The same two rows fail again: the script has not changed.
+      expect(retried).toMatchObject({ total: 2, failed: 2, done: 0 });
+    } finally {
+      ui.close();
+    }
+  });
+
+  it('cancels a running batch, and says why a script cannot run', { timeout: 60_000 }, async () => {
+    const ui = service();
+    try {
+      const slow = await uploadFile(
+        ui,
+        'script',
+        'slow.mjs',
+        'export default async (n) => { await new Promise((r) => setTimeout(r, 200)); return n; };\n',
+      );
+      const dataset = await uploadFile(
+        ui,
+        'dataset',
+        'numbers.txt',
+        Array.from({ length: 200 }, (_, n) => n).join('\n'),
+      );
+      const { batch } = await ui.call('startBatch', { script: slow, dataset, options: {} });
+      // Once jobs run (a batch cancelled before it read its dataset has nothing to cancel).
+      await until('a first result', async () => {
+        const { total } = await ui.call('getResults', { batchId: batch.id, offset: 0, limit: 1 });
+        return total > 0 ? total : undefined;
+      });
+      await ui.call('cancelBatch', { batchId: batch.id });
+      const ended = await until('the cancel', async () => {
+        const { batches } = await ui.call('getBatches', {});
+        const found = batches.find((candidate) => candidate.id === batch.id);
+        return found?.state === 'ended' ? found : undefined;
+      });
+      expect(ended.cancelled).toBeGreaterThan(0);
+      expect(ended.done).toBeLessThan(200);
+
+      const broken = await uploadFile(ui, 'script', 'broken.mjs', 'export default (;\n');
+      await expect(ui.call('startBatch', { script: broken, dataset, options: {} })).rejects.toMatchObject({
+        message: expect.stringContaining('broken.mjs'),
+      });
+      // Requirements no node meets are said in words.
+      const quick = await uploadFile(ui, 'script', 'quick.mjs', 'export default (n) => n;\n');
+      const unmet = await ui
+        .call('startBatch', {
+          script: quick,
+          dataset,
+          options: { requires: { os: ['win32'], runtimes: ['python3'] } },
+        })
+        .then(
+          (answer) =>
+            until('the batch to fail', async () => {
+              const { batches } = await ui.call('getBatches', {});
+              const found = batches.find((candidate) => candidate.id === answer.batch.id);
+              return found?.state === 'failed' ? found.error : undefined;
+            }),
+          (error: unknown) => (error as Error).message,
+        );
+      expect(unmet).toMatch(/no node meets/);
+      const notAScript = await uploadFile(ui, 'script', 'notes.xyz', 'just text\n');
+      await expect(
+        ui.call('previewBatch', { script: notAScript, dataset, options: {} }),
+      ).rejects.toMatchObject({
+        code: 'DG_ERR_NOT_EXECUTABLE',
+      });
+    } finally {
+      ui.close();
+    }
+  });
+
+  it('shows and changes the settings: sharing at once, peers and a join code for the next start', async () => {
+    const ui = service();
+    try {
+      const before = await ui.call('getSettings', {});
+      expect(before).toMatchObject({
+        cores: 2,
+        accepting: true,
+        peers: [],
+        dataFolder: shared.home,
+        joinCode: null,
+      });
+      const { joinCode } = await ui.call('createJoinCode', {});
+      const after = await ui.call('setSettings', {
+        cores: 1,
+        accepting: false,
+        peers: ['10.0.0.5:7717'],
+        joinCode,
+      });
+      expect(after).toMatchObject({ cores: 1, accepting: false, peers: ['10.0.0.5:7717'] });
+      expect(shared.cluster.sharing()).toEqual({ cores: 1, accepting: false });
+      // No code ran before: the saved one is what this node would now start with.
+      expect(after.joinCode).toBe(joinCode);
+      await expect(ui.call('setSettings', { peers: ['not a peer'] })).rejects.toMatchObject({
+        message: '"not a peer" is not a node address: use HOST or HOST:PORT',
+      });
+      await ui.call('setSettings', { cores: 2, accepting: true });
+      expect(shared.cluster.sharing()).toEqual({ cores: 2, accepting: true });
+      await expect(ui.call('runDoctor', {})).rejects.toMatchObject({
+        message: expect.stringContaining('doctor'),
+      });
+    } finally {
+      ui.close();
+    }
+  });
+});

@@ -1,0 +1,172 @@
+// The views as the user meets them, mounted in happy-dom over a stand-in engine: names and roles
+// (what a screen reader and the end-to-end test find), order, and the virtualized results table.
+
+import { flushSync, mount, unmount, type Component } from 'svelte';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NodeInfo } from '../../shared/ui-api.js';
+import { AppState } from '../../renderer/src/lib/app-state.svelte.js';
+import BatchView from '../../renderer/src/views/BatchView.svelte';
+import NodesView from '../../renderer/src/views/NodesView.svelte';
+import ResultsView from '../../renderer/src/views/ResultsView.svelte';
+import SubmitView from '../../renderer/src/views/SubmitView.svelte';
+import { FakeEngine, batchInfo } from './fake-engine.js';
+
+let mounted: ReturnType<typeof mount> | null = null;
+
+afterEach(() => {
+  if (mounted) void unmount(mounted);
+  mounted = null;
+  document.body.innerHTML = '';
+});
+
+function show(component: Component<{ app: AppState }>, app: AppState): HTMLElement {
+  const target = document.createElement('div');
+  document.body.append(target);
+  mounted = mount(component, { target, props: { app } });
+  flushSync();
+  return target;
+}
+
+async function settle(): Promise<void> {
+  for (let turn = 0; turn < 5; turn += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    flushSync();
+  }
+}
+
+function node(overrides: Partial<NodeInfo>): NodeInfo {
+  return {
+    id: 'x'.repeat(64),
+    name: 'node',
+    os: 'linux',
+    cores: 4,
+    busy: 1,
+    state: 'trusted',
+    inUse: true,
+    addresses: ['10.0.0.2'],
+    running: 1,
+    done: 10,
+    failed: 2,
+    ratePerSecond: 3.5,
+    lastSeen: Date.now(),
+    ...overrides,
+  };
+}
+
+describe('NodesView', () => {
+  it('shows a card per node in the given order, with its state and counts, live', () => {
+    const app = new AppState(new FakeEngine(0));
+    app.nodes = [
+      node({ id: 'a'.repeat(64), name: 'front-desk', state: 'this computer', lastSeen: null }),
+      node({ id: 'b'.repeat(64), name: 'lab-pc' }),
+      node({ id: 'c'.repeat(64), name: 'old-pc', state: 'other cluster', inUse: false }),
+    ];
+    const view = show(NodesView, app);
+    const cards = [...view.querySelectorAll('article')];
+    expect(cards.map((card) => card.getAttribute('aria-label'))).toEqual(['front-desk', 'lab-pc', 'old-pc']);
+    expect(cards[0]?.textContent).toContain('This computer');
+    expect(cards[1]?.textContent).toContain('In use');
+    expect(cards[2]?.textContent).toContain('Other cluster');
+    expect(cards[1]?.querySelectorAll('.core.busy')).toHaveLength(1);
+    expect(view.textContent).toContain('2 computers sharing 8 cores');
+    app.nodes = [node({ id: 'b'.repeat(64), name: 'lab-pc', done: 11 })];
+    flushSync();
+    expect(view.querySelectorAll('article')).toHaveLength(1);
+    expect(view.querySelector('article dd.ok')?.textContent).toBe('11');
+  });
+});
+
+describe('SubmitView', () => {
+  it('offers a Script and a Dataset input and a Run button that waits for a script', () => {
+    const view = show(SubmitView, new AppState(new FakeEngine(0)));
+    const inputs = [...view.querySelectorAll('input[type="file"]')].map((input) =>
+      input.getAttribute('aria-label'),
+    );
+    expect(inputs).toEqual(['Script', 'Script folder', 'Dataset', 'Dataset folder']);
+    const run = [...view.querySelectorAll('button')].find((button) => button.textContent?.trim() === 'Run');
+    expect(run?.disabled).toBe(true);
+    expect(view.querySelector('[aria-label="Script drop zone"]')).not.toBeNull();
+  });
+});
+
+describe('BatchView', () => {
+  it('cancels a running batch, and offers no Cancel once it ended', async () => {
+    const engine = new FakeEngine(0);
+    let cancelled = '';
+    const answer = engine.call.bind(engine);
+    engine.call = (name, input) => {
+      if (name === 'cancelBatch') {
+        cancelled = (input as { batchId: string }).batchId;
+        return Promise.resolve({ batch: batchInfo({ state: 'cancelling' }) });
+      }
+      return answer(name, input);
+    };
+    const app = new AppState(engine);
+    app.apply({
+      type: 'batch',
+      batch: batchInfo({
+        done: 25_000,
+        total: 100_000,
+        perNode: { n1: { done: 25_000, failed: 0, running: 2 } },
+      }),
+    });
+    const view = show(BatchView, app);
+    expect(view.querySelector('[role="progressbar"]')?.getAttribute('aria-valuetext')).toBe('25%');
+    expect(view.querySelector('[data-testid="finished-count"]')?.textContent).toBe('25 000');
+    const cancel = [...view.querySelectorAll('button')].find(
+      (button) => button.textContent?.trim() === 'Cancel',
+    );
+    expect(cancel?.disabled).toBe(false);
+    cancel?.click();
+    await settle();
+    expect(cancelled).toBe('b1');
+    app.apply({ type: 'batch', batch: batchInfo({ state: 'ended', endedAt: Date.now(), cancelled: 5 }) });
+    flushSync();
+    expect(cancel?.disabled).toBe(true);
+    expect(view.querySelector('[data-testid="cancelled-count"]')?.textContent).toBe('5');
+  });
+});
+
+describe('ResultsView', () => {
+  it('puts 100 000 results in a real table that renders only the rows in view', async () => {
+    const engine = new FakeEngine(100_000);
+    const app = new AppState(engine);
+    app.apply({
+      type: 'batch',
+      batch: batchInfo({ state: 'ended', endedAt: Date.now(), done: 90_000, failed: 10_000 }),
+    });
+    const view = show(ResultsView, app);
+    await settle();
+    const table = view.querySelector('table');
+    expect(table?.getAttribute('aria-rowcount')).toBe('100001');
+    const rows = view.querySelectorAll('tbody tr:not(.spacer)');
+    expect(rows.length).toBeGreaterThan(5);
+    expect(rows.length).toBeLessThan(100);
+    expect([...view.querySelectorAll('th')].map((th) => th.textContent)).toEqual([
+      '#',
+      'Status',
+      'Input',
+      'Value or error',
+      'Node',
+      'Time',
+    ]);
+    expect(view.textContent).toContain('100 000 results');
+    // Scrolled to the middle: the rows there are fetched and shown, still only a screenful.
+    const scroller = view.querySelector<HTMLElement>('.scroller');
+    if (!scroller) throw new Error('no scroller');
+    scroller.scrollTop = 50_000 * 34;
+    scroller.dispatchEvent(new Event('scroll'));
+    await settle();
+    const shown = [...view.querySelectorAll('tbody tr:not(.spacer) td:first-child')].map((cell) =>
+      Number(cell.textContent),
+    );
+    expect(shown).toContain(50_000);
+    expect(shown.length).toBeLessThan(100);
+    // The first page, then the two pages around row 50 000: nothing in between.
+    expect(
+      engine.calls
+        .filter((call) => call.name === 'getResults')
+        .map((call) => (call.input as { offset: number }).offset),
+    ).toEqual([0, 49_800, 50_000]);
+  });
+});
