@@ -54,7 +54,7 @@ export const nodeInfoSchema = v.object({
 });
 export type NodeInfo = v.InferOutput<typeof nodeInfoSchema>;
 
-const batchOptionsSchema = v.object({
+export const batchOptionsSchema = v.object({
   split: v.optional(v.picklist(SPLIT_MODES)),
   /** Seconds; absent: no limit. */
   timeout: v.optional(v.pipe(v.number(), v.minValue(0.001))),

@@ -13,8 +13,12 @@ if (prepared !== null) {
     .then(() =>
       startDesktop(prepared.home, {
         contract: UI_CALLS,
-        createUi: ({ cluster, home, joinCode, openPath }) =>
-          new UiService({ cluster, home, joinCode, openPath }),
+        createUi: ({ cluster, home, joinCode, openPath }) => {
+          const ui = new UiService({ cluster, home, joinCode, openPath });
+          // The batches this app had running when it last stopped go on where they were.
+          ui.resumeUnfinished();
+          return ui;
+        },
       }),
     )
     .catch((error: unknown) => {

@@ -253,6 +253,9 @@ async function startUi(
         advice: finding.advice ?? null,
       })),
   });
+  const resumed = service.resumeUnfinished();
+  if (resumed > 0)
+    process.stdout.write(`resuming ${resumed} batch(es) started here before the node stopped\n`);
   let server: UiServer;
   try {
     server = await UiServer.start({

@@ -5,7 +5,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, open, readdir, writeFile } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, platform } from 'node:os';
 import { basename, join, relative, resolve } from 'node:path';
 import * as v from 'valibot';
@@ -18,6 +19,7 @@ import {
   groupDigits,
   previewText,
   type BatchInfo,
+  batchOptionsSchema,
   type BatchOptions,
   type BatchPreview,
   type DoctorFinding,
@@ -54,6 +56,18 @@ const PREPARE_WAIT_MS = 120_000;
 const PREPARE_POLL_MS = 20;
 /** Batches kept in memory with their results. */
 const KEPT_BATCHES = 20;
+/** In a results folder while the UI's batch runs; what is needed to resume it after a crash. */
+const UNFINISHED_MARKER = 'deskgrid-ui-unfinished.json';
+
+const markerSchema = v.object({
+  title: v.string(),
+  submitted: v.object({
+    computation: v.string(),
+    dataset: v.nullable(v.string()),
+    mode: v.nullable(v.string()),
+    options: batchOptionsSchema,
+  }),
+});
 
 export interface UploadLimits {
   /** Total bytes of one upload (a file or a folder). Default 2 GiB. */
@@ -506,6 +520,12 @@ export class UiService extends EventEmitter<UiServiceEvents> {
   private submit(submitted: Submitted, title: string, retryOf: string | null, inputs?: unknown[]): Tracked {
     const { options } = submitted;
     const id = randomUUID();
+    const out =
+      options.out !== undefined && retryOf === null
+        ? options.out
+        : newRunFolder(this.options.home, submitted.computation, id.slice(0, 8));
+    // Batches from a program's inputs cannot be resumed from their folder: no marker for those.
+    const marker = inputs === undefined ? writeUnfinishedMarker(out, title, submitted) : null;
     const batch = this.options.cluster.submit({
       computation: submitted.computation,
       ...(inputs !== undefined
@@ -518,11 +538,43 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       reentrant: options.reentrant ?? true,
       stdin: options.stdin ?? false,
       ...(options.requires === undefined ? {} : { requires: options.requires }),
-      out:
-        options.out !== undefined && retryOf === null
-          ? options.out
-          : newRunFolder(this.options.home, submitted.computation, id.slice(0, 8)),
+      out,
     });
+    return this.track(batch, { id, title, submitted, retryOf, marker });
+  }
+
+  /**
+   * Continues the batches this UI started that had not ended when the node or app last stopped
+   * (killed, crashed, machine off): nothing that finished runs again, and the results the nodes
+   * kept meanwhile are collected. Returns how many were resumed.
+   */
+  resumeUnfinished(): number {
+    let resumed = 0;
+    for (const found of unfinishedMarkers(dataPaths(this.options.home).runs)) {
+      const batch = this.options.cluster.resume(found.dir);
+      this.track(batch, {
+        id: randomUUID(),
+        title: found.title,
+        submitted: found.submitted,
+        retryOf: null,
+        marker: found.path,
+      });
+      resumed += 1;
+    }
+    return resumed;
+  }
+
+  private track(
+    batch: Batch,
+    started: {
+      id: string;
+      title: string;
+      submitted: Submitted;
+      retryOf: string | null;
+      marker: string | null;
+    },
+  ): Tracked {
+    const { id, title, submitted, retryOf, marker } = started;
     const tracked: Tracked = {
       id,
       title,
@@ -568,6 +620,8 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       () => this.ended(tracked, null),
       (error: unknown) => this.ended(tracked, error instanceof Error ? error.message : String(error)),
     );
+    // Ended one way or another (a batch that cannot resume included): not to be resumed again.
+    if (marker !== null) void batch.done.catch(() => undefined).finally(() => rm(marker, { force: true }));
     this.batches.push(tracked);
     while (this.batches.length > KEPT_BATCHES) {
       const oldest = this.batches.findIndex((candidate) => candidate.endedAt !== null);
@@ -924,4 +978,33 @@ function megabytes(bytes: number): string {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function writeUnfinishedMarker(out: string, title: string, submitted: Submitted): string {
+  mkdirSync(out, { recursive: true });
+  const path = join(out, UNFINISHED_MARKER);
+  writeFileSync(path, JSON.stringify({ title, submitted }));
+  return path;
+}
+
+/** The UI's batches under `runs` that never ended; an unreadable marker is skipped, not fatal. */
+function unfinishedMarkers(
+  runs: string,
+): Array<v.InferOutput<typeof markerSchema> & { dir: string; path: string }> {
+  let names: string[];
+  try {
+    names = readdirSync(runs);
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const dir = join(runs, name);
+    const path = join(dir, UNFINISHED_MARKER);
+    try {
+      const parsed = v.safeParse(markerSchema, JSON.parse(readFileSync(path, 'utf8')));
+      return parsed.success ? [{ ...parsed.output, dir, path }] : [];
+    } catch {
+      return [];
+    }
+  });
 }
