@@ -224,8 +224,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
     const broken: { error: DeskGridError | null } = { error: null };
-    // Known before the first job is handed out: jobs are matched against them.
-    const runtimes = await detectRuntimes();
+    // Looked up while the workers start (not before: that would delay every cold start); known
+    // before start() returns, so before the first job is matched against them.
+    const runtimes = detectRuntimes();
     let cluster: Cluster | null = null;
     const pool = new WorkerPool({
       size: cores,
@@ -241,7 +242,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     });
     cluster = new Cluster(loaded.identity, home, pool, broken);
     cluster.network = network;
-    cluster.runtimes = runtimes;
+    cluster.runtimes = await runtimes;
     cluster.warnings.push(...warnings);
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
