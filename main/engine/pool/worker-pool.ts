@@ -547,7 +547,10 @@ export class WorkerPool {
         return;
       }
       case 'spawned':
-        if (worker.inflight[0]?.id === message.id) worker.programPid = message.pid;
+        if (worker.inflight[0]?.id !== message.id) return;
+        worker.programPid = message.pid;
+        // Sent just before the worker was stopped: the program it started must stop too.
+        if (worker.suspended) signalGroup(message.pid, 'SIGSTOP');
         return;
       case 'progress': {
         const task = this.taskOf(message.id);
