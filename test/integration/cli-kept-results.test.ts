@@ -10,17 +10,11 @@ import { details } from '../support/cli-home.js';
 import { runCli, splitLines, startCli } from '../support/run-cli.js';
 import { useServedNode } from '../support/served-node.js';
 import { useTempFolder } from '../support/temp-folder.js';
+import { until } from '../support/until.js';
 
 const JOBS = 14;
 const tmp = useTempFolder();
 const served = useServedNode('kept');
-
-async function until(condition: () => boolean, what: string, limitMs = 20_000): Promise<void> {
-  for (let waited = 0; !condition(); waited += 25) {
-    if (waited > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 function lines(path: string): string[] {
   return existsSync(path) ? splitLines(readFileSync(path, 'utf8')) : [];

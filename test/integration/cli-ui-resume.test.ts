@@ -8,19 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { startCli, splitLines, type RunningCli } from '../support/run-cli.js';
 import { useTempFolder } from '../support/temp-folder.js';
+import { until } from '../support/until.js';
 
 const CODE = generateJoinCode();
 const JOBS = 30;
 const tmp = useTempFolder();
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  for (let tries = 0; tries < 400; tries += 1) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 type Api = <T>(name: string, input: unknown) => Promise<T>;
 
@@ -30,7 +22,7 @@ async function startUiNode(home: string): Promise<{ node: RunningCli; api: Api }
     home,
     timeLimitMs: 60_000,
   });
-  const url = await until('the UI address', () => /UI: open (\S+)/.exec(node.stdoutSoFar())?.[1]);
+  const url = await until(() => /UI: open (\S+)/.exec(node.stdoutSoFar())?.[1], 'the UI address');
   const { origin, searchParams } = new URL(url);
   const token = searchParams.get('token') ?? '';
   const api = async <T>(name: string, input: unknown): Promise<T> => {
@@ -83,14 +75,14 @@ describe('a UI node killed mid-batch', () => {
         dataset,
         options: {},
       });
-      await until('some results', async () => {
+      await until(async () => {
         const { total } = await first.api<{ total: number }>('getResults', {
           batchId: batch.id,
           offset: 0,
           limit: 1,
         });
         return total >= 3 ? total : undefined;
-      });
+      }, 'some results');
       process.kill(-first.node.pid, 'SIGKILL');
       await first.node.result.catch(() => undefined);
 
@@ -105,22 +97,20 @@ describe('a UI node killed mid-batch', () => {
       const second = await startUiNode(home);
       try {
         expect(second.node.stdoutSoFar()).toContain('resuming 1 batch(es)');
-        const resumed = await until('the resumed batch to end', async () => {
+        const resumed = await until(async () => {
           const { batches } = await second.api<{
             batches: Array<{ state: string; done: number; out: string | null }>;
           }>('getBatches', {});
           const found = batches.find((candidate) => candidate.out === out);
           return found?.state === 'ended' ? found : undefined;
-        });
+        }, 'the resumed batch to end');
         expect(resumed.done).toBe(JOBS);
         const lines = splitLines(readFileSync(join(out, 'results.jsonl'), 'utf8')).map(
           (line) => JSON.parse(line) as { index: number; value: number; status: string },
         );
         expect(lines.map((line) => line.index).sort((a, b) => a - b)).toEqual([...Array(JOBS).keys()]);
         expect(lines.every((line) => line.status === 'done' && line.value === line.index * 3)).toBe(true);
-        await until('the marker to go', () =>
-          existsSync(join(out, 'deskgrid-ui-unfinished.json')) ? undefined : true,
-        );
+        await until(() => !existsSync(join(out, 'deskgrid-ui-unfinished.json')), 'the marker to go');
       } finally {
         process.kill(-second.node.pid, 'SIGKILL');
         await second.node.result.catch(() => undefined);

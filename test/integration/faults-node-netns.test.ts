@@ -5,10 +5,10 @@
 // straggler is overtaken, lost jobs are reported and rerun. Skipped (with the reason printed)
 // where namespaces cannot be created.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   childrenOf,
-  FaultLab,
+  useFaultLab,
   ended,
   expectCompleteAndDone,
   jobEvents,
@@ -17,22 +17,8 @@ import {
   resultsIn,
   waitFor,
 } from '../support/fault-lab.js';
-import { netnsUnavailableReason } from '../support/netns.js';
 
-const reason = netnsUnavailableReason();
-if (reason !== null) console.warn(`[netns] fault tests of a failing node skipped: ${reason}`);
-
-const lab = new FaultLab();
-
-beforeEach(async () => {
-  if (reason !== null) return;
-  await lab.open('faults-node');
-}, 30_000);
-
-afterEach(async () => {
-  if (reason !== null) return;
-  await lab.close();
-});
+const { lab, reason } = useFaultLab('faults-node', 'a failing node');
 
 describe.skipIf(reason !== null)('a failing node', () => {
   it(

@@ -6,12 +6,12 @@
 // "job started" / "job finished" log lines show that no job that had finished ran again.
 // Skipped (with the reason printed) where namespaces cannot be created.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitLines } from '../support/run-cli.js';
 import {
-  FaultLab,
+  useFaultLab,
   ended,
   expectCompleteAndDone,
   jobEvents,
@@ -21,22 +21,8 @@ import {
   unfinished,
   waitFor,
 } from '../support/fault-lab.js';
-import { netnsUnavailableReason } from '../support/netns.js';
 
-const reason = netnsUnavailableReason();
-if (reason !== null) console.warn(`[netns] fault tests of a failing or shared submitter skipped: ${reason}`);
-
-const lab = new FaultLab();
-
-beforeEach(async () => {
-  if (reason !== null) return;
-  await lab.open('faults-submitter');
-}, 30_000);
-
-afterEach(async () => {
-  if (reason !== null) return;
-  await lab.close();
-});
+const { lab, reason } = useFaultLab('faults-submitter', 'a failing or shared submitter');
 
 /** Slow jobs: the nodes still run the batch's jobs well after its submitter was killed. */
 const SLOW_JOBS = 6;

@@ -7,6 +7,11 @@ import { describe, expect, it } from 'vitest';
 import type { UiEvent } from '../../shared/ui-api.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useCluster } from '../support/engine-cluster.js';
+import { until as poll } from '../support/until.js';
+
+/** The shared poller, with the minute this file's slower waits need. */
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> =>
+  poll(probe, what, 60_000);
 
 const shared = useCluster('ui-service');
 
@@ -40,15 +45,6 @@ function csv(rows: number, bad: number[]): string {
   let text = 'name,qty\n';
   for (let n = 0; n < rows; n += 1) text += `${bad.includes(n) ? 'bad' : `item${n}`},${n}\n`;
   return text;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  for (let tries = 0; tries < 1200; tries += 1) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('UiService', () => {

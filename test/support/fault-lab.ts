@@ -6,17 +6,34 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import type { JobResult } from '../../shared/job.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT, type LanNode, type LanProcess, type LogLevel } from './lan-nodes.js';
-import type { LanHost } from './netns.js';
+import { netnsUnavailableReason, type LanHost } from './netns.js';
 import { readJsonLines, splitLines } from './run-cli.js';
 
 /** Jobs sleep this long: long enough to be caught mid-batch, short enough for a few hundred. */
 export const JOB_MS = 60;
 /** Hosts 1 and 2 submit; hosts 3 and 4 are the nodes (one core each). */
 const NODE_HOSTS = [3, 4];
+
+/**
+ * A fault test file's lab: a fresh LAN before each test, destroyed after it. `reason` is why the
+ * file is skipped (no network namespaces here), or null.
+ */
+export function useFaultLab(name: string, what: string): { lab: FaultLab; reason: string | null } {
+  const reason = netnsUnavailableReason();
+  if (reason !== null) console.warn(`[netns] fault tests of ${what} skipped: ${reason}`);
+  const lab = new FaultLab();
+  beforeEach(async () => {
+    if (reason === null) await lab.open(name);
+  }, 30_000);
+  afterEach(async () => {
+    if (reason === null) await lab.close();
+  });
+  return { lab, reason };
+}
 
 /** One test file's LAN, made before each test and destroyed after it. */
 export class FaultLab {
