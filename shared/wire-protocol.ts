@@ -8,6 +8,7 @@
 // before both proofs check out.
 
 import * as v from 'valibot';
+import { plainText } from './display-text.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
 export const WIRE_PROTOCOL_VERSION = 1;
@@ -17,6 +18,12 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const int = v.pipe(v.number(), v.integer());
 const nonNegative = v.pipe(v.number(), v.integer(), v.minValue(0));
 const sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+/** A name another node gives (its own, a peer's): shown to people, so stripped of control characters. */
+const peerName = v.pipe(
+  v.string(),
+  v.maxLength(1024),
+  v.transform((name) => plainText(name)),
+);
 
 /** A submitter's name for one of its batches, stable across its restarts. */
 const batchKeySchema = v.pipe(v.string(), v.regex(/^[A-Za-z0-9-]{1,64}$/));
@@ -33,8 +40,8 @@ export const helloSchema = v.object({
   protocol: int,
   role: v.picklist(['submitter', 'node']),
   nodeId: sha256Hex,
-  name: v.string(),
-  version: v.string(),
+  name: peerName,
+  version: v.pipe(v.string(), v.maxLength(64)),
   maxFrameBytes: nonNegative,
   /** HMAC-SHA256 (hex) over the TLS session's exported keying material; see handshake.ts. */
   proof: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
@@ -47,12 +54,12 @@ export const offerSchema = v.object({
   t: v.literal('offer'),
   cores: nonNegative,
   runtimes: v.array(v.string()),
-  platform: v.string(),
-  arch: v.string(),
-  release: v.string(),
+  platform: peerName,
+  arch: peerName,
+  release: peerName,
   memoryMb: nonNegative,
-  version: v.string(),
-  name: v.string(),
+  version: peerName,
+  name: peerName,
   /** Cores running jobs right now. */
   busyCores: v.optional(nonNegative),
   /** The node's clock (ms since the epoch), so that submitters can tell a skewed one. */
@@ -163,7 +170,7 @@ export type KeptResult = v.InferOutput<typeof keptResultSchema>;
 
 const sharedPeerSchema = v.object({
   id: sha256Hex,
-  name: v.string(),
+  name: peerName,
   host: v.pipe(v.string(), v.maxLength(255)),
   port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
 });

@@ -52,6 +52,11 @@ export const runSchema = v.object({
   inputIsFile: v.boolean(),
   /** Folder for the job's output files; also the parent of a program's working folder. */
   jobDir: v.string(),
+  /**
+   * Largest value (v8-serialized bytes) the worker may send back; a larger one fails the job
+   * with DG_ERR_TOO_LARGE in the worker, before it reaches the engine's process. Null: no limit.
+   */
+  maxValueBytes: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))), null),
 });
 export type RunMessage = v.InferOutput<typeof runSchema>;
 

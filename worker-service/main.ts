@@ -3,6 +3,7 @@
 // order they arrive, so that the engine can pipeline several and always knows which one runs.
 
 import { pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../shared/errors.js';
 import type { ComputationFunction } from '../shared/job-context.js';
@@ -115,7 +116,14 @@ async function execute(run: RunMessage): Promise<ResultMessage> {
   }
   const events: JobEvents = {
     progress: (fraction, note) => send({ t: 'progress', id: run.id, fraction, note }),
-    provisional: (value) => sendOrReport({ t: 'provisional', id: run.id, value }),
+    provisional: (value) => {
+      const size = sizeOverLimit(value, run.maxValueBytes);
+      if (size === null) sendOrReport({ t: 'provisional', id: run.id, value });
+      else
+        process.stderr.write(
+          `deskgrid worker: provisional value of ${size} bytes not sent: over the limit\n`,
+        );
+    },
     log: (line) => send({ t: 'log', id: run.id, line }),
   };
   return runModuleJob(fn, run, events);
@@ -132,7 +140,36 @@ function sendOrReport(message: FromWorker): boolean {
   }
 }
 
-function sendResult(result: ResultMessage): void {
+/**
+ * The value's size when it is over `limit` (v8-serialized, as the node sends it on), else null.
+ * Measured here so that a too-large value never reaches the engine's process.
+ */
+function sizeOverLimit(value: unknown, limit: number | null): number | null {
+  if (limit === null) return null;
+  let size: number;
+  try {
+    size = serialize(value).length;
+  } catch {
+    // Not serializable: sending says so (sendResult, sendOrReport).
+    return null;
+  }
+  return size > limit ? size : null;
+}
+
+function sendResult(run: RunMessage, result: ResultMessage): void {
+  const size = result.ok ? sizeOverLimit(result.value, run.maxValueBytes) : null;
+  if (size !== null) {
+    result = {
+      ...result,
+      ok: false,
+      value: null,
+      error: {
+        code: ErrorCode.TooLarge,
+        message: `the result (${size} bytes) is over the limit of ${run.maxValueBytes ?? 0} bytes`,
+        stack: null,
+      },
+    };
+  }
   try {
     send(result);
   } catch (error) {
@@ -153,7 +190,7 @@ async function drain(): Promise<void> {
   if (running) return;
   running = true;
   try {
-    for (let run = queue.shift(); run; run = queue.shift()) sendResult(await execute(run));
+    for (let run = queue.shift(); run; run = queue.shift()) sendResult(run, await execute(run));
   } finally {
     running = false;
   }

@@ -37,6 +37,7 @@ import {
 } from './prepare-batch.js';
 import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
+import { PeerHints } from './remote/peer-hints.js';
 import { SubmitterSession } from './remote/submitter-session.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
@@ -157,6 +158,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly sessions = new Set<SubmitterSession>();
   private readonly nodes = new Set<RemoteNode>();
   private readonly connecting = new Set<string>();
+  private readonly hints = new PeerHints();
   /** Second connections to a node already in use, closed at once: their closing means nothing. */
   private readonly duplicates = new Set<RemoteNode>();
   private presence: LanPresence | null = null;
@@ -598,7 +600,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
       claimed: (node, batchKey, running, lost) =>
         this.batches.find((batch) => batch.key === batchKey)?.claimed(node.id, running, lost),
-      peersShared: (nodes) => this.peersShared(nodes),
+      peersShared: (nodes, from) => this.peersShared(nodes, from),
     });
     this.remember(network, node, address);
     return node;
@@ -743,16 +745,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return shared;
   }
 
-  /** A node told us of others: use them too, each pinned to the id it vouched for. */
-  private peersShared(nodes: SharedPeer[]): void {
-    for (const peer of nodes) {
+  /** A node told us of others: those on its own network are tried, each pinned to the id it vouched for. */
+  private peersShared(nodes: SharedPeer[], from: RemoteNode): void {
+    for (const peer of this.hints.accept(nodes, from.remoteAddress)) {
       if (peer.id === this.nodeId) continue;
-      this.discovered({ id: peer.id, name: peer.name, addresses: [peer.host], port: peer.port });
+      const hint = { id: peer.id, name: peer.name, addresses: [peer.host], port: peer.port };
+      this.discovered(hint, () => this.hints.failed(peer));
     }
   }
 
   /** A node of this cluster appeared on the LAN: use it, unless it is in use already. */
-  private discovered(view: Pick<NodeView, 'id' | 'name' | 'addresses' | 'port'>): void {
+  private discovered(view: Pick<NodeView, 'id' | 'name' | 'addresses' | 'port'>, failed?: () => void): void {
     const network = this.network;
     const host = view.addresses[0];
     if (this.state !== 'open' || network === null || host === undefined) return;
@@ -773,6 +776,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
       (error: unknown) => {
         this.connecting.delete(view.id);
+        failed?.();
         this.warn(
           `cannot use ${view.name} (${host}:${view.port}): ${error instanceof Error ? error.message : String(error)}`,
         );

@@ -395,6 +395,7 @@ export class WorkerPool {
       input: task.input,
       inputIsFile: task.inputIsFile,
       jobDir: task.jobDir,
+      maxValueBytes: task.maxValueBytes ?? null,
     };
   }
 

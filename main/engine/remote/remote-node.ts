@@ -52,8 +52,8 @@ export interface RemoteNodeOptions {
   cacheDir: string;
   nextTask: (node: RemoteNode) => Task | undefined;
   closed: (node: RemoteNode, error: DeskGridError | null) => void;
-  /** The node told us of other nodes of the cluster. */
-  peersShared?: (nodes: SharedPeer[]) => void;
+  /** The node told us of other nodes of the cluster (hints: see peer-hints.ts). */
+  peersShared?: (nodes: SharedPeer[], from: RemoteNode) => void;
   /** Where a kept result of this batch goes; null when the batch is not running here now. */
   keptFor: (batch: string) => KeptTarget | null;
   /** The node answered a claim (see `claim`). */
@@ -158,6 +158,11 @@ export class RemoteNode {
 
   get address(): NodeAddress {
     return this.options.address;
+  }
+
+  /** The IP address the node was actually reached at (its socket's peer). */
+  get remoteAddress(): string | undefined {
+    return this.connection.socket.remoteAddress;
   }
 
   /**
@@ -351,11 +356,22 @@ export class RemoteNode {
   private receive(header: unknown, body: Buffer): void {
     const parsed = v.safeParse(fromNodeSchema, header);
     if (!parsed.success) {
-      log.warn('node sent a malformed message', { node: this.id, issue: v.summarize(parsed.issues) });
-      this.connection.destroy(new DeskGridError(ErrorCode.Protocol, 'the node sent a malformed message'));
+      const issue = v.summarize(parsed.issues);
+      log.warn('node sent a malformed message', { node: this.id, issue });
+      this.connection.reject(new DeskGridError(ErrorCode.Protocol, `malformed message: ${issue}`));
       return;
     }
-    this.handle(parsed.output, body);
+    try {
+      this.handle(parsed.output, body);
+    } catch (error) {
+      // A body that does not decode (a provisional value that is not v8 data): the node is broken
+      // or hostile; it is told why and dropped, and its jobs run elsewhere.
+      const message = error instanceof Error ? error.message : String(error);
+      log.warn('node sent a message that cannot be read', { node: this.id, message });
+      this.connection.reject(
+        new DeskGridError(ErrorCode.Protocol, `unreadable ${parsed.output.t} message: ${message}`),
+      );
+    }
   }
 
   private handle(message: FromNode, body: Buffer): void {
@@ -426,7 +442,7 @@ export class RemoteNode {
         return;
       }
       case 'peers':
-        this.options.peersShared?.(message.nodes);
+        this.options.peersShared?.(message.nodes, this);
         return;
       case 'offer':
         this.latestOffer = message;

@@ -59,11 +59,13 @@ interface Keepable {
   ref: JobRef;
 }
 
-/** A result sent, held until the submitter says it is durable there. */
+/**
+ * A result sent and not yet acknowledged: its copy waits in the journal under `key` (null when
+ * the journal had no room: then the job is reported lost if the submitter vanishes first).
+ */
 interface Unacked {
   ref: JobRef;
-  header: string;
-  parts: Buffer[];
+  key: number | null;
 }
 
 interface PendingLoad {
@@ -324,14 +326,16 @@ export class SubmitterSession {
 
   private acknowledged(ids: number[], keptKeys: number[]): void {
     const refs: JobRef[] = [];
+    const keys = [...keptKeys];
     for (const id of ids) {
       const held = this.unacked.get(id);
       if (!held) continue;
       this.unacked.delete(id);
-      refs.push(held.ref);
+      if (held.key === null) refs.push(held.ref);
+      else keys.push(held.key);
     }
     this.host.kept.forgotten(refs);
-    if (keptKeys.length > 0) this.host.kept.handedOver(this.submitterId, keptKeys);
+    if (keys.length > 0) this.host.kept.handedOver(this.submitterId, keys);
   }
 
   private claim(batch: string): void {
@@ -400,6 +404,8 @@ export class SubmitterSession {
         jobDir,
         timeoutMs: job.timeoutMs,
         maxMemoryBytes: job.maxMemoryBytes,
+        // Checked in the worker, so that a value too large to send back never reaches this process.
+        maxValueBytes: this.host.maxResultBytes,
         cancelRequested: false,
         node: null,
         keep: null,
@@ -598,7 +604,8 @@ export class SubmitterSession {
     const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
     if (!this.detached) {
       this.connection.send(header, parts);
-      this.unacked.set(header.id, { ref: keepable.ref, header: stored, parts });
+      const key = this.host.kept.hold(keepable.ref, stored, Buffer.concat(parts));
+      this.unacked.set(header.id, { ref: keepable.ref, key });
       return;
     }
     const body = Buffer.concat(parts);
@@ -633,8 +640,13 @@ export class SubmitterSession {
       this.running.delete(id);
       this.host.cancelTask(task);
     }
-    for (const held of this.unacked.values())
-      this.host.kept.keep(held.ref, held.header, Buffer.concat(held.parts));
+    // Unacknowledged results are in the journal already; those that did not fit are lost.
+    const unkept = [...this.unacked.values()].filter((held) => held.key === null);
+    if (unkept.length > 0)
+      this.host.kept.lost(
+        unkept.map((held) => held.ref),
+        this.host.kept.noRoom(),
+      );
     this.unacked.clear();
     this.detached = this.queue.length > 0 || this.running.size > 0;
     if (this.detached) {
