@@ -19,7 +19,7 @@ import { Batch, type BatchHost } from './batch.js';
 import { clusterId, proofKey } from './identity/cluster-key.js';
 import { LanPresence } from './discovery/lan-presence.js';
 import { probeSubnet } from './discovery/subnet-probe.js';
-import type { NodeView } from './discovery/membership.js';
+import type { Endpoint, NodeView } from './discovery/membership.js';
 import { loadIdentity, shortNodeId, type NodeIdentity } from './identity/node-identity.js';
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
@@ -710,6 +710,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       onError: (error) => log.warn('discovery error', { message: error.message }),
     });
     this.presence = presence;
+    presence.membership.on('claim', (claim) => this.proveClaim(network, claim, use));
     presence.membership.on('up', (view) => {
       if (use) this.discovered(view);
       // Submitters whose network drops multicast learn of the new node from us.
@@ -754,6 +755,37 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
+  /**
+   * Someone announced a known node at another address or port: connect there pinned to its id.
+   * Only if the node proves the join code there does the LAN view move it (a submitter then uses
+   * it there, when not connected already); otherwise answers from there are ignored for a while.
+   */
+  private proveClaim(network: Network, claim: Endpoint & { id: string; name: string }, use: boolean): void {
+    const membership = this.presence?.membership;
+    if (this.state !== 'open' || membership === undefined || this.connecting.has(`claim ${claim.id}`)) return;
+    if (use && ![...this.nodes].some((node) => node.id === claim.id)) {
+      this.discovered({ id: claim.id, name: claim.name, addresses: [claim.address], port: claim.port });
+      return;
+    }
+    this.connecting.add(`claim ${claim.id}`);
+    this.connectTo(network, { host: claim.address, port: claim.port, id: claim.id }).then(
+      (node) => {
+        this.connecting.delete(`claim ${claim.id}`);
+        node.close();
+        membership.proved(claim.id, claim);
+      },
+      (error: unknown) => {
+        this.connecting.delete(`claim ${claim.id}`);
+        log.warn('a node announced at another address did not prove itself there', {
+          node: claim.id,
+          address: `${claim.address}:${claim.port}`,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        membership.refuted(claim.id, claim);
+      },
+    );
+  }
+
   /** A node of this cluster appeared on the LAN: use it, unless it is in use already. */
   private discovered(view: Pick<NodeView, 'id' | 'name' | 'addresses' | 'port'>, failed?: () => void): void {
     const network = this.network;
@@ -764,6 +796,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.connectTo(network, { host, port: view.port, id: view.id }).then(
       (node) => {
         this.connecting.delete(view.id);
+        this.presence?.membership.proved(view.id, { address: host, port: view.port });
         if (this.state !== 'open') {
           node.destroy();
           return;
@@ -777,6 +810,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       (error: unknown) => {
         this.connecting.delete(view.id);
         failed?.();
+        // Not this node there (another certificate, no proof): a forged answer, not a node to use.
+        const code = error instanceof DeskGridError ? error.code : null;
+        if (code === ErrorCode.Identity || code === ErrorCode.Auth || code === ErrorCode.Protocol)
+          this.presence?.membership.refuted(view.id, { address: host, port: view.port });
         this.warn(
           `cannot use ${view.name} (${host}:${view.port}): ${error instanceof Error ? error.message : String(error)}`,
         );

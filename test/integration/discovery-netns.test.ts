@@ -50,7 +50,7 @@ interface SightingLine {
 type AnnounceLine =
   | SightingLine
   | { event: 'started' | 'stopped'; at: number }
-  | { event: 'goodbye'; id: string; at: number }
+  | { event: 'goodbye'; id: string; address: string; at: number }
   | { event: 'error'; code: string | null; message: string };
 
 /** One announce.mjs process on one host, with everything it printed. */
@@ -472,7 +472,7 @@ describe.skipIf(reason !== null)('mDNS discovery across network namespaces', () 
             address: line.address,
             seenAt: line.seenAt,
           });
-        else if (line.event === 'goodbye') membership.goodbye(line.id);
+        else if (line.event === 'goodbye') membership.goodbye(line.id, line.address);
       }
       const states = Object.fromEntries(membership.list(now).map((node) => [node.id, node.state]));
       expect(states[victim.id]).toBe('offline');

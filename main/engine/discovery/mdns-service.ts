@@ -51,7 +51,8 @@ export interface MdnsOptions {
   /** How often to ask the LAN who is there (default 1000 ms). */
   queryIntervalMs?: number;
   onSighting(s: Sighting): void;
-  onGoodbye(id: string): void;
+  /** A goodbye for `id`, sent from `address` (only the node's own address should be believed). */
+  onGoodbye(id: string, address: string): void;
   onError(error: Error): void;
 }
 
@@ -300,7 +301,7 @@ export class MdnsService {
       }
     }
     for (const [name, instance] of byInstance) {
-      if (instance.gone) this.goodbye(name, instance.txt);
+      if (instance.gone) this.goodbye(name, instance.txt, rinfo.address);
       else if (instance.srv !== undefined && instance.txt !== undefined) {
         this.sighting(name, instance.srv, instance.txt, rinfo.address, seenAt);
       }
@@ -338,14 +339,14 @@ export class MdnsService {
     );
   }
 
-  private goodbye(name: string, txt: DnsRecord | undefined): void {
+  private goodbye(name: string, txt: DnsRecord | undefined, address: string): void {
     const fromTxt = txt === undefined ? undefined : txtFields(txt.data)?.get('id');
     // The id must match the instance name, or a goodbye could be forged for any node under any name.
     const matches = fromTxt !== undefined && ID_PATTERN.test(fromTxt) && name === fullInstanceName(fromTxt);
     const id = matches ? fromTxt : this.instances.get(name);
     this.instances.delete(name);
     if (id === undefined || id === this.options.self.id) return;
-    this.call(() => this.options.onGoodbye(id));
+    this.call(() => this.options.onGoodbye(id, address));
   }
 
   private remember(name: string, id: string): void {
