@@ -8,6 +8,7 @@
 // header or a provisional value that is not v8 data gets that node dropped with a reason.
 
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createTcpServer } from 'node:net';
 import { createServer, connect as tlsConnect, type Server, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -403,4 +404,55 @@ describe("a submitter's side of a connection fed fuzzed frames by a malicious no
       },
     );
   }
+});
+
+describe('peer hints from a node', () => {
+  it(
+    'are tried only as IPv4 addresses on that node’s network, never as names it chose',
+    { timeout: 60_000 },
+    async () => {
+      // Two listeners that only count who knocks: one named by host name, one by address.
+      const knocks = { byName: 0, byAddress: 0 };
+      const byName = createTcpServer((socket) => {
+        knocks.byName += 1;
+        socket.destroy();
+      });
+      const byAddress = createTcpServer((socket) => {
+        knocks.byAddress += 1;
+        socket.destroy();
+      });
+      const listen = (server: ReturnType<typeof createTcpServer>): Promise<number> =>
+        new Promise((resolve) =>
+          server.listen(0, '127.0.0.1', () => {
+            const address = server.address();
+            resolve(typeof address === 'object' && address !== null ? address.port : 0);
+          }),
+        );
+      const [namePort, addressPort] = await Promise.all([listen(byName), listen(byAddress)]);
+      const fake = await fakeNode((connection) => {
+        connection.send({
+          t: 'peers',
+          nodes: [
+            { id: '1'.repeat(64), name: 'by name', host: 'localhost', port: namePort },
+            { id: '2'.repeat(64), name: 'by address', host: '127.0.0.1', port: addressPort },
+          ],
+        });
+      });
+      const submitter = await Cluster.start({
+        home: join(work, 'hinted'),
+        local: false,
+        secret: CODE,
+        peers: [`127.0.0.1:${fake.port}`],
+      });
+      try {
+        await until(() => knocks.byAddress > 0, 'the hint by address to be tried');
+        expect(knocks.byName).toBe(0);
+      } finally {
+        await submitter.destroy();
+        fake.server.close();
+        byName.close();
+        byAddress.close();
+      }
+    },
+  );
 });
