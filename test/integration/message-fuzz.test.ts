@@ -23,7 +23,7 @@ import { nextTaskId, type Task, type TaskOwner } from '../../main/engine/pool/ta
 import { PeerConnection } from '../../main/engine/transport/peer-connection.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../../shared/wire-protocol.js';
-import { frameOf, fuzzFrame, seeded } from '../support/fuzz.js';
+import { OFFER_TEMPLATE, frameOf, fuzzFrame, seeded } from '../support/fuzz.js';
 import { startCli, type RunningCli } from '../support/run-cli.js';
 import { until } from '../support/until.js';
 
@@ -266,17 +266,7 @@ describe("a submitter's side of a connection fed fuzzed frames by a malicious no
           { t: 'peers', nodes: [{ id: 'ab'.repeat(32), name: 'p', host: '127.0.0.1', port: 1 }] },
           { t: 'need-bundle', key: 'k', bundle: 'ab'.repeat(32) },
           { t: 'files-missing', hashes: [] },
-          {
-            t: 'offer',
-            cores: 1,
-            runtimes: [],
-            platform: 'linux',
-            arch: 'x64',
-            release: '6',
-            memoryMb: 1,
-            version: '1',
-            name: 'n',
-          },
+          OFFER_TEMPLATE,
         ];
       };
       const fake = await fakeNode((connection) => {

@@ -303,6 +303,21 @@ async function rawSession(identity: NodeIdentity = attacker): Promise<RawSession
   return { connection, messages, closed };
 }
 
+/** A proven raw session with `source` loaded as computation `k` (sent as a bundle). */
+async function loadedSession(source: string): Promise<RawSession> {
+  const session = await rawSession();
+  const set = fileSet({ 'main.mjs': source });
+  const bundle = hashFileSet(set);
+  await requestLoad(session, bundle);
+  session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
+  await waitFor(
+    () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
+    5000,
+    'loaded',
+  );
+  return session;
+}
+
 async function expectSessionRefused(session: RawSession, message: RegExp): Promise<void> {
   await Promise.race([
     session.closed,
@@ -786,16 +801,7 @@ describe('a serving node on 127.0.0.1', () => {
     });
 
     it('refuses an input file name that leaves the job folder', async () => {
-      const session = await rawSession();
-      const set = fileSet({ 'main.mjs': 'export default (path) => path;\n' });
-      const bundle = hashFileSet(set);
-      await requestLoad(session, bundle);
-      session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
-      await waitFor(
-        () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
-        5000,
-        'loaded',
-      );
+      const session = await loadedSession('export default (path) => path;\n');
       const content = Buffer.from('input');
       const hash = createHash('sha256').update(content).digest('hex');
       session.connection.send({ t: 'file', hash, size: content.length }, content);
@@ -907,16 +913,7 @@ describe('a serving node on 127.0.0.1', () => {
   );
 
   it('keeps unacknowledged results in its journal on disk, not in memory', { timeout: 30_000 }, async () => {
-    const session = await rawSession();
-    const set = fileSet({ 'main.mjs': 'export default (n) => "r".repeat(1000) + n;\n' });
-    const bundle = hashFileSet(set);
-    await requestLoad(session, bundle);
-    session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
-    await waitFor(
-      () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
-      5000,
-      'loaded',
-    );
+    const session = await loadedSession('export default (n) => "r".repeat(1000) + n;\n');
     const inputs = [0, 1, 2].map((n) => serialize(n));
     session.connection.send(
       {

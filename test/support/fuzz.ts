@@ -6,6 +6,19 @@ import { serialize } from 'node:v8';
 
 export type Random = () => number;
 
+/** A valid `offer` header, a template for both sides' fuzzing. */
+export const OFFER_TEMPLATE = {
+  t: 'offer',
+  cores: 1,
+  runtimes: [],
+  platform: 'linux',
+  arch: 'x64',
+  release: '6',
+  memoryMb: 1,
+  version: '1',
+  name: 'n',
+};
+
 /** mulberry32: a tiny, good-enough seeded generator. */
 export function seeded(seed: number): Random {
   let state = seed >>> 0;

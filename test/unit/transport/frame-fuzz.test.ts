@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { FrameDecoder, MAX_HELLO_FRAME_BYTES } from '../../../main/engine/transport/frame-codec.js';
-import { frameOf, fuzzFrame, pick, randomValue, seeded } from '../../support/fuzz.js';
+import { OFFER_TEMPLATE, frameOf, fuzzFrame, pick, randomValue, seeded } from '../../support/fuzz.js';
 
 const TEMPLATES = [
   {
@@ -19,17 +19,7 @@ const TEMPLATES = [
     maxFrameBytes: 1000,
     proof: 'cd'.repeat(32),
   },
-  {
-    t: 'offer',
-    cores: 1,
-    runtimes: [],
-    platform: 'linux',
-    arch: 'x64',
-    release: '6',
-    memoryMb: 1,
-    version: '1',
-    name: 'n',
-  },
+  OFFER_TEMPLATE,
   { t: 'run', batch: null, jobs: [] },
   { t: 'ping' },
 ];
