@@ -9,6 +9,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import Bonjour from 'bonjour-service';
+import { plainText } from '../../../shared/display-text.js';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { createLogger } from '../log.js';
 import { inSubnet, lanInterfaceFor } from './interfaces.js';
@@ -463,7 +464,8 @@ function parseAdvertisement(txtData: unknown, srvData: unknown): Advertisement |
   if (os === undefined || !OS_PATTERN.test(os)) return 'os is missing or malformed';
   if (version === undefined || !VERSION_PATTERN.test(version)) return 'v is missing or malformed';
   if (name === undefined || CONTROL_CHARACTERS.test(name)) return 'name is missing or has control characters';
-  return { id, cluster, protocol, cores, os, name, version, port };
+  // C1 controls and direction overrides are dropped rather than refused: the name is shown to people.
+  return { id, cluster, protocol, cores, os, name: plainText(name), version, port };
 }
 
 /** TXT data (a list of byte strings) as key -> value; the first of repeated keys wins (RFC 6763 6.4). */
