@@ -4,9 +4,12 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { generateJoinCode, parseJoinCode } from '../../shared/join-code.js';
 import type { UiEvent } from '../../shared/ui-api.js';
+import { clusterId } from '../../main/engine/identity/cluster-key.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useCluster } from '../support/engine-cluster.js';
+import { uploadFile } from '../support/ui-upload.js';
 import { until as poll } from '../support/until.js';
 
 /** The shared poller, with the minute this file's slower waits need. */
@@ -27,18 +30,6 @@ function service(limits?: { maxBytes?: number; maxFiles?: number }): UiService {
     home: shared.home,
     ...(limits === undefined ? {} : { uploadLimits: limits }),
   });
-}
-
-async function uploadFile(ui: UiService, role: 'script' | 'dataset', name: string, text: string) {
-  const bytes = Buffer.byteLength(text);
-  const { uploadId } = await ui.call('beginUpload', { role, name, kind: 'file', bytes, files: 1 });
-  await ui.call('uploadChunk', {
-    uploadId,
-    path: name,
-    offset: 0,
-    data: Buffer.from(text).toString('base64'),
-  });
-  return { type: 'upload' as const, uploadId };
 }
 
 function csv(rows: number, bad: number[]): string {
@@ -298,9 +289,31 @@ describe('UiService', () => {
       });
       await ui.call('setSettings', { cores: 2, accepting: true });
       expect(shared.cluster.sharing()).toEqual({ cores: 2, accepting: true });
-      await expect(ui.call('runDoctor', {})).rejects.toMatchObject({
-        message: expect.stringContaining('doctor'),
+    } finally {
+      ui.close();
+    }
+  });
+
+  it("runs the engine's doctor for any window (the desktop app passes nothing for it)", async () => {
+    // As the app builds it: the cluster, the data folder and the join code it runs with.
+    const parsed = parseJoinCode(generateJoinCode());
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const code = parsed.code;
+    const ui = new UiService({ cluster: shared.cluster, home: shared.home, joinCode: code });
+    try {
+      const { findings } = await ui.call('runDoctor', {});
+      expect(findings).toContainEqual({
+        ok: true,
+        text: `join code set (from the code this node runs with); cluster id ${clusterId(code)}`,
+        advice: null,
       });
+      // Tests keep mDNS off the real network: the doctor sees that and says what to do instead.
+      expect(findings).toContainEqual({
+        ok: false,
+        text: 'LAN discovery is turned off (DESKGRID_DISCOVERY=off): no node can be found on the LAN',
+        advice: 'unset DESKGRID_DISCOVERY, or add nodes by address with --peer HOST:PORT',
+      });
+      expect(findings[0]?.text).toMatch(/LAN interface/);
     } finally {
       ui.close();
     }
