@@ -168,6 +168,9 @@ export const settingsViewSchema = v.object({
 export type SettingsView = v.InferOutput<typeof settingsViewSchema>;
 
 /** What the data folder keeps (README "What DeskGrid keeps"); `kept` is results kept for absent submitters. */
+export const RESULT_ORDERS = ['finished', 'index'] as const;
+export type ResultOrder = (typeof RESULT_ORDERS)[number];
+
 export const STORAGE_PARTS = ['kept', 'bundles', 'files', 'computations', 'uploads'] as const;
 export const CLEARABLE_PARTS = ['bundles', 'files', 'computations', 'uploads'] as const;
 export type StoragePartName = (typeof STORAGE_PARTS)[number];
@@ -258,6 +261,8 @@ export const UI_CALLS = {
       status: v.optional(finalStatus),
       /** Case-insensitive text in the input, value, error or node. */
       search: v.optional(v.pipe(v.string(), v.maxLength(200))),
+      /** In the order jobs finished (default), or by job index. */
+      order: v.optional(v.picklist(RESULT_ORDERS)),
     }),
     output: v.object({
       /** Rows that match the filter. */

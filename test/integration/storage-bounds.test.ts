@@ -22,7 +22,7 @@ import { dataPaths } from '../../main/engine/paths.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { fixture } from '../support/engine-cluster.js';
-import { uploadFile } from '../support/ui-upload.js';
+import { batchIn, uploadFile } from '../support/ui-calls.js';
 import { until } from '../support/until.js';
 
 const KB = 1024;
@@ -52,16 +52,6 @@ function folderOf(path: string, kb: number, ago: number): void {
   writeFileSync(join(path, 'entry.mjs'), Buffer.alloc(kb * KB));
   age(join(path, 'entry.mjs'), ago);
   age(path, ago);
-}
-
-/** Waits until the UI says the batch is in that state. */
-async function batchState(ui: UiService, id: string, state: 'running' | 'ended'): Promise<void> {
-  await until(
-    async () =>
-      (await ui.call('getBatches', {})).batches.find((b) => b.id === id)?.state === state ? true : undefined,
-    `the batch to be ${state}`,
-    60_000,
-  );
 }
 
 const names = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
@@ -193,7 +183,7 @@ export default async (): Promise<string> => {
         );
         const forgotten = await uploadFile(ui, 'script', 'old.mjs', 'export default () => 1;\n');
         const { batch } = await ui.call('startBatch', { script: waiting, dataset: null, options: {} });
-        await batchState(ui, batch.id, 'running');
+        await batchIn(ui, batch.id, 'running');
         const uploadsDir = join(home, 'uploads');
         const { computationCache } = dataPaths(home);
         const compiled = names(computationCache);
@@ -217,7 +207,7 @@ export default async (): Promise<string> => {
         });
 
         writeFileSync(gate, '');
-        await batchState(ui, batch.id, 'ended');
+        await batchIn(ui, batch.id, 'ended');
         // Ended: nothing holds them any more.
         await cluster.storage.prune();
         expect(names(uploadsDir)).toEqual([]);

@@ -129,6 +129,8 @@ interface Tracked {
   results: JobResult[];
   /** Job index -> position in `results`. */
   positions: Map<number, number>;
+  /** `results` by job index, sorted again only when results were added since. */
+  sorted: JobResult[];
   perNode: Map<string, { done: number; failed: number }>;
   /** Finished count per node at each of the last ticks of one second, for per-node rates. */
   nodeHistory: Map<string, number>[];
@@ -635,6 +637,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       retryOf,
       results: [],
       positions: new Map(),
+      sorted: [],
       perNode: new Map(),
       nodeHistory: [],
       throughput: [],
@@ -684,6 +687,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     tracked.state = error === null ? 'ended' : 'failed';
     tracked.error = error;
     tracked.endedAt = Date.now();
+    closeThroughput(tracked);
     this.flush(tracked);
     this.emit('event', { type: 'batch', batch: this.info(tracked) });
   }
@@ -768,7 +772,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     const search = input.search?.trim().toLowerCase() ?? '';
     const rows: ResultRow[] = [];
     let matching = 0;
-    for (const result of tracked.results) {
+    for (const result of input.order === 'index' ? byIndex(tracked) : tracked.results) {
       if (input.status !== undefined && result.status !== input.status) continue;
       const row = rowOf(result);
       if (search !== '' && !matches(row, search, this.nodeNames.get(row.node))) continue;
@@ -831,7 +835,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
 
   private async exportResults(batchId: string, format: 'csv' | 'jsonl'): Promise<UiOutput<'exportResults'>> {
     const tracked = this.tracked(batchId);
-    const sorted = [...tracked.results].sort((a, b) => a.index - b.index);
+    const sorted = byIndex(tracked);
     const content =
       format === 'jsonl'
         ? sorted.map((result) => `${toResultLine(result)}\n`).join('')
@@ -959,6 +963,14 @@ function csvCell(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/** The batch's results by job index; sorted once per new results (a finished batch: once). */
+function byIndex(tracked: Tracked): JobResult[] {
+  if (tracked.sorted.length !== tracked.results.length) {
+    tracked.sorted = [...tracked.results].sort((a, b) => a.index - b.index);
+  }
+  return tracked.sorted;
+}
+
 function rowOf(result: JobResult): ResultRow {
   return {
     index: result.index,
@@ -981,10 +993,33 @@ function matches(row: ResultRow, search: string, nodeName: string | undefined): 
   );
 }
 
+/** Samples shorter than this at the end are noise, not a rate. */
+const LAST_SAMPLE_MIN_MS = 100;
+
+/**
+ * At the end: the last, partial second counts too, and a batch too short for two samples of its
+ * own shows its average rate from start to end (else its chart would stay empty).
+ */
+function closeThroughput(tracked: Tracked): void {
+  const end = tracked.endedAt ?? Date.now();
+  if (end - tracked.lastSampleAt >= LAST_SAMPLE_MIN_MS) sample(tracked);
+  if (tracked.throughput.length >= 2) return;
+  const seconds = Math.max((end - tracked.startedAt) / 1000, 0.001);
+  const rate = finishedCount(tracked) / seconds;
+  tracked.throughput = [
+    { at: 0, rate },
+    { at: Math.round(seconds * 10) / 10, rate },
+  ];
+}
+
+function finishedCount(tracked: Tracked): number {
+  const stats = tracked.batch.stats();
+  return stats.done + stats.failed + stats.timeout + stats.cancelled + stats.abandoned;
+}
+
 function sample(tracked: Tracked): void {
   const now = Date.now();
-  const stats = tracked.batch.stats();
-  const finished = stats.done + stats.failed + stats.timeout + stats.cancelled + stats.abandoned;
+  const finished = finishedCount(tracked);
   const seconds = Math.max((now - tracked.lastSampleAt) / 1000, 0.001);
   tracked.throughput.push({
     at: Math.round((now - tracked.startedAt) / 100) / 10,
