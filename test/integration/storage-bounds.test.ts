@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../main/engine/index.js';
 import { dataPaths } from '../../main/engine/paths.js';
+import { shippableBytes } from '../../main/engine/remote/remote-node.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { fixture } from '../support/engine-cluster.js';
@@ -86,6 +87,8 @@ describe('the data folder within bounds', () => {
         const batch = submitter.submit({ computation: fixture('read-file.mjs'), dataset, split: 'files' });
         const summary = await batch.done;
         expect(summary.done).toBe(3);
+        // The submitter held the bundle's bytes for the node only while the batch ran.
+        expect(await shippableBytes()).toBe(0);
 
         const { bundles, files } = dataPaths(join(work, 'node'));
         const [shipped] = names(bundles);
