@@ -4,7 +4,8 @@
 
 import { parseCommandArgs, wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../engine/index.js';
+// The module itself rather than the engine's index: a quick command need not load the Cluster.
+import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../engine/doctor/diagnose.js';
 import { defaultDataHome } from '../engine/paths.js';
 import { waitOption } from './nodes-command.js';
 

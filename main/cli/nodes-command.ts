@@ -6,7 +6,8 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
 import { shortNodeId } from '../engine/identity/node-identity.js';
-import { surveyLan, type ShownState, type SurveyedNode } from '../engine/index.js';
+// The module itself rather than the engine's index: a quick command need not load the Cluster.
+import { surveyLan, type ShownState, type SurveyedNode } from '../engine/doctor/lan-survey.js';
 import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode } from '../engine/settings.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
