@@ -14,6 +14,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -221,4 +222,26 @@ export default async (): Promise<string> => {
       }
     },
   );
+
+  it('keeps the latest 100 warnings of a cluster', { timeout: 60_000 }, async () => {
+    // A port nobody listens on: each of 130 loopback addresses refuses at once, a warning each.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const peers = Array.from({ length: 130 }, (_, n) => `127.0.0.${n + 1}:${port}`);
+    const cluster = await Cluster.start({
+      home: join(work, 'warned'),
+      cores: 1,
+      secret: generateJoinCode(),
+      peers,
+    });
+    try {
+      expect(cluster.warnings).toHaveLength(100);
+      expect(cluster.warnings[0]).toContain(`127.0.0.31:${port}`);
+      expect(cluster.warnings.at(-1)).toContain(`127.0.0.130:${port}`);
+    } finally {
+      await cluster.destroy();
+    }
+  });
 });
