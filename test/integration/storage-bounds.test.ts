@@ -199,10 +199,15 @@ export default async (): Promise<string> => {
         age(join(computationCache, compiled[0] ?? ''), 40 * DAY_MS);
         writeFileSync(join(computationCache, 'stale.mjs'), 'export default () => 0;\n');
         age(join(computationCache, 'stale.mjs'), 40 * DAY_MS);
+        // What submitters sent belongs to the node that serves this data folder, not to this
+        // cluster (it serves nobody): it cannot tell what is in use there, so it leaves it.
+        const { bundles } = dataPaths(home);
+        folderOf(join(bundles, 'a-node-s-bundle'), 10, 40 * DAY_MS);
 
         await cluster.storage.prune();
         expect(names(uploadsDir)).toEqual([waiting.uploadId]);
         expect(names(computationCache)).toEqual(compiled);
+        expect(names(bundles)).toEqual(['a-node-s-bundle']);
         // The pruned upload is forgotten by the UI too: it says so instead of failing later.
         await expect(
           ui.call('startBatch', { script: forgotten, dataset: null, options: {} }),

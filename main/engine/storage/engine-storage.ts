@@ -16,7 +16,7 @@ export interface EngineUse {
 export function engineStorage(home: string, use: EngineUse): StorageKeeper {
   const paths = dataPaths(home);
   const keeper = new StorageKeeper();
-  // The name of the entry of `dir` that holds `path`, if any.
+  // Whether an entry of `dir` holds a computation in use.
   const usedIn = (dir: string) => (name: string) => {
     for (const entry of use.entries()) {
       if (!entry.startsWith(dir + sep)) continue;
@@ -25,9 +25,13 @@ export function engineStorage(home: string, use: EngineUse): StorageKeeper {
     }
     return false;
   };
-  keeper.add({ name: 'bundles', dir: paths.bundles, inUse: usedIn(paths.bundles) });
+  // What other submitters sent belongs to the node serving them (one per data folder): a cluster
+  // that does not serve cannot tell what that node's sessions use, so it leaves all of it.
+  const serving = () => use.kept() !== null;
+  const inBundles = usedIn(paths.bundles);
+  keeper.add({ name: 'bundles', dir: paths.bundles, inUse: (name) => !serving() || inBundles(name) });
   // Input files are copied into each job's folder as it is queued: none is in use after that.
-  keeper.add({ name: 'files', dir: paths.files, inUse: () => false });
+  keeper.add({ name: 'files', dir: paths.files, inUse: () => !serving() });
   keeper.add({
     name: 'computations',
     dir: paths.computationCache,
