@@ -140,7 +140,7 @@ interface TaskSource {
 
 const EXPIRE_INTERVAL_MS = 60 * 60 * 1000;
 /** Warnings kept in `Cluster.warnings` (the oldest go first). */
-export const MAX_WARNINGS = 100;
+const MAX_WARNINGS = 100;
 /** How long a resumed batch waits for a node to say what it kept before going on without. */
 const CLAIM_TIMEOUT_MS = 10_000;
 /** With discovery on, how long a batch waits for a node that meets its requirements to appear. */
