@@ -80,6 +80,9 @@ export const remoteJobSchema = v.object({
 });
 export type RemoteJob = v.InferOutput<typeof remoteJobSchema>;
 
+/** Stops one job of `run` wherever it is; nodes act on it on arrival, ahead of queued work. */
+export const cancelMessageSchema = v.object({ t: v.literal('cancel'), id: int });
+
 export const toNodeSchema = v.variant('t', [
   v.object({
     t: v.literal('load'),
@@ -106,7 +109,7 @@ export const toNodeSchema = v.variant('t', [
     batch: v.optional(v.nullable(batchKeySchema), null),
     jobs: v.array(remoteJobSchema),
   }),
-  v.object({ t: v.literal('cancel'), id: int }),
+  cancelMessageSchema,
   /**
    * These results are durable at the submitter: `ids` of `result`s, `kept` keys of `kept`s. The
    * node holds every result of a `run` with a batch until it is acknowledged.

@@ -445,8 +445,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const node of this.nodes) node.pump();
   }
 
+  /** A cancel goes to the one node running the task (task.node), or to this machine's workers. */
   private cancelTask(task: Task): void {
-    for (const node of this.nodes) if (node.cancel(task)) return;
+    if (task.node !== null) {
+      for (const node of this.nodes) if (node.id === task.node && node.cancel(task)) return;
+    }
     this.pool.cancel(task);
   }
 
