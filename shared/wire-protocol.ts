@@ -8,6 +8,7 @@
 // before both proofs check out.
 
 import * as v from 'valibot';
+import { notSharingSchema } from './not-sharing.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
 export const WIRE_PROTOCOL_VERSION = 1;
@@ -57,6 +58,11 @@ export const offerSchema = v.object({
   busyCores: v.optional(nonNegative),
   /** The node's clock (ms since the epoch), so that submitters can tell a skewed one. */
   time: v.optional(v.number()),
+  /**
+   * Why the node runs none of this submitter's jobs now (cores 0, or every core busy with other
+   * jobs), and until when if known; absent while it shares, and from older nodes.
+   */
+  notSharing: v.optional(notSharingSchema),
 });
 export type Offer = v.InferOutput<typeof offerSchema>;
 

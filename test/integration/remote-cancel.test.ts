@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, type Batch, type Cluster, type JobResult } from '../../main/engine/index.js';
 import { collect } from '../support/engine-cluster.js';
 import { HAS_PROC, livingGroupMembers } from '../support/run-cli.js';
+import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useServedNode, useSubmitter } from '../support/served-node.js';
 import { useTempFolder } from '../support/temp-folder.js';
 import { until } from '../support/until.js';
@@ -137,5 +138,36 @@ describe('cancelling one job that runs on another node', () => {
     const next = submitter.submit({ computation: quick, inputs: ['a', 'b'] });
     expect(await next.done).toMatchObject({ done: 2, ok: true });
     expect(existsSync(marks)).toBe(true);
+  });
+
+  it('does the same from the UI: cancelJob stops both attempts, the batch ends with it cancelled', async () => {
+    const marks = marksFolder('ui');
+    const dataset = tmp.write('marks.txt', `${marks}\n`);
+    const ui = new UiService({ cluster: submitter, home: join(served.work, 'submitter') });
+    try {
+      const { batch } = await ui.call('startBatch', {
+        script: { type: 'path', path: napProgram() },
+        dataset: { type: 'path', path: dataset },
+        options: { split: 'lines' },
+      });
+      await until(() => attemptsIn(marks).length === 2, 'the job to run on both nodes');
+      expect(await ui.call('cancelJob', { batchId: batch.id, index: 0 })).toEqual({ cancelled: true });
+      const ended = await until(async () => {
+        const { batches } = await ui.call('getBatches', {});
+        const found = batches.find((candidate) => candidate.id === batch.id);
+        return found?.state === 'ended' && found;
+      }, 'the batch to end');
+      expect(ended).toMatchObject({ total: 1, done: 0, cancelled: 1 });
+      const { rows } = await ui.call('getResults', { batchId: batch.id, offset: 0, limit: 10 });
+      expect(rows.map((row) => [row.index, row.status])).toEqual([[0, 'cancelled']]);
+      if (HAS_PROC) {
+        for (const attempt of attemptsIn(marks))
+          await until(() => livingGroupMembers(attempt.pid).length === 0, `attempt ${attempt.pid} to stop`);
+      }
+      await until(() => node.stats().busyCores === 0, "the node's cores to be free");
+      expect(readdirSync(marks).filter((name) => name.startsWith('finished-'))).toEqual([]);
+    } finally {
+      ui.close();
+    }
   });
 });
