@@ -54,6 +54,16 @@ function ownerPolicy(mode: ShareMode): OwnerController {
   return owner;
 }
 
+/** A Node API submitter with no cores of its own, using the node. */
+function submitterOfNoCores(): Promise<Cluster> {
+  return Cluster.start({
+    home: join(tmp.root, 'submitter'),
+    local: false,
+    secret: served.code,
+    peers: [served.peer()],
+  });
+}
+
 function runAgainstNode(range: string) {
   return startCli(
     ['run', fixture('double.mjs'), '--range', range, '--no-local', '--json', ...served.peerArgs()],
@@ -96,12 +106,7 @@ describe('a submitter whose nodes share nothing', () => {
     expect(result.stdout).toBe('');
 
     // The Node API: the batch ends with DG_ERR_NO_NODE.
-    const submitter = await Cluster.start({
-      home: join(tmp.root, 'api'),
-      local: false,
-      secret: served.code,
-      peers: [served.peer()],
-    });
+    const submitter = await submitterOfNoCores();
     try {
       const batch = submitter.submit({ computation: fixture('double.mjs'), inputs: [1] });
       await expect(batch.done).rejects.toMatchObject({ code: ErrorCode.NoNode });
@@ -113,12 +118,7 @@ describe('a submitter whose nodes share nothing', () => {
   it("tells the Node API ('waiting') and the UI's node cards, snoozed until a time", async () => {
     const until15 = Date.now() + 15 * 60_000;
     ownerPolicy({ kind: 'always' }).update({ snoozedUntil: until15 });
-    const submitter = await Cluster.start({
-      home: join(tmp.root, 'submitter'),
-      local: false,
-      secret: served.code,
-      peers: [served.peer()],
-    });
+    const submitter = await submitterOfNoCores();
     try {
       const heard: Waiting[] = [];
       submitter.on('waiting', (waiting) => heard.push(waiting));
@@ -134,7 +134,7 @@ describe('a submitter whose nodes share nothing', () => {
       );
       expect(submitter.stats().nodes).toMatchObject([{ id: node.nodeId, cores: 0, notSharing: snoozed }]);
 
-      const ui = new UiService({ cluster: submitter, home: join(tmp.root, 'submitter') });
+      const ui = new UiService({ cluster: submitter, home: submitter.home });
       try {
         const { nodes } = (await ui.handle('getNodes', {})) as { nodes: Array<{ id: string }> };
         expect(nodes.find((entry) => entry.id === node.nodeId)).toMatchObject({ notSharing: snoozed });
