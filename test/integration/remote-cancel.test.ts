@@ -83,7 +83,8 @@ async function expectCancelledOnce(batch: Batch, results: JobResult[], marks: st
   expect(readdirSync(marks).filter((name) => name.startsWith('finished-'))).toEqual([]);
 }
 
-describe('cancelling one job that runs on another node', () => {
+// Long programs start and are killed on both sides: on a loaded machine that takes a while.
+describe('cancelling one job that runs on another node', { timeout: 60_000 }, () => {
   it('stops both attempts of a job running twice (a straggler copy here and one on the node)', async () => {
     const marks = marksFolder('pair');
     // One job: the core that did not get it starts a second attempt (nothing else is left to do).
