@@ -3,7 +3,8 @@
 // once, and a handshake rate per address (a TLS handshake costs this node about a millisecond of
 // CPU). A connection counts from its first TCP byte until it is proven or gone; proven
 // connections are not counted here. Pure bookkeeping with an injected clock; the job server asks
-// it before it starts TLS on a socket.
+// it before it starts TLS on a socket. Loopback peers run on this very computer (tests, the
+// survey, a local submitter making many short connections): only the total applies to them.
 
 export interface AdmissionLimits {
   /** Unproven connections at once from one address. */
@@ -53,6 +54,7 @@ export class Admission {
     if (this.open >= this.limits.total) {
       return { ok: false, reason: `${this.open} unproven connections already (limit ${this.limits.total})` };
     }
+    if (isLoopback(address)) return this.count(null);
     const now = this.clock();
     const state = this.stateOf(address, now);
     if (state.open >= this.limits.perAddress) {
@@ -68,7 +70,11 @@ export class Admission {
       };
     }
     state.tokens -= 1;
-    state.open += 1;
+    return this.count(state);
+  }
+
+  private count(state: AddressState | null): Admitted {
+    if (state !== null) state.open += 1;
     this.open += 1;
     let released = false;
     return {
@@ -76,7 +82,7 @@ export class Admission {
       release: () => {
         if (released) return;
         released = true;
-        state.open -= 1;
+        if (state !== null) state.open -= 1;
         this.open -= 1;
       },
     };
@@ -109,4 +115,8 @@ export class Admission {
       if (state.open === 0) this.addresses.delete(address);
     }
   }
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
