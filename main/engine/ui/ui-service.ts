@@ -40,7 +40,7 @@ import { resolveComputation } from '../computation/resolve-computation.js';
 import { openDataset } from '../dataset/open-dataset.js';
 import { clusterId } from '../identity/cluster-key.js';
 import { dataPaths, newRunFolder } from '../paths.js';
-import { loadSettings, resolveJoinCode, saveSettings } from '../settings.js';
+import { canonicalPeer, loadSettings, resolveJoinCode, saveSettings } from '../settings.js';
 
 /** How often progress and new results are pushed. */
 const TICK_MS = 500;
@@ -620,8 +620,15 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       () => this.ended(tracked, null),
       (error: unknown) => this.ended(tracked, error instanceof Error ? error.message : String(error)),
     );
-    // Ended one way or another (a batch that cannot resume included): not to be resumed again.
-    if (marker !== null) void batch.done.catch(() => undefined).finally(() => rm(marker, { force: true }));
+    // Ended one way or another (a batch that cannot resume included): not to be resumed again;
+    // unless another process holds the folder: the marker is that process's batch's.
+    if (marker !== null) {
+      void batch.done.then(
+        () => rm(marker, { force: true }),
+        (error: unknown) =>
+          (error as { code?: unknown }).code === ErrorCode.Locked ? undefined : rm(marker, { force: true }),
+      );
+    }
     this.batches.push(tracked);
     while (this.batches.length > KEPT_BATCHES) {
       const oldest = this.batches.findIndex((candidate) => candidate.endedAt !== null);
@@ -825,13 +832,10 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       const parsed = parseJoinCode(input.joinCode);
       if (!parsed.ok) throw new DeskGridError(ErrorCode.JoinCode, parsed.reason);
     }
-    if (input.peers !== undefined) {
-      for (const peer of input.peers) {
-        if (!/^(?:[0-9a-f]{64}@)?(?:\[[^\]]+\]|[^:@\s]+)(?::\d{1,5})?$/.test(peer.trim())) {
-          throw new DeskGridError(ErrorCode.Usage, `"${peer}" is not a node address: use HOST or HOST:PORT`);
-        }
-      }
-    }
+    // New peers are checked before anything changes, with the parser the node starts with (saved
+    // ones stay as they are: a bad one is skipped with a warning at start, never blocks a save).
+    const saved = new Set(loadSettings(home).peers ?? []);
+    for (const peer of input.peers ?? []) if (!saved.has(peer)) canonicalPeer(peer);
     if (input.cores !== undefined || input.accepting !== undefined) {
       cluster.setSharing({
         ...(input.cores === undefined ? {} : { cores: input.cores }),
@@ -840,7 +844,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     }
     saveSettings(home, {
       ...(input.cores === undefined ? {} : { cores: input.cores }),
-      ...(input.peers === undefined ? {} : { peers: input.peers.map((peer) => peer.trim()) }),
+      ...(input.peers === undefined ? {} : { peers: input.peers }),
       ...(input.joinCode === undefined ? {} : { joinCode: input.joinCode }),
     });
     this.pushNodes();
