@@ -35,6 +35,9 @@ const REFRESH_MS = 30_000;
 /** A lock of another host untouched this long belongs to a process or machine that is gone. */
 export const STALE_AFTER_MS = 10 * 60_000;
 
+/** How long an unreadable lock may be one being written (without hard links) before it is stale. */
+const UNREADABLE_GRACE_MS = 5000;
+
 const HolderSchema = v.object({
   pid: v.pipe(v.number(), v.integer()),
   host: v.string(),
@@ -97,14 +100,15 @@ export class FolderLock {
       // A stale lock taken over can be lost to another process doing the same: try again then.
       for (let attempt = 0; attempt < 3; attempt += 1) {
         try {
-          linkSync(mine, file);
+          placeRecord(mine, file, record);
           return new FolderLock(file, record);
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
         const found = readHolder(file);
         if (found === 'gone') continue;
-        // An unreadable lock can only be one whose record never reached the disk (a crash).
+        if (found === 'unreadable' && ageMs(file) < UNREADABLE_GRACE_MS) break;
+        // An unreadable lock that stays so is one whose record never reached the disk (a crash).
         const why = found === 'unreadable' ? 'its lock file is unreadable' : staleReason(found, file);
         if (why === null && found !== 'unreadable') {
           // Another host's lock may outlive a crash there until it goes stale: say how to clear it.
@@ -143,6 +147,28 @@ export class FolderLock {
   }
 }
 
+/**
+ * Puts the record at `file` unless something is there (EEXIST): by a hard link of the whole
+ * record; where the file system has no hard links (FAT, some network shares), by creating the
+ * file exclusively and writing it, which a reader may briefly see empty (read as stale only
+ * after a crash, see readHolder).
+ */
+function placeRecord(mine: string, file: string, record: string): void {
+  try {
+    linkSync(mine, file);
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+  }
+  const fd = openSync(file, 'wx', 0o644);
+  try {
+    writeSync(fd, record);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** "pid 4242 on vm1 since 2026-12-04 21:50:03 UTC, serving on port 7717". */
 export function describeHolder(holder: LockHolder): string {
   const since = new Date(holder.startedAt)
@@ -173,13 +199,7 @@ function readHolder(file: string): LockHolder | 'gone' | 'unreadable' {
 /** Why the holder is certainly gone, or null when it may be alive. */
 function staleReason(holder: LockHolder, file: string): string | null {
   if (holder.host !== hostname()) {
-    let touched: number;
-    try {
-      touched = statSync(file).mtimeMs;
-    } catch {
-      return 'it was removed';
-    }
-    return Date.now() - touched > STALE_AFTER_MS ? 'not refreshed by its host for a long time' : null;
+    return ageMs(file) > STALE_AFTER_MS ? 'not refreshed by its host for a long time' : null;
   }
   const boot = bootId();
   if (holder.bootId !== null && boot !== null && holder.bootId !== boot) return 'this host restarted since';
@@ -216,6 +236,15 @@ function breakStale(file: string, judged: LockHolder | 'unreadable'): void {
     }
   }
   rmSync(aside, { force: true });
+}
+
+/** Milliseconds since the file was last changed (0 when it is gone: nothing to judge). */
+function ageMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
 }
 
 function isAlive(pid: number): boolean {
