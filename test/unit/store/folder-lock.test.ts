@@ -2,12 +2,14 @@
 // half-written (unreadable) lock waited for and then taken over, and release that removes only
 // its own record.
 
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FolderLock } from '../../../main/engine/store/folder-lock.js';
 import { useTempFolder } from '../../support/temp-folder.js';
+import { until } from '../../support/until.js';
 
 const tmp = useTempFolder();
 const refusal = (holder: string) => `held by ${holder}`;
@@ -60,4 +62,30 @@ describe('FolderLock', () => {
     lock.release();
     expect(readFileSync(file, 'utf8')).toBe(theirs);
   });
+
+  it.skipIf(!existsSync('/proc/self/stat'))(
+    'counts a killed process its parent has not reaped yet (a zombie) as gone',
+    async () => {
+      // `sleep 0` ends at once, and the exec'd `sleep 5` that is its parent never reaps it.
+      const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      try {
+        const pid = Number(
+          await new Promise<string>((resolve) =>
+            parent.stdout.once('data', (data: Buffer) => resolve(data.toString())),
+          ),
+        );
+        await until(() => readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '), 'the zombie');
+        const file = join(tmp.root, 'x.lock');
+        writeFileSync(
+          file,
+          JSON.stringify({ pid, host: hostname(), startedAt: 0, processStart: null, bootId: null }),
+        );
+        FolderLock.acquire(file, refusal).release();
+      } finally {
+        parent.kill('SIGKILL');
+      }
+    },
+  );
 });
