@@ -184,7 +184,11 @@ const previewSchema = v.object({
   split: v.picklist([...SPLIT_MODES, 'range', 'none']),
   /** The first few inputs, as JSON text. */
   firstInputs: v.array(v.string()),
-  computation: v.object({ kind: v.picklist(['module', 'program']), name: v.string(), runs: v.string() }),
+  computation: v.object({
+    kind: v.picklist(['module', 'program', 'python']),
+    name: v.string(),
+    runs: v.string(),
+  }),
 });
 export type BatchPreview = v.InferOutput<typeof previewSchema>;
 

@@ -444,9 +444,11 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     const runs =
       computation.kind === 'module'
         ? 'a JavaScript module, called once per job in warm workers'
-        : computation.interpreter.length > 0
-          ? `a program, run with ${basename(computation.interpreter[0] ?? '')} once per job`
-          : 'a program, run once per job';
+        : computation.kind === 'python'
+          ? `the Python function ${computation.function}, called once per job in warm interpreters`
+          : computation.interpreter.length > 0
+            ? `a program, run with ${basename(computation.interpreter[0] ?? '')} once per job`
+            : 'a program, run once per job';
     const described = { kind: computation.kind, name: basename(scriptPath), runs };
     if (datasetPath === null) {
       return {
