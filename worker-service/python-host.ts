@@ -54,6 +54,8 @@ interface Interpreter {
   stderr: string;
   loaded: boolean;
   gone: boolean;
+  /** Why the interpreter could not be started at all (not installed, not executable). */
+  startError: string | null;
 }
 
 export class PythonHost {
@@ -140,7 +142,7 @@ export class PythonHost {
     });
     const input = child.stdio[3] as Writable;
     const output = child.stdio[4] as Readable;
-    const interpreter: Interpreter = { child, input, inflight: [], stderr: '', loaded: false, gone: false };
+    const interpreter: Interpreter = { child, input, inflight: [], stderr: '', loaded: false, gone: false, startError: null };
     this.current = interpreter;
     // A write racing the interpreter's death: its exit is what reports it.
     input.on('error', () => undefined);
@@ -159,7 +161,7 @@ export class PythonHost {
       },
     );
     child.once('error', (error) => {
-      interpreter.stderr += `\ncannot start ${launch.command}: ${error.message}`;
+      interpreter.startError = `cannot start ${launch.command}: ${error.message}`;
     });
     child.once('close', (code, signal) => this.exited(interpreter, code, signal));
     const { entry, root, function: fn } = this.computation;
@@ -215,7 +217,9 @@ export class PythonHost {
     if (!interpreter.loaded) {
       const error: JobError = {
         code: ErrorCode.ModuleLoad,
-        message: `the Python interpreter (${this.computation.interpreter.join(' ')}) ${how} before it loaded ${this.computation.entry}${tail === '' ? '' : `: ${lastLine(tail)}`}`,
+        message:
+          interpreter.startError ??
+          `the Python interpreter (${this.computation.interpreter.join(' ')}) ${how} before it loaded ${this.computation.entry}${tail === '' ? '' : `: ${lastLine(tail)}`}`,
         stack: tail === '' ? null : tail,
       };
       this.finishLoad(error);
