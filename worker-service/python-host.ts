@@ -142,7 +142,15 @@ export class PythonHost {
     });
     const input = child.stdio[3] as Writable;
     const output = child.stdio[4] as Readable;
-    const interpreter: Interpreter = { child, input, inflight: [], stderr: '', loaded: false, gone: false, startError: null };
+    const interpreter: Interpreter = {
+      child,
+      input,
+      inflight: [],
+      stderr: '',
+      loaded: false,
+      gone: false,
+      startError: null,
+    };
     this.current = interpreter;
     // A write racing the interpreter's death: its exit is what reports it.
     input.on('error', () => undefined);

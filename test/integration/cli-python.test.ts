@@ -54,7 +54,9 @@ describe('deskgrid run FILE.py:FUNCTION', () => {
       env: { PATH: join(tmp.root, 'empty-path') },
     });
     expect(run.code, details(run)).not.toBe(0);
-    expect(run.stderr).toMatch(/DG_ERR_NO_NODE|no node meets the requirement runtime python3 \(Python 3\.8 or later\)/);
+    expect(run.stderr).toMatch(
+      /DG_ERR_NO_NODE|no node meets the requirement runtime python3 \(Python 3\.8 or later\)/,
+    );
     expect(run.stderr).toContain('no node meets the requirement runtime python3 (Python 3.8 or later)');
   });
 });

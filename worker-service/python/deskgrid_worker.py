@@ -289,6 +289,8 @@ def load(message):
     root = message["root"]
     function = message["function"]
     sys.dont_write_bytecode = True  # no __pycache__ in the user's folder or a shipped bundle
+    # The deskgrid client refuses to start a batch from inside a worker (a missing main guard).
+    os.environ["DESKGRID_WORKER"] = "1"
     sys.path[0:1] = [root]
     os.chdir(root)
     shown = os.path.relpath(entry, root)
