@@ -1,4 +1,5 @@
-# Bench computations in Python: w1_py returns its input, w2_py burns CPU for a given time.
+# Python functions for the bench: w1_py returns its input (throughput), w2_py burns about
+# `ms` of CPU and returns the CPU time it used (efficiency), like echo.mjs and burn.mjs.
 import time
 
 
@@ -7,8 +8,9 @@ def echo(x):
 
 
 def burn(ms):
-    end = time.process_time() + ms / 1000.0
-    n = 0
-    while time.process_time() < end:
-        n += 1
-    return n
+    before = time.process_time()
+    until = time.perf_counter() + ms / 1000.0
+    x = 0.0
+    while time.perf_counter() < until:
+        x += (x + 1) ** 0.5
+    return {"cpuMs": (time.process_time() - before) * 1000.0, "x": x}
