@@ -37,6 +37,7 @@ import { isSafeRelativePath } from '../../../shared/wire-protocol.js';
 import type { Batch } from '../batch.js';
 import type { Cluster } from '../cluster.js';
 import { resolveComputation } from '../computation/resolve-computation.js';
+import { chosenComputation, outlinePythonFile } from '../computation/python-outline.js';
 import { openDataset } from '../dataset/open-dataset.js';
 import { clusterId } from '../identity/cluster-key.js';
 import { dataPaths, newRunFolder } from '../paths.js';
@@ -437,7 +438,10 @@ export class UiService extends EventEmitter<UiServiceEvents> {
   ): Promise<BatchPreview> {
     const scriptPath = this.sourcePath(script, 'script');
     const datasetPath = dataset === null ? null : this.sourcePath(dataset, 'dataset');
-    const computation = await resolveComputation(scriptPath, {
+    const outline = await outlinePythonFile(scriptPath);
+    const chosen = chosenComputation(scriptPath, outline, options.function);
+    const python = outline === null ? {} : { python: { ...outline, function: chosen.function } };
+    const computation = await resolveComputation(chosen.computation, {
       stdin: options.stdin ?? false,
       cacheDir: dataPaths(this.options.home).computationCache,
     });
@@ -458,6 +462,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
         split: 'none',
         firstInputs: ['null'],
         computation: described,
+        ...python,
       };
     }
     const opened = await openDataset({
@@ -486,11 +491,17 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       split: opened.mode,
       firstInputs,
       computation: described,
+      ...python,
     };
   }
 
   private async start(script: Source, dataset: Source | null, options: BatchOptions): Promise<BatchInfo> {
-    const computation = this.sourcePath(script, 'script');
+    const scriptPath = this.sourcePath(script, 'script');
+    const { computation } = chosenComputation(
+      scriptPath,
+      await outlinePythonFile(scriptPath),
+      options.function,
+    );
     const datasetPath = dataset === null ? null : this.sourcePath(dataset, 'dataset');
     // Checks what can be checked before a batch exists, so that mistakes come back as the answer.
     const opened =
