@@ -1,12 +1,13 @@
 // `deskgrid run FILE.py:FUNCTION` from the command line: on a node served in this process (the
-// file's folder travels as the bundle, the node uses its own python3), and a batch that no node
-// can run because none has Python, which stops with DG_ERR_NO_NODE saying so.
+// file's folder travels as the bundle, the node uses its own python3), the README's example on
+// this machine, and a batch that no node can run because none has Python, which stops with
+// DG_ERR_NO_NODE saying so.
 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cliHome, details } from '../support/cli-home.js';
-import { splitLines } from '../support/run-cli.js';
+import { REPO_ROOT, splitLines } from '../support/run-cli.js';
 import { useServedNode } from '../support/served-node.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
@@ -47,6 +48,21 @@ describe('deskgrid run FILE.py:FUNCTION', () => {
     expect(rows[3]?.error?.message).toBe('ValueError: bad input 13');
     expect(rows[3]?.error?.stack).toContain('File "tasks.py", line');
     expect(run.stderr).toContain('5 jobs: 4 done, 1 failed');
+  });
+
+  it("runs the README's Python example on this machine", async () => {
+    const run = await deskgrid(
+      ['run', 'examples/sensors/stats.py:summarize', 'examples/sensors/readings.jsonl', '--json'],
+      { cwd: REPO_ROOT },
+    );
+    expect(run.code, details(run)).toBe(1);
+    const rows = splitLines(run.stdout)
+      .map((line) => JSON.parse(line) as Row)
+      .sort((a, b) => a.index - b.index);
+    expect(
+      rows.map((row) => (row.value as { too_hot?: boolean } | null)?.too_hot ?? row.error?.message),
+    ).toEqual([false, true, false, true, 'ValueError: sensor garage sent no values']);
+    expect(rows[0]?.stdout).toBe('summarized kitchen\n');
   });
 
   it('stops with DG_ERR_NO_NODE when no node has Python 3.8 or later', async () => {
