@@ -4,7 +4,7 @@
 
 import { pathToFileURL } from 'node:url';
 import * as v from 'valibot';
-import { DeskGridError, ErrorCode, toJobError, type JobError } from '../shared/errors.js';
+import { DeskGridError, ErrorCode, toJobError } from '../shared/errors.js';
 import type { ComputationFunction } from '../shared/job-context.js';
 import {
   WORKER_PROTOCOL_VERSION,
@@ -15,6 +15,7 @@ import {
   type RunMessage,
 } from '../shared/worker-protocol.js';
 import { openEndpoint } from './endpoint.js';
+import { failure } from './failure.js';
 import { runModuleJob, type JobEvents } from './module-runner.js';
 import { installOutputCapture } from './output-capture.js';
 import { runProgramJob } from './program-runner.js';
@@ -88,24 +89,6 @@ async function importComputation(entry: string, id: string): Promise<Computation
     );
   }
   return module.default as ComputationFunction;
-}
-
-function failure(run: RunMessage, error: JobError): ResultMessage {
-  const now = Date.now();
-  return {
-    t: 'result',
-    id: run.id,
-    ok: false,
-    value: null,
-    error,
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    startedAt: now,
-    endedAt: now,
-    hasOutputs: false,
-    cpuMs: 0,
-  };
 }
 
 function endIdleInterpreters(): void {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { ErrorCode, type JobError } from '../shared/errors.js';
 import type { Computation, FromWorker, ResultMessage, RunMessage } from '../shared/worker-protocol.js';
+import { failure } from './failure.js';
 
 type PythonComputation = Extract<Computation, { kind: 'python' }>;
 
@@ -232,7 +233,7 @@ export class PythonHost {
       };
       this.finishLoad(error);
       // Nothing can run: every waiting run fails with the reason, and the next load tries again.
-      for (const run of interpreter.inflight.splice(0)) this.events.send(failed(run, error));
+      for (const run of interpreter.inflight.splice(0)) this.events.send(failure(run, error));
       this.loadResult = null;
       this.checkIdle();
       return;
@@ -240,7 +241,7 @@ export class PythonHost {
     const [head, ...waiting] = interpreter.inflight.splice(0);
     if (head) {
       this.events.send(
-        failed(head, {
+        failure(head, {
           code: ErrorCode.WorkerCrashed,
           // Nobody in DeskGrid kills an interpreter alone: a SIGKILL is most often the kernel's
           // out-of-memory killer.
@@ -311,24 +312,6 @@ function readFrames(
     buffered = at === 0 ? buffered : buffered.subarray(at);
   });
   stream.on('error', () => undefined);
-}
-
-function failed(run: RunMessage, error: JobError): ResultMessage {
-  const now = Date.now();
-  return {
-    t: 'result',
-    id: run.id,
-    ok: false,
-    value: null,
-    error,
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    startedAt: now,
-    endedAt: now,
-    hasOutputs: false,
-    cpuMs: 0,
-  };
 }
 
 function lastLine(text: string): string {

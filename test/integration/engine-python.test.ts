@@ -8,15 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  DeskGridError,
-  ErrorCode,
-  type JobLog,
-  type JobProgress,
-  type JobProvisional,
-} from '../../main/engine/index.js';
+import { DeskGridError, ErrorCode } from '../../main/engine/index.js';
 import type { SubmitOptions } from '../../main/engine/prepare-batch.js';
-import { byIndex, collect, useCluster } from '../support/engine-cluster.js';
+import { byIndex, collect, collectEvents, useCluster } from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -86,12 +80,7 @@ describe('Python functions', () => {
   it('gives a second parameter the context: progress, provisional values, log lines and output files', async () => {
     const out = join(tmp.root, 'out');
     const batch = submit('with_context', ['a', 'b'], { out });
-    const progress: JobProgress[] = [];
-    const provisional: JobProvisional[] = [];
-    const logs: JobLog[] = [];
-    batch.on('progress', (event) => progress.push(event));
-    batch.on('provisional', (event) => provisional.push(event));
-    batch.on('log', (event) => logs.push(event));
+    const { progress, provisional, logs } = collectEvents(batch);
     const results = collect(batch);
     const summary = await batch.done;
     expect(summary).toMatchObject({ done: 2, ok: true });

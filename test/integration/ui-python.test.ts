@@ -5,21 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useCluster } from '../support/engine-cluster.js';
+import { uploadFile } from '../support/ui-upload.js';
 import { until } from '../support/until.js';
 
 const shared = useCluster('ui-python');
-
-async function uploadFile(ui: UiService, role: 'script' | 'dataset', name: string, text: string) {
-  const bytes = Buffer.byteLength(text);
-  const { uploadId } = await ui.call('beginUpload', { role, name, kind: 'file', bytes, files: 1 });
-  await ui.call('uploadChunk', {
-    uploadId,
-    path: name,
-    offset: 0,
-    data: Buffer.from(text).toString('base64'),
-  });
-  return { type: 'upload' as const, uploadId };
-}
 
 describe('a Python script in the UI', () => {
   it(

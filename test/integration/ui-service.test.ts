@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { UiEvent } from '../../shared/ui-api.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useCluster } from '../support/engine-cluster.js';
+import { uploadFile } from '../support/ui-upload.js';
 import { until as poll } from '../support/until.js';
 
 /** The shared poller, with the minute this file's slower waits need. */
@@ -27,18 +28,6 @@ function service(limits?: { maxBytes?: number; maxFiles?: number }): UiService {
     home: shared.home,
     ...(limits === undefined ? {} : { uploadLimits: limits }),
   });
-}
-
-async function uploadFile(ui: UiService, role: 'script' | 'dataset', name: string, text: string) {
-  const bytes = Buffer.byteLength(text);
-  const { uploadId } = await ui.call('beginUpload', { role, name, kind: 'file', bytes, files: 1 });
-  await ui.call('uploadChunk', {
-    uploadId,
-    path: name,
-    offset: 0,
-    data: Buffer.from(text).toString('base64'),
-  });
-  return { type: 'upload' as const, uploadId };
 }
 
 function csv(rows: number, bad: number[]): string {
