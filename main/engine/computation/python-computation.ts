@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import type { Computation } from '../../../shared/worker-protocol.js';
@@ -133,6 +133,15 @@ function versionOf(interpreter: readonly string[], what: string): Promise<string
       },
     );
   });
+}
+
+/** Whether the executable at `path` resolves to a file named for a Python older than 3.8 (python3.6). */
+export async function namesOldPython(path: string): Promise<boolean> {
+  const target = await realpath(path).catch(() => path);
+  const match = /^python(\d+)\.(\d+)(?:\.exe)?$/i.exec(basename(target));
+  if (!match) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1]);
 }
 
 /** Names, sizes and modification times of the folder's files: cheap, and changes with any edit. */

@@ -1,13 +1,18 @@
 // Reading a .py file's outline for the UI (its top-level functions and main block, and what runs
 // by default), and naming a Python function on the command line (FILE.py:FUNCTION).
 
+import { symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   chosenComputation,
   defaultFunction,
   outlinePython,
 } from '../../../main/engine/computation/python-outline.js';
-import { parsePythonTarget } from '../../../main/engine/computation/python-computation.js';
+import { namesOldPython, parsePythonTarget } from '../../../main/engine/computation/python-computation.js';
+import { useTempFolder } from '../../support/temp-folder.js';
+
+const tmp = useTempFolder();
 
 describe('outlinePython', () => {
   it('lists unindented def and async def, not methods, nested or private functions', () => {
@@ -77,5 +82,20 @@ describe('parsePythonTarget', () => {
     expect(parsePythonTarget('job.mjs:f')).toBeNull();
     expect(parsePythonTarget('tasks.py:1abc')).toBeNull();
     expect(parsePythonTarget('tasks.py:')).toBeNull();
+  });
+});
+
+describe('namesOldPython', () => {
+  it('reads the version from the file python3 resolves to, without running it', async () => {
+    const link = (target: string, name: string) => {
+      tmp.write(target, '#!/bin/sh\nexit 1\n', { executable: true });
+      symlinkSync(join(tmp.root, target), join(tmp.root, name));
+      return join(tmp.root, name);
+    };
+    expect(await namesOldPython(link('python3.6', 'old'))).toBe(true);
+    expect(await namesOldPython(link('python3.11', 'new'))).toBe(false);
+    expect(await namesOldPython(link('python2.7', 'two'))).toBe(true);
+    // A shim (pyenv) names no version: it counts, and the worker checks the version it runs.
+    expect(await namesOldPython(tmp.write('python3', '#!/bin/sh\n', { executable: true }))).toBe(false);
   });
 });
