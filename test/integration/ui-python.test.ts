@@ -5,8 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useCluster } from '../support/engine-cluster.js';
-import { uploadFile } from '../support/ui-upload.js';
-import { until } from '../support/until.js';
+import { batchIn, uploadFile } from '../support/ui-calls.js';
 
 const shared = useCluster('ui-python');
 
@@ -30,15 +29,7 @@ describe('a Python script in the UI', () => {
         expect(asProgram.python?.function).toBeNull();
 
         const { batch } = await ui.call('startBatch', { script, dataset, options: {} });
-        const ended = await until(
-          async () => {
-            const { batches } = await ui.call('getBatches', {});
-            const found = batches.find((one) => one.id === batch.id);
-            return found?.state === 'ended' ? found : undefined;
-          },
-          'the batch to end',
-          60_000,
-        );
+        const ended = await batchIn(ui, batch.id, 'ended');
         expect(ended).toMatchObject({ total: 3, done: 3, failed: 0 });
         const { rows } = await ui.call('getResults', { batchId: batch.id, offset: 0, limit: 10 });
         expect(rows.map((row) => [row.index, row.value]).sort()).toEqual([
