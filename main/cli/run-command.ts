@@ -25,7 +25,9 @@ export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
        deskgrid run --resume DIR [options]
 
 <computation>  a JS/TS module whose default export is async (input, ctx) => value,
-               or a program (.py, .sh, .R, a binary...), or a folder holding one
+               or FILE.py:FUNCTION to call a Python function per job (warm
+               interpreters; the file's folder goes along), or a program (.py,
+               .sh, .R, a binary...), or a folder holding one
 [dataset]      a file or folder split into one job per item
 
 options:
@@ -39,6 +41,8 @@ options:
   --max-memory MB   stop a job that uses more than MB of memory
   --stdin           programs: give the input on standard input, not as an argument
   --program         run a .js file as a program instead of a module
+  --python PATH     Python functions: the interpreter (default: the file's #!
+                    line, else python3 from PATH; 3.8 or later)
   --json            print each finished job's results.jsonl line on stdout
   --resume DIR      finish the batch in DIR without rerunning jobs that have a result
   --peer HOST[:PORT]
@@ -162,6 +166,7 @@ interface RunArgs {
   reentrant: boolean;
   priority: number | undefined;
   requires: Requirements;
+  python: string | undefined;
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
@@ -187,6 +192,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       priority: { type: 'string' },
       require: { type: 'string', multiple: true },
       node: { type: 'string' },
+      python: { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -237,6 +243,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       integer: true,
       inclusive: true,
     }),
+    python: values.python,
     requires: parseRequirements([
       ...(values.require ?? []),
       ...(values.node === undefined ? [] : [`node=${values.node}`]),
@@ -291,6 +298,7 @@ function submitOptions(args: RunArgs, home: string): SubmitOptions {
     program: args.program,
     reentrant: args.reentrant,
     requires: args.requires,
+    ...(args.python === undefined ? {} : { python: args.python }),
     ...(args.priority === undefined ? {} : { priority: args.priority }),
     out: args.out ?? newRunFolder(home, computation, process.pid),
   };

@@ -491,8 +491,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       computationCache: paths.computationCache,
       batchesDir: paths.batches,
       runsHere: this.pool.size > 0,
-      // Without local workers, a module's load errors come back from the nodes instead.
-      probe: (computation) => (this.pool.size > 0 ? this.pool.probe(computation) : Promise.resolve()),
+      // Without local workers (or, for a Python function, without Python here), a module's load
+      // errors come back from the nodes instead.
+      probe: (computation) =>
+        this.pool.size > 0 && (computation.kind !== 'python' || this.runtimes.includes('python3'))
+          ? this.pool.probe(computation)
+          : Promise.resolve(),
     };
     const host: BatchHost = {
       nodeId: this.nodeId,

@@ -50,6 +50,8 @@ export interface BatchSpec {
   key?: string;
   priority?: number;
   requires?: Requirements;
+  /** Python functions: the interpreter given with --python (absent: each node's own python3). */
+  python?: string;
 }
 
 export type StatusCounts = Record<FinalStatus, number>;

@@ -38,6 +38,7 @@ import { isSafeRelativePath } from '../../../shared/wire-protocol.js';
 import type { Batch } from '../batch.js';
 import type { Cluster } from '../cluster.js';
 import { resolveComputation } from '../computation/resolve-computation.js';
+import { chosenComputation, outlinePythonFile } from '../computation/python-outline.js';
 import { openDataset } from '../dataset/open-dataset.js';
 import { clusterId } from '../identity/cluster-key.js';
 import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../doctor/diagnose.js';
@@ -489,16 +490,21 @@ export class UiService extends EventEmitter<UiServiceEvents> {
   ): Promise<BatchPreview> {
     const scriptPath = this.sourcePath(script, 'script');
     const datasetPath = dataset === null ? null : this.sourcePath(dataset, 'dataset');
-    const computation = await resolveComputation(scriptPath, {
+    const outline = await outlinePythonFile(scriptPath);
+    const chosen = chosenComputation(scriptPath, outline, options.function);
+    const python = outline === null ? {} : { python: { ...outline, function: chosen.function } };
+    const computation = await resolveComputation(chosen.computation, {
       stdin: options.stdin ?? false,
       cacheDir: dataPaths(this.options.home).computationCache,
     });
     const runs =
       computation.kind === 'module'
         ? 'a JavaScript module, called once per job in warm workers'
-        : computation.interpreter.length > 0
-          ? `a program, run with ${basename(computation.interpreter[0] ?? '')} once per job`
-          : 'a program, run once per job';
+        : computation.kind === 'python'
+          ? `the Python function ${computation.function}, called once per job in warm interpreters`
+          : computation.interpreter.length > 0
+            ? `a program, run with ${basename(computation.interpreter[0] ?? '')} once per job`
+            : 'a program, run once per job';
     const described = { kind: computation.kind, name: basename(scriptPath), runs };
     if (datasetPath === null) {
       return {
@@ -508,6 +514,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
         split: 'none',
         firstInputs: ['null'],
         computation: described,
+        ...python,
       };
     }
     const opened = await openDataset({
@@ -536,11 +543,17 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       split: opened.mode,
       firstInputs,
       computation: described,
+      ...python,
     };
   }
 
   private async start(script: Source, dataset: Source | null, options: BatchOptions): Promise<BatchInfo> {
-    const computation = this.sourcePath(script, 'script');
+    const scriptPath = this.sourcePath(script, 'script');
+    const { computation } = chosenComputation(
+      scriptPath,
+      await outlinePythonFile(scriptPath),
+      options.function,
+    );
     const datasetPath = dataset === null ? null : this.sourcePath(dataset, 'dataset');
     // Checks what can be checked before a batch exists, so that mistakes come back as the answer.
     const opened =
