@@ -73,7 +73,7 @@ export const offerSchema = v.object({
 });
 export type Offer = v.InferOutput<typeof offerSchema>;
 
-const computationKindSchema = v.picklist(['module', 'program']);
+const computationKindSchema = v.picklist(['module', 'program', 'python']);
 
 /** The input of one remote job: a value (in the body) or a content-addressed file sent before. */
 const remoteInputSchema = v.variant('kind', [
@@ -106,6 +106,10 @@ export const toNodeSchema = v.variant('t', [
     kind: computationKindSchema,
     /** Programs: the node picks the interpreter from the entry's #! line or extension, on its own PATH. */
     stdin: v.boolean(),
+    /** Python: the function called per job. */
+    function: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$/), v.maxLength(200))),
+    /** Python: the submitter's interpreter; a node that lacks it uses its own python3. */
+    python: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(16))),
   }),
   /** The bundle's files, in the body. */
   v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema) }),

@@ -11,6 +11,12 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
 import type { NotSharing } from '../../shared/not-sharing.js';
 import {
+  DEFAULT_NODE_PORT,
+  formatPeerAddress,
+  parsePeerAddress,
+  type PeerAddress,
+} from '../../shared/peer-address.js';
+import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_PROTOCOL_VERSION,
   type Offer,
@@ -25,6 +31,7 @@ import { loadIdentity, shortNodeId, type NodeIdentity } from './identity/node-id
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
 import { describeThisNode, detectRuntimes, whyNotSharing } from './node-offer.js';
+import { lockDataFolder } from './node-lock.js';
 import { dataPaths, defaultDataHome } from './paths.js';
 import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
@@ -42,6 +49,7 @@ import type { StorageKeeper, StorageLimits } from './storage/storage-keeper.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { PeerHints } from './remote/peer-hints.js';
 import { SubmitterSession } from './remote/submitter-session.js';
+import type { FolderLock } from './store/folder-lock.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
 import { hasRequirements, noNodeMessage, unmet, type NodeTraits } from './requirements.js';
@@ -53,8 +61,6 @@ const RECONNECT_DELAY_MS = 1500;
 const RECONNECT_ATTEMPTS = 20;
 /** More worker processes than this is a typo, not a machine. */
 const MAX_CORES = 1024;
-/** The port `deskgrid node` listens on unless told otherwise. */
-export const DEFAULT_NODE_PORT = 7717;
 
 export interface ClusterOptions {
   /** Worker processes, one per core shared. Default: every core. */
@@ -74,8 +80,10 @@ export interface ClusterOptions {
   waitForAllWorkers?: boolean;
   /** The cluster's join code; needed to talk to other nodes. */
   secret?: string;
-  /** Other nodes to run jobs on, as "host:port". */
+  /** Other nodes to run jobs on: "HOST[:PORT]" or "NODE-ID@HOST[:PORT]"; one that does not parse is a usage error. */
   peers?: string[];
+  /** Addresses saved in the settings: used like `peers`, but one that does not parse is skipped with a warning. */
+  savedPeers?: string[];
   /** Serve other submitters: listen for their connections here. */
   serve?: ServeOptions;
   /** Largest message accepted from other nodes (default 64 MiB). */
@@ -206,6 +214,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private discovering = false;
   private kept: KeptResults | null = null;
   private runtimes: string[] = [];
+  /** Nodes 'node' was emitted for; none before start() has returned, when nobody can listen yet. */
+  private readonly announced = new WeakSet<RemoteNode>();
+  private started = false;
+  /** A serving node's hold on its data folder (its identity), let go when it closes. */
+  private nodeLock: FolderLock | null = null;
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
   /** The data folder's caches, each within a bound (storage/). */
@@ -243,9 +256,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       throw new DeskGridError(ErrorCode.Usage, `cores must be a whole number of 1 or more, not ${cores}`);
     }
     const home = options.home ?? defaultDataHome();
-    const peers = (options.peers ?? []).map(parsePeer);
     const loaded = loadIdentity(home);
     const warnings: string[] = loaded.warning ? [loaded.warning] : [];
+    const peers = peersOf(options, warnings);
     // Remembered nodes only matter with a join code: without one, a local run stays local.
     const remembered =
       options.rememberNodes === true && options.secret !== undefined ? loadKnownNodes(home) : [];
@@ -266,6 +279,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (cores === 0 && peers.length === 0 && rememberedPeers.length === 0 && !moreMayCome) {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
+    // Before any worker starts: a second node on this data folder is refused at once.
+    const nodeLock = options.serve ? lockDataFolder(home, options.serve.port) : null;
     const broken: { error: DeskGridError | null } = { error: null };
     // Looked up while the workers start (not before: that would delay every cold start); known
     // before start() returns, so before the first job is matched against them.
@@ -284,6 +299,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
     });
     cluster = new Cluster(loaded.identity, home, pool, broken);
+    cluster.nodeLock = nodeLock;
     cluster.network = network;
     cluster.runtimes = await runtimes;
     cluster.warnings.push(...warnings);
@@ -307,6 +323,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     cluster.waitingTimer = setInterval(() => cluster?.checkWaiting(), WAITING_CHECK_MS);
     cluster.waitingTimer.unref();
     log.info('cluster started', { nodeId: cluster.nodeId, cores, peers: cluster.nodes.size });
+    // The caller adds its listeners as soon as start() resolves, before this runs.
+    const started = cluster;
+    setImmediate(() => {
+      started.started = true;
+      for (const node of started.nodes) started.announce(node);
+    });
     return cluster;
   }
 
@@ -442,6 +464,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.server?.destroy();
     this.kept?.close();
     this.storage.stop();
+    this.nodeLock?.release();
     this.state = 'closed';
   }
 
@@ -458,6 +481,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     await Promise.allSettled(this.batches.map((batch) => batch.done));
     this.kept?.close();
     this.storage.stop();
+    this.nodeLock?.release();
     this.state = 'closed';
   }
 
@@ -469,8 +493,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       computationCache: paths.computationCache,
       batchesDir: paths.batches,
       runsHere: this.pool.size > 0,
-      // Without local workers, a module's load errors come back from the nodes instead.
-      probe: (computation) => (this.pool.size > 0 ? this.pool.probe(computation) : Promise.resolve()),
+      // Without local workers (or, for a Python function, without Python here), a module's load
+      // errors come back from the nodes instead.
+      probe: (computation) =>
+        this.pool.size > 0 && (computation.kind !== 'python' || this.runtimes.includes('python3'))
+          ? this.pool.probe(computation)
+          : Promise.resolve(),
     };
     const host: BatchHost = {
       nodeId: this.nodeId,
@@ -822,7 +850,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       answering.map(async (host) => {
         try {
           const node = await this.connectTo(network, { host, port });
-          if (this.adopt(node)) this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+          if (this.adopt(node)) this.announce(node);
         } catch (error) {
           log.debug('probed address is no node of this cluster', { host, error: String(error) });
         }
@@ -901,7 +929,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (!this.adopt(node)) return;
         log.info('discovered node in use', { node: node.id, name: node.name });
         this.claimAll(node);
-        this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+        this.announce(node);
         this.pumpAll();
       },
       (error: unknown) => {
@@ -938,7 +966,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
             }
             if (!this.adopt(back)) return;
             log.info('lost node back in use', { node: back.id, name: back.name });
-            this.emit('node', { id: back.id, name: back.name, cores: back.offer.cores });
+            this.announce(back);
             this.claimAll(back);
             this.pumpAll();
           },
@@ -958,6 +986,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
+  /** Emits 'node' once for a node in use. */
+  private announce(node: RemoteNode): void {
+    if (!this.started || this.announced.has(node) || !this.nodes.has(node)) return;
+    this.announced.add(node);
+    this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+  }
+
   private warn(message: string): void {
     // A node that runs for weeks warns without end: the latest are what a caller shows.
     if (this.warnings.push(message) > MAX_WARNINGS)
@@ -969,7 +1004,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.duplicates.delete(node)) return;
     this.nodes.delete(node);
     if (this.state !== 'open') return;
-    if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);
+    if (error) this.warn(`lost node ${node.name}: ${error.message}; ${fateOfLostJobs(this.batches)}`);
     const reason = `node ${node.name} was lost${error ? ` (${error.message})` : ''}`;
     for (const batch of this.batches) batch.releaseHeld(node.id, reason);
     this.checkRequirements();
@@ -992,6 +1027,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
     this.pumpAll();
   }
+}
+
+/** What becomes of the jobs a lost node was running, as the batches' --no-reentrant decides. */
+function fateOfLostJobs(batches: readonly Batch[]): string {
+  const abandoning = batches.filter((batch) => !batch.reentrant).length;
+  if (abandoning === 0) return 'its jobs run elsewhere';
+  if (abandoning === batches.length) return 'its jobs are abandoned, not run again (--no-reentrant)';
+  return 'its jobs run elsewhere, but those of batches that may not run a job twice (--no-reentrant) are abandoned';
 }
 
 /** Sources of the highest priority first; sources of equal priority take turns. */
@@ -1062,25 +1105,20 @@ function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: bool
   };
 }
 
-/**
- * "host:port", "[v6]:port", or either behind "ID@" to pin the node's id (the SHA-256 of its
- * certificate, as `deskgrid node` prints it): a different certificate there is then refused.
- */
-export function parsePeer(text: string): PeerAddress {
-  const match = /^(?:([0-9a-f]{64})@)?(?:\[([^\]]+)\]|([^:@]+)):(\d{1,5})$/.exec(text.trim());
-  const port = Number(match?.[4]);
-  const host = match?.[2] ?? match?.[3];
-  if (!match || host === undefined || !(port > 0 && port < 65536)) {
-    throw new DeskGridError(
-      ErrorCode.Usage,
-      `invalid peer "${text}": expected HOST:PORT or NODE-ID@HOST:PORT`,
-    );
+/** The peers given and saved, each once; a saved one that does not parse is only a warning. */
+function peersOf(options: ClusterOptions, warnings: string[]): PeerAddress[] {
+  const unique = new Map<string, PeerAddress>();
+  for (const text of options.peers ?? []) {
+    const parsed = parsePeerAddress(text);
+    if (!parsed.ok) throw new DeskGridError(ErrorCode.Usage, parsed.reason);
+    unique.set(formatPeerAddress(parsed.peer), parsed.peer);
   }
-  return match[1] === undefined ? { host, port } : { host, port, id: match[1] };
-}
-
-interface PeerAddress extends NodeAddress {
-  id?: string;
+  for (const text of options.savedPeers ?? []) {
+    const parsed = parsePeerAddress(text);
+    if (parsed.ok) unique.set(formatPeerAddress(parsed.peer), parsed.peer);
+    else warnings.push(`ignoring a saved peer: ${parsed.reason}`);
+  }
+  return [...unique.values()];
 }
 
 /**

@@ -62,6 +62,8 @@ class PoolWorker {
   readonly inflight: Task[] = [];
   readonly loaded = new Set<string>();
   programPid: number | null = null;
+  /** Long-lived processes the worker runs jobs in (its Python interpreters), each its own group. */
+  readonly helperPids = new Set<number>();
   headStartedAt: number | null = null;
   headTimer: NodeJS.Timeout | null = null;
   killReason: Kill | null = null;
@@ -222,6 +224,7 @@ export class WorkerPool {
       worker.suspended = { remainingMs };
       // The program first, so that the worker never sees it end while itself stopped.
       signalGroup(worker.programPid, 'SIGSTOP');
+      for (const pid of worker.helperPids) signalGroup(pid, 'SIGSTOP');
       signalProcess(worker.channel.pid, 'SIGSTOP');
     }
     return true;
@@ -234,6 +237,7 @@ export class WorkerPool {
       if (!suspended) continue;
       worker.suspended = null;
       signalProcess(worker.channel.pid, 'SIGCONT');
+      for (const pid of worker.helperPids) signalGroup(pid, 'SIGCONT');
       signalGroup(worker.programPid, 'SIGCONT');
       if (suspended.remainingMs !== null) this.armTimeout(worker, suspended.remainingMs);
     }
@@ -487,6 +491,7 @@ export class WorkerPool {
     worker.killed = true;
     worker.channel.kill();
     killProcessGroup(worker.programPid);
+    for (const pid of worker.helperPids) killProcessGroup(pid);
   }
 
   private receive(worker: PoolWorker, raw: unknown): void {
@@ -577,6 +582,10 @@ export class WorkerPool {
         task?.owner.onLog(task, message.line);
         return;
       }
+      case 'helper':
+        if (message.running) worker.helperPids.add(message.pid);
+        else worker.helperPids.delete(message.pid);
+        return;
     }
   }
 
@@ -619,6 +628,7 @@ export class WorkerPool {
     worker.state = 'exited';
     this.workers.delete(worker);
     killProcessGroup(worker.programPid);
+    for (const pid of worker.helperPids) killProcessGroup(pid);
     this.clearHead(worker);
     const [head, ...waiting] = worker.inflight;
     worker.inflight.length = 0;
@@ -703,9 +713,10 @@ export class WorkerPool {
     for (const worker of this.workers) {
       const head = worker.inflight[0];
       if (!head || head.maxMemoryBytes === null || worker.channel.pid === undefined) continue;
-      const used =
+      let used =
         (residentBytes(worker.channel.pid) ?? 0) +
         (worker.programPid === null ? 0 : (residentBytes(worker.programPid) ?? 0));
+      for (const pid of worker.helperPids) used += residentBytes(pid) ?? 0;
       if (used <= head.maxMemoryBytes) continue;
       const limitMb = Math.round(head.maxMemoryBytes / 1048576);
       this.kill(worker, {

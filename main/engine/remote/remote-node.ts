@@ -28,6 +28,7 @@ import { nextTaskId, type Task } from '../pool/task.js';
 import type { PeerConnection, LocalIdentity } from '../transport/peer-connection.js';
 import { dialNode, type NodeAddress } from './dial-node.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet, type FileSet } from './file-set.js';
+import { PYTHON_SKIPPED_FOLDERS } from '../computation/python-computation.js';
 
 const log = createLogger('remote-node');
 
@@ -286,6 +287,9 @@ export class RemoteNode {
       entry: shipped.entry,
       kind: computation.kind,
       stdin: computation.kind === 'program' ? computation.stdin : false,
+      ...(computation.kind === 'python'
+        ? { function: computation.function, python: computation.interpreter }
+        : {}),
     });
     await answered;
   }
@@ -610,7 +614,9 @@ async function makeShippable(computation: Computation, cacheDir: string): Promis
       data: [Buffer.from(bundle.contents)],
     };
   } else if (computation.root !== undefined) {
-    set = await readFolder(computation.root, BUNDLE_LIMIT_BYTES);
+    // A Python function's folder goes without its caches and virtual environments.
+    const skip = computation.kind === 'python' ? PYTHON_SKIPPED_FOLDERS : undefined;
+    set = await readFolder(computation.root, BUNDLE_LIMIT_BYTES, skip);
     entry = computation.entry
       .slice(computation.root.length + 1)
       .split(/[\\/]/)

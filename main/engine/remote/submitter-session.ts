@@ -32,6 +32,7 @@ import { createLogger } from '../log.js';
 import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
+import { pythonOnThisNode } from '../computation/python-computation.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
 
 const log = createLogger('session');
@@ -74,8 +75,10 @@ interface PendingLoad {
   key: string;
   bundle: string;
   entry: string;
-  kind: 'module' | 'program';
+  kind: 'module' | 'program' | 'python';
   stdin: boolean;
+  function?: string | undefined;
+  python?: string[] | undefined;
 }
 
 export class SubmitterSession {
@@ -302,14 +305,16 @@ export class SubmitterSession {
       const computation: Computation =
         request.kind === 'module'
           ? { kind: 'module', id, entry }
-          : {
-              kind: 'program',
-              id,
-              entry,
-              interpreter: await programInterpreter(entry),
-              stdin: request.stdin,
-            };
-      if (computation.kind === 'module') await this.host.probe(computation);
+          : request.kind === 'python'
+            ? await pythonOnThisNode(entry, request.function, request.python, id)
+            : {
+                kind: 'program',
+                id,
+                entry,
+                interpreter: await programInterpreter(entry),
+                stdin: request.stdin,
+              };
+      if (computation.kind !== 'program') await this.host.probe(computation);
       this.computations.set(request.key, computation);
       this.connection.send({ t: 'loaded', key: request.key });
     } catch (error) {
