@@ -1,7 +1,7 @@
 // The fault soak: batches of short jobs run on a few `deskgrid node`s of one core (each in a
 // network namespace of a private LAN: nothing leaves through this machine's interfaces) while a
 // seeded schedule (schedule.ts) SIGKILLs and restarts nodes, cuts and restores their links,
-// SIGKILLs the submitter and resumes its batch, and cancels jobs that run on the nodes. Each batch
+// SIGKILLs the submitter and resumes its batch, and cancels jobs sent to the nodes. Each batch
 // is judged when it ends (verdict.ts); batches follow each other until the schedule is dealt.
 //
 // `npm run soak` (soak/main.ts) runs a long one and prints one JSON line; a short one runs in the
@@ -10,6 +10,7 @@
 
 import Database from 'better-sqlite3';
 import {
+  appendFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -282,24 +283,25 @@ class Soak {
   ): Promise<boolean> {
     if (fault.kind === 'submitterKill') {
       const killed = await batch.killSubmitter();
-      if (killed) this.count(fault);
+      if (killed) this.count(fault, {});
       return killed;
     }
     if (fault.kind === 'cancel') {
       const submitter = batch.current();
       const key = submitter.life.key;
       if (key === null || !submitter.alive || submitter.life.ended !== null) return false;
-      // A job this life sent that a node runs now: the case where a cancel has to reach a node.
-      const sent = new Set(submitter.life.dispatches.map((dispatch) => dispatch.index));
+      // A job this life sent to a node and has no result for: on its way, queued there, or
+      // running (the nodes' logs lag too much on a loaded machine to aim at running ones only).
       const recorded = new Set(submitter.life.results.map((result) => result.index));
-      const candidates = [...new Set(this.nodes.flatMap((node) => node.running(key)))]
-        .filter((index) => sent.has(index) && !recorded.has(index))
-        .sort((a, b) => a - b);
+      const asked = new Set(submitter.life.cancels.map((cancel) => cancel.index));
+      const candidates = [...new Set(submitter.life.dispatches.map((dispatch) => dispatch.index))].filter(
+        (index) => !recorded.has(index) && !asked.has(index),
+      );
       const index = candidates[Math.floor(fault.pick * candidates.length)];
       if (index === undefined) return false;
       // Counted once accepted: a cancel that lost the race to its job's end is tried again.
       const accepted = await submitter.cancel(index);
-      if (accepted) this.count(fault);
+      if (accepted) this.count(fault, { job: index });
       return accepted;
     }
     const node = await this.target(fault.node, batch.tend);
@@ -325,12 +327,15 @@ class Soak {
           }),
       );
     }
-    this.count(fault);
+    this.count(fault, { node: node.number });
     return true;
   }
 
-  private count(fault: Fault): void {
+  /** Counts a fault dealt, and notes when and what it hit in faults.jsonl, for a post-mortem. */
+  private count(fault: Fault, hit: Record<string, number>): void {
     this.dealt[fault.kind] += 1;
+    const line = { t: Date.now(), kind: fault.kind, downMs: fault.downMs, ...hit };
+    appendFileSync(join(this.work, 'faults.jsonl'), `${JSON.stringify(line)}\n`);
   }
 
   private track(recovery: Promise<void>): void {

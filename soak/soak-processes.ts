@@ -1,8 +1,8 @@
 // The processes of the fault soak, each in a network namespace of its own: `deskgrid node`s of
 // one core that log every job they start and finish (DESKGRID_LOG=debug), and the soak's
-// submitter (soak-submitter.ts). Their output is read as it comes, because the soak aims some
-// faults by it (a cancel hits a job a node runs now), and written to files in the work folder
-// for whoever looks into a failed run.
+// submitter (soak-submitter.ts), which logs every job it sends. Their output is read as it comes
+// (a cancel is aimed at a job the submitter sent and has no result for; a node fault waits for a
+// node to be back) and copied to files in the work folder for whoever looks into a failed run.
 
 import { type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -135,18 +135,6 @@ export class SoakNode {
     this.state = 'down';
     await this.lan.killAll(this.host);
     if (this.child) await closed(this.child);
-  }
-
-  /** Jobs of the batch that this node started and has not finished. */
-  running(batch: string): number[] {
-    const open = new Map<string, number>();
-    for (const event of this.events) {
-      if (event.batch !== batch) continue;
-      const key = `${event.index}/${event.attempt}`;
-      if (event.message === 'job started') open.set(key, event.index);
-      else open.delete(key);
-    }
-    return [...open.values()];
   }
 
   private read(text: string): void {

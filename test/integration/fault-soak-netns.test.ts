@@ -1,7 +1,7 @@
 // A short fault soak (soak/fault-soak.ts; `npm run soak` runs the long one): batches of a few
 // hundred jobs on four nodes of one core, in network namespaces, while nodes are SIGKILLed and
-// restarted, links cut and restored, the submitter SIGKILLed and resumed, and jobs cancelled on
-// the nodes running them, a few times each. Every index must end with exactly one legal result,
+// restarted, links cut and restored, the submitter SIGKILLed and resumed, and jobs cancelled
+// after they were sent to a node, a few times each. Every index must end with exactly one legal result,
 // every accepted cancel end `cancelled`, and no job be sent again once its result was recorded.
 // The seed is new each run and printed; DESKGRID_SOAK_SEED replays one. Skipped (with the
 // reason printed) where namespaces cannot be created.
