@@ -297,7 +297,15 @@ class Soak {
       const candidates = [...new Set(submitter.life.dispatches.map((dispatch) => dispatch.index))].filter(
         (index) => !recorded.has(index) && !asked.has(index),
       );
-      const index = candidates[Math.floor(fault.pick * candidates.length)];
+      // Half the cancels go, where there is one, to a job sent to a node whose link is cut: the
+      // cancel cannot reach it, and the job must not run again elsewhere once the node is lost.
+      const sentTo = new Map(submitter.life.dispatches.map((dispatch) => [dispatch.index, dispatch.node]));
+      const cut = new Set(this.nodes.filter((node) => node.state === 'cut').map((node) => node.id));
+      const cutOff = candidates.filter((job) => cut.has(sentTo.get(job) ?? ''));
+      const index =
+        fault.pick < 0.5 && cutOff.length > 0
+          ? cutOff[Math.floor(fault.pick * 2 * cutOff.length)]
+          : candidates[Math.floor(fault.pick * candidates.length)];
       if (index === undefined) return false;
       // Counted once accepted: a cancel that lost the race to its job's end is tried again.
       const accepted = await submitter.cancel(index);
