@@ -62,6 +62,8 @@ export interface SoakReport extends Findings {
   examples?: string[];
 }
 
+/** A submitter drops a node it has not heard from for this long (peer-connection.ts). */
+const SILENCE_MS = 3500;
 /** No result and no fault for this long: the batch is stuck. */
 const STALL_MS = 90_000;
 const POLL_MS = 25;
@@ -93,6 +95,8 @@ class Soak {
   >;
   private lan: Lan | null = null;
   private nodes: SoakNode[] = [];
+  /** Nodes whose link is cut for longer than the silence after which a submitter drops them. */
+  private readonly longCuts = new Set<SoakNode>();
   /** Restarts and link restores under way. */
   private readonly recoveries = new Set<Promise<void>>();
   private verdicts: BatchVerdict[] = [];
@@ -297,10 +301,11 @@ class Soak {
       const candidates = [...new Set(submitter.life.dispatches.map((dispatch) => dispatch.index))].filter(
         (index) => !recorded.has(index) && !asked.has(index),
       );
-      // Half the cancels go, where there is one, to a job sent to a node whose link is cut: the
-      // cancel cannot reach it, and the job must not run again elsewhere once the node is lost.
+      // Half the cancels go, where there is one, to a job sent to a node whose link is cut for
+      // long enough that the submitter will drop the node: the cancel cannot reach it, and the
+      // job must not run again elsewhere.
       const sentTo = new Map(submitter.life.dispatches.map((dispatch) => [dispatch.index, dispatch.node]));
-      const cut = new Set(this.nodes.filter((node) => node.state === 'cut').map((node) => node.id));
+      const cut = new Set(this.nodes.filter((node) => this.longCuts.has(node)).map((node) => node.id));
       const cutOff = candidates.filter((job) => cut.has(sentTo.get(job) ?? ''));
       const index =
         fault.pick < 0.5 && cutOff.length > 0
@@ -327,11 +332,13 @@ class Soak {
       if (lan === null) throw new SoakError('no LAN');
       node.state = 'cut';
       await lan.linkDown(node.host);
+      if (fault.downMs > SILENCE_MS) this.longCuts.add(node);
       this.track(
         sleep(fault.downMs)
           .then(() => lan.linkUp(node.host))
           .then(() => {
             node.state = 'up';
+            this.longCuts.delete(node);
           }),
       );
     }
