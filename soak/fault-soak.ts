@@ -97,6 +97,8 @@ class Soak {
   private nodes: SoakNode[] = [];
   /** Nodes whose link is cut for longer than the silence after which a submitter drops them. */
   private readonly longCuts = new Set<SoakNode>();
+  /** Until when a submitter kill waits, for a cancel sent towards a cut-off node to play out. */
+  private cutCancelUntil = 0;
   /** Restarts and link restores under way. */
   private readonly recoveries = new Set<Promise<void>>();
   private verdicts: BatchVerdict[] = [];
@@ -244,6 +246,9 @@ class Soak {
         current,
         tend,
         killSubmitter: async () => {
+          // A cancel sent towards a cut-off node is left to play out: the submitter must drop the
+          // node and still end the job `cancelled` (killing it first would void the cancel).
+          await wait(this.cutCancelUntil - Date.now());
           const life = current();
           if (!life.alive || life.life.ended !== null) return false;
           await life.kill();
@@ -314,6 +319,7 @@ class Soak {
       if (index === undefined) return false;
       // Counted once accepted: a cancel that lost the race to its job's end is tried again.
       const accepted = await submitter.cancel(index);
+      if (accepted && cutOff.includes(index)) this.cutCancelUntil = Date.now() + 2 * SILENCE_MS;
       if (accepted) this.count(fault, { job: index });
       return accepted;
     }
