@@ -8,6 +8,7 @@
 // previews (`text`), the job detail gets the result line as results.jsonl holds it.
 
 import * as v from 'valibot';
+import { notSharingSchema } from './not-sharing.js';
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 const finalStatus = v.picklist(['done', 'failed', 'timeout', 'cancelled', 'abandoned']);
@@ -51,6 +52,8 @@ export const nodeInfoSchema = v.object({
   ratePerSecond: v.number(),
   /** ms since the epoch; null for this computer and for nodes used but never heard on mDNS. */
   lastSeen: v.nullable(v.number()),
+  /** A node in use that runs none of this node's jobs now: why, and until when. */
+  notSharing: v.optional(notSharingSchema),
 });
 export type NodeInfo = v.InferOutput<typeof nodeInfoSchema>;
 
@@ -167,6 +170,31 @@ export const settingsViewSchema = v.object({
 });
 export type SettingsView = v.InferOutput<typeof settingsViewSchema>;
 
+/** What the data folder keeps (README "What DeskGrid keeps"); `kept` is results kept for absent submitters. */
+export const RESULT_ORDERS = ['finished', 'index'] as const;
+export type ResultOrder = (typeof RESULT_ORDERS)[number];
+
+export const STORAGE_PARTS = ['kept', 'bundles', 'files', 'computations', 'uploads'] as const;
+export const CLEARABLE_PARTS = ['bundles', 'files', 'computations', 'uploads'] as const;
+export type StoragePartName = (typeof STORAGE_PARTS)[number];
+
+export const storageViewSchema = v.object({
+  parts: v.array(
+    v.object({
+      name: v.picklist(STORAGE_PARTS),
+      bytes: count,
+      entries: count,
+      /** The bound: the least recently used go beyond it, and whatever is unused for maxAgeDays. */
+      maxBytes: count,
+      maxAgeDays: v.number(),
+      /** Entries a running batch (or a recent upload or transfer) uses: a clear leaves them. */
+      inUseEntries: count,
+      clearable: v.boolean(),
+    }),
+  ),
+});
+export type StorageView = v.InferOutput<typeof storageViewSchema>;
+
 export const doctorFindingSchema = v.object({
   ok: v.boolean(),
   text: v.string(),
@@ -226,6 +254,8 @@ export const UI_CALLS = {
     output: v.object({ batch: batchInfoSchema }),
   },
   cancelBatch: { input: batchRef, output: v.object({ batch: batchInfoSchema }) },
+  /** Stops one job wherever it runs (every attempt); false when it was not queued or running. */
+  cancelJob: { input: v.object({ batchId, index: count }), output: v.object({ cancelled: v.boolean() }) },
   /** Every batch of this session, newest first. */
   getBatches: { input: empty, output: v.object({ batches: v.array(batchInfoSchema) }) },
   getResults: {
@@ -236,6 +266,8 @@ export const UI_CALLS = {
       status: v.optional(finalStatus),
       /** Case-insensitive text in the input, value, error or node. */
       search: v.optional(v.pipe(v.string(), v.maxLength(200))),
+      /** In the order jobs finished (default), or by job index. */
+      order: v.optional(v.picklist(RESULT_ORDERS)),
     }),
     output: v.object({
       /** Rows that match the filter. */
@@ -269,6 +301,13 @@ export const UI_CALLS = {
   /** A new join code, not saved: the user saves it with setSettings. */
   createJoinCode: { input: empty, output: v.object({ joinCode: v.string() }) },
   runDoctor: { input: empty, output: v.object({ findings: v.array(doctorFindingSchema) }) },
+  /** What this node keeps in its data folder, part by part, with each part's bound. */
+  getStorage: { input: empty, output: storageViewSchema },
+  /** Removes what is not in use from these parts; results kept for submitters are never cleared. */
+  clearStorage: {
+    input: v.object({ parts: v.pipe(v.array(v.picklist(CLEARABLE_PARTS)), v.minLength(1)) }),
+    output: v.object({ freedBytes: count, storage: storageViewSchema }),
+  },
 } as const;
 
 export type UiCallName = keyof typeof UI_CALLS;

@@ -73,6 +73,8 @@ class PoolWorker {
   suspended: { remainingMs: number | null } | null = null;
   /** Killed to hand its running task back to the task's owner, untouched. */
   handingBack = false;
+  /** The pool killed it: a program it reports having started after that is killed at once. */
+  killed = false;
 
   constructor(readonly channel: WorkerChannel) {}
 }
@@ -481,6 +483,7 @@ export class WorkerPool {
   private kill(worker: PoolWorker, reason: KillReason | null): void {
     if (worker.state === 'exited') return;
     if (reason !== null) worker.killReason ??= { ...reason, taskId: worker.inflight[0]?.id ?? null };
+    worker.killed = true;
     worker.channel.kill();
     killProcessGroup(worker.programPid);
   }
@@ -547,6 +550,12 @@ export class WorkerPool {
         return;
       }
       case 'spawned':
+        // Sent just before the worker was killed or died: its program, in a process group of
+        // its own, would outlive it (a cancelled job's program running on to its end).
+        if (worker.killed || worker.state === 'exited') {
+          killProcessGroup(message.pid);
+          return;
+        }
         if (worker.inflight[0]?.id !== message.id) return;
         worker.programPid = message.pid;
         // Sent just before the worker was stopped: the program it started must stop too.
