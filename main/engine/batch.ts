@@ -303,6 +303,8 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     if (unmet(taker, this.prepared.requirements) !== null) return undefined;
     const job = this.queued.shift() ?? this.speculativeJob(taker.id);
     if (!job) return undefined;
+    // Lets a soak tell a job sent again after its result was recorded from a copy already on its way.
+    log.debug('job dispatched', { index: job.item.index, attempt: job.attempt, node: taker.id });
     if (this.queued.length < READ_AHEAD / 2) void this.readAhead();
     const prepared = this.prepared;
     const id = nextTaskId();

@@ -12,6 +12,9 @@ import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT, type LanNode, type LanProcess, type LogLevel } from './lan-nodes.js';
 import { netnsUnavailableReason, type LanHost } from './netns.js';
 import { readJsonLines, splitLines } from './run-cli.js';
+import type { JobEvent } from '../../soak/soak-processes.js';
+
+export type { JobEvent };
 
 /** Jobs sleep this long: long enough to be caught mid-batch, short enough for a few hundred. */
 export const JOB_MS = 60;
@@ -88,17 +91,6 @@ export class FaultLab {
   newBatch(on: number, jobs: number, out: string, log?: LogLevel): LanProcess {
     return this.run(on, [this.sleepyModule(), '--range', `0:${jobs}`, '--out', out], log);
   }
-}
-
-/** A node's log line about one job of a kept batch. */
-export interface JobEvent {
-  t: number;
-  message: 'job started' | 'job finished';
-  batch: string;
-  index: number;
-  attempt: number;
-  status?: string;
-  kept?: boolean;
 }
 
 /** A node's "job started" and "job finished" lines (it must log at debug). */
