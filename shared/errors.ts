@@ -54,6 +54,8 @@ export const ErrorCode = {
   NoNode: 'DG_ERR_NO_NODE',
   /** The saved settings file cannot be read or is not valid. */
   Settings: 'DG_ERR_SETTINGS',
+  /** The node cannot confine other people's jobs and its owner refuses to run them unconfined. */
+  Unconfined: 'DG_ERR_UNCONFINED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

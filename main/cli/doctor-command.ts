@@ -4,6 +4,7 @@
 // submitter in over TLS. Exit 0 when nothing is wrong, 1 when something is.
 
 import { parseCommandArgs, wantsHelp } from './options.js';
+import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { describeInterfaces, lanInterfaces } from '../engine/discovery/interfaces.js';
@@ -41,7 +42,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parseCommandArgs(
     argv,
-    { secret: { type: 'string' }, wait: { type: 'string' } },
+    { ...SECRET_OPTIONS, wait: { type: 'string' } },
     DOCTOR_USAGE,
   );
   if (positionals.length > 0) {
@@ -52,7 +53,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   }
   const waitS = waitOption(values.wait, DEFAULT_DOCTOR_WAIT_S);
   const findings = await diagnose({
-    secret: values.secret,
+    secret: secretFromOptions(values, 'doctor'),
     waitS,
     home: defaultDataHome(),
     onListen: () => process.stderr.write(`listening on the LAN for ${waitS} s...\n`),

@@ -25,6 +25,7 @@ import { resolveJoinCode } from '../engine/settings.js';
 import { PeerConnection } from '../engine/transport/peer-connection.js';
 import { readPackageVersion } from '../engine/version.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
+import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 
 export const NODES_USAGE = `usage: deskgrid nodes [options]
 
@@ -75,7 +76,7 @@ export async function nodesCommand(argv: string[]): Promise<number> {
     {
       wait: { type: 'string' },
       json: { type: 'boolean', default: false },
-      secret: { type: 'string' },
+      ...SECRET_OPTIONS,
       interface: { type: 'string' },
     },
     NODES_USAGE,
@@ -94,7 +95,7 @@ export async function nodesCommand(argv: string[]): Promise<number> {
     );
   }
   const home = defaultDataHome();
-  const joinCode = resolveJoinCode({ flag: values.secret, home });
+  const joinCode = resolveJoinCode({ flag: secretFromOptions(values, 'nodes'), home });
   const interfaces = chosenInterfaces(values.interface);
   if (joinCode === null) {
     process.stderr.write(

@@ -16,6 +16,7 @@ import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
+import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 
 export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
        deskgrid run --resume DIR [options]
@@ -168,7 +169,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       program: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       resume: { type: 'string' },
-      secret: { type: 'string' },
+      ...SECRET_OPTIONS,
       peer: { type: 'string', multiple: true },
       'no-local': { type: 'boolean', default: false },
       probe: { type: 'string' },
@@ -216,7 +217,7 @@ function parseRunArgs(argv: string[]): RunArgs {
     program: values.program,
     json: values.json,
     resume: values.resume,
-    secret: values.secret,
+    secret: secretFromOptions(values, 'run'),
     peers: values.peer ?? [],
     local: !values['no-local'],
     probe: values.probe,

@@ -27,6 +27,7 @@ import { describeThisNode, detectRuntimes } from './node-offer.js';
 import { dataPaths, defaultDataHome } from './paths.js';
 import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
+import type { Fits } from './pool/tenancy.js';
 import type { WorkerLauncher } from './pool/worker-launcher.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import {
@@ -38,6 +39,8 @@ import {
 import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { SubmitterSession } from './remote/submitter-session.js';
+import { checkConfinement } from './sandbox/confinement-check.js';
+import { jobConfinement, type JobConfinement, type UnconfinedPolicy } from './sandbox/job-confinement.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
 import { hasRequirements, noNodeMessage, unmet, type NodeTraits } from './requirements.js';
@@ -106,6 +109,13 @@ export interface ServeOptions {
   keepMb?: number;
   /** Cores one submitter may use at once here (default: all); the others share the rest fairly. */
   maxPerSubmitter?: number;
+  /**
+   * Where other people's jobs cannot be confined (no bubblewrap, no sandbox-exec, Windows):
+   * refuse them (default) or run them unconfined, with a warning.
+   */
+  unconfinedJobs?: UnconfinedPolicy;
+  /** Whether other people's confined jobs may use the network (default true). */
+  jobNetwork?: boolean;
 }
 
 /** What this node shares with other submitters (the desktop app's tray and owner policy set it). */
@@ -128,7 +138,7 @@ export interface ClusterStats {
 /** A source of tasks for the scheduler. */
 interface TaskSource {
   readonly priority: number;
-  takeTask(taker: NodeTraits): Task | undefined;
+  takeTask(taker: NodeTraits, fits?: Fits): Task | undefined;
 }
 
 const EXPIRE_INTERVAL_MS = 60 * 60 * 1000;
@@ -172,6 +182,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private accepting = true;
   private kept: KeptResults | null = null;
   private runtimes: string[] = [];
+  private confinement: JobConfinement | null = null;
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
 
@@ -186,6 +197,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   get nodeId(): string {
     return this.identity.id;
+  }
+
+  /** How other people's jobs run here (null: this cluster does not serve others). */
+  get jobConfinement(): Pick<JobConfinement, 'mode' | 'warning'> | null {
+    return this.confinement;
   }
 
   /** The job server's address, when this cluster serves others. */
@@ -232,7 +248,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       size: cores,
       launcher:
         options.launcher ?? new ChildProcessLauncher(options.serve ? { env: scrubbedEnvironment() } : {}),
-      nextTask: () => cluster?.nextLocalTask(),
+      nextTask: (fits) => cluster?.nextLocalTask(fits),
       ...(options.maxMemoryMb === undefined ? {} : { maxHeapMb: options.maxMemoryMb }),
       onBroken: (error) => {
         broken.error = error;
@@ -451,9 +467,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** For this machine's workers: this node's batches and other submitters' sessions, in turn. */
-  private nextLocalTask(): Task | undefined {
+  private nextLocalTask(fits: Fits): Task | undefined {
     const sources: TaskSource[] = [...this.batches, ...this.sessions];
-    const [task, cursor] = byPriority(sources, this.localCursor, this.localTraits());
+    const [task, cursor] = byPriority(sources, this.localCursor, this.localTraits(), fits);
     this.localCursor = cursor;
     return task;
   }
@@ -529,9 +545,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** This node's offer to other submitters as of now. */
   private currentOffer(): Offer {
     const network = this.network;
+    // A node that refuses other people's jobs offers them no cores, so they go elsewhere.
+    const offered = this.accepting && this.confinement?.refusal == null ? this.pool.size : 0;
     return describeThisNode(
       this.identity.name,
-      this.accepting ? this.pool.size : 0,
+      offered,
       network?.version ?? readPackageVersion(),
       this.runtimes,
       this.pool.stats().busy,
@@ -540,6 +558,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   private async serve(network: Network, where: ServeOptions): Promise<void> {
     const paths = dataPaths(this.home);
+    const confinement = jobConfinement(
+      await checkConfinement(this.home),
+      where.unconfinedJobs ?? 'refuse',
+      where.jobNetwork ?? true,
+    );
+    this.confinement = confinement;
+    if (confinement.warning !== null) this.warn(confinement.warning);
+    log.info("other submitters' jobs", { mode: confinement.mode });
     const kept = new KeptResults(paths.node, {
       days: where.keepDays ?? DEFAULT_KEEP_DAYS,
       megabytes: where.keepMb ?? DEFAULT_KEEP_MB,
@@ -565,7 +591,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           maxResultBytes: Math.min(network.maxFrameBytes, connection.peer.maxFrameBytes),
           pump: () => this.pool.pump(),
           cancelTask: (task) => this.pool.cancel(task),
-          probe: (computation) => this.pool.probe(computation),
+          probe: (computation, tenancy) => this.pool.probe(computation, tenancy),
+          confinement,
           ended: (ended) => this.sessions.delete(ended),
           kept,
           sessionsOf: (submitter) => [...this.sessions].filter((other) => other.submitterId === submitter),
@@ -859,6 +886,7 @@ function byPriority(
   sources: readonly TaskSource[],
   cursor: number,
   taker: NodeTraits,
+  fits?: Fits,
 ): [Task | undefined, number] {
   let highest = -Infinity;
   let lowest = Infinity;
@@ -866,13 +894,14 @@ function byPriority(
     highest = Math.max(highest, source.priority);
     lowest = Math.min(lowest, source.priority);
   }
-  if (highest === lowest) return roundRobin(sources, cursor, taker);
+  if (highest === lowest) return roundRobin(sources, cursor, taker, fits);
   const levels = [...new Set(sources.map((source) => source.priority))].sort((a, b) => b - a);
   for (const level of levels) {
     const [task, next] = roundRobin(
       sources.filter((source) => source.priority === level),
       cursor,
       taker,
+      fits,
     );
     if (task) return [task, next];
   }
@@ -883,10 +912,11 @@ function roundRobin(
   sources: readonly TaskSource[],
   cursor: number,
   taker: NodeTraits,
+  fits?: Fits,
 ): [Task | undefined, number] {
   const count = sources.length;
   for (let step = 0; step < count; step += 1) {
-    const task = sources[(cursor + step) % count]?.takeTask(taker);
+    const task = sources[(cursor + step) % count]?.takeTask(taker, fits);
     if (task) return [task, (cursor + step + 1) % count];
   }
   return [undefined, cursor];

@@ -7,6 +7,10 @@
 // Timeouts, cancellation of a running job and memory limits all kill the worker: JS code cannot
 // be interrupted otherwise. The running task then fails with the reason, the tasks queued
 // behind it go back to their owners untouched, and a fresh worker takes the dead one's place.
+//
+// Each worker serves one tenancy (tenancy.ts): one submitter's one computation, confined in a
+// sandbox of its own for other submitters. Tasks go only to workers of their tenancy; a tenancy
+// without one takes over an idle worker, or the next to drain of the busiest tenancy.
 
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
@@ -20,7 +24,9 @@ import {
 } from '../../../shared/worker-protocol.js';
 import { createLogger } from '../log.js';
 import { residentBytes } from './process-memory.js';
+import { processTree } from './process-tree.js';
 import type { Task } from './task.js';
+import { SLICE_MS, ownTenancy, pickVictim, serves, tenancyOf, type Fits, type Tenancy } from './tenancy.js';
 import type { WorkerChannel, WorkerExit, WorkerLauncher } from './worker-launcher.js';
 
 const log = createLogger('pool');
@@ -39,8 +45,8 @@ const MAX_TRACKED_COMPUTATIONS = 256;
 export interface PoolOptions {
   size: number;
   launcher: WorkerLauncher;
-  /** Gives the next task to run, or undefined when there is none right now. */
-  nextTask: () => Task | undefined;
+  /** Gives the next task that `fits` accepts, or undefined when there is none right now. */
+  nextTask: (fits: Fits) => Task | undefined;
   /** V8 heap limit per worker, in MB. */
   maxHeapMb?: number;
   /** Called if workers keep dying before they start: the pool cannot run anything. */
@@ -73,8 +79,20 @@ class PoolWorker {
   suspended: { remainingMs: number | null } | null = null;
   /** Killed to hand its running task back to the task's owner, untouched. */
   handingBack = false;
+  /** When it was given its tenancy. */
+  boundAt = Date.now();
+  /** A task of another tenancy that takes this worker's place once it has drained. */
+  successor: Task | null = null;
+  /** Probes waiting for a load in it: it is not idle, whatever its inflight says. */
+  probing = 0;
+  /** Loads and runs given while it starts, sent once it is ready. */
+  readonly pendingLoads: Computation[] = [];
+  readonly pendingRuns: RunMessage[] = [];
 
-  constructor(readonly channel: WorkerChannel) {}
+  constructor(
+    readonly channel: WorkerChannel,
+    public tenancy: Tenancy | null,
+  ) {}
 }
 
 interface Waiter {
@@ -137,8 +155,10 @@ export class WorkerPool {
     for (let i = serving.length; i < size; i += 1) this.launch();
     const surplus = serving.sort((a, b) => a.inflight.length - b.inflight.length).slice(size);
     for (const worker of surplus) {
-      worker.retiring = true;
-      if (worker.inflight.length === 0) worker.channel.close();
+      const successor = worker.successor;
+      worker.successor = null;
+      successor?.owner.onRequeue(successor);
+      this.retire(worker);
     }
     this.pump();
   }
@@ -157,20 +177,38 @@ export class WorkerPool {
    * Loads a computation in one worker and resolves when it loaded, or rejects with its load
    * error (a syntax error, no default export), so a batch can fail before any job is tried.
    */
-  async probe(computation: Computation): Promise<void> {
-    // Ids are content hashes: a computation that loaded once loads again.
-    if (this.loadedBefore.has(computation.id)) return;
+  async probe(computation: Computation, tenancy: Tenancy = ownTenancy(computation)): Promise<void> {
+    // Ids are content hashes: a computation that loaded once for a tenancy loads again.
+    const loadKey = `${tenancy.key}\n${computation.id}`;
+    if (this.loadedBefore.has(loadKey)) return;
     await this.whenAnyReady();
-    // A worker stopped for the machine's owner would answer only once continued.
-    const ready = [...this.workers].filter((w) => w.state === 'ready');
-    const worker = ready.find((w) => w.suspended === null) ?? ready[0];
-    if (!worker) throw this.brokenError();
+    const worker = this.workerFor(tenancy);
+    worker.probing += 1;
     return new Promise((resolve, reject) => {
       const waiting = this.probes.get(computation.id) ?? [];
       waiting.push({ worker, resolve, reject });
       this.probes.set(computation.id, waiting);
       this.sendLoad(worker, computation, true);
     });
+  }
+
+  /** A worker to load a tenancy's computation in: one of its own, else a fresh one for it. */
+  private workerFor(tenancy: Tenancy): PoolWorker {
+    const live = [...this.workers].filter((w) => w.state !== 'exited' && !w.retiring && w.successor === null);
+    const mine = live.filter((w) => w.tenancy?.key === tenancy.key);
+    // A worker stopped for the machine's owner would answer only once continued.
+    const existing = mine.find((w) => w.suspended === null) ?? mine[0];
+    if (existing) return existing;
+    const fresh = live.find((w) => w.tenancy === null && w.state === 'ready' && serves(w, tenancy));
+    if (fresh) {
+      this.bind(fresh, tenancy);
+      return fresh;
+    }
+    const idle = live.find((w) => this.isIdle(w));
+    if (idle) this.retire(idle);
+    // With no idle worker this one is over the count for a while: the pool trims itself back
+    // when workers drain.
+    return this.launch(tenancy);
   }
 
   /**
@@ -190,6 +228,7 @@ export class WorkerPool {
   /** Stops a task: one still waiting in a worker is dropped there, a running one kills its worker. */
   cancel(task: Task): void {
     task.cancelRequested = true;
+    if (this.dropSuccessor(task)) return;
     const worker = this.workerOfTask.get(task.id);
     if (!worker) return;
     if (worker.inflight[0] === task) {
@@ -220,7 +259,7 @@ export class WorkerPool {
       worker.suspended = { remainingMs };
       // The program first, so that the worker never sees it end while itself stopped.
       signalGroup(worker.programPid, 'SIGSTOP');
-      signalProcess(worker.channel.pid, 'SIGSTOP');
+      signalWorker(worker.channel, 'SIGSTOP');
     }
     return true;
   }
@@ -231,7 +270,7 @@ export class WorkerPool {
       const suspended = worker.suspended;
       if (!suspended) continue;
       worker.suspended = null;
-      signalProcess(worker.channel.pid, 'SIGCONT');
+      signalWorker(worker.channel, 'SIGCONT');
       signalGroup(worker.programPid, 'SIGCONT');
       if (suspended.remainingMs !== null) this.armTimeout(worker, suspended.remainingMs);
     }
@@ -254,6 +293,11 @@ export class WorkerPool {
    */
   handBack(which: (task: Task) => boolean): void {
     for (const worker of this.workers) {
+      const successor = worker.successor;
+      if (successor && which(successor)) {
+        worker.successor = null;
+        successor.owner.onRequeue(successor);
+      }
       const head = worker.inflight[0];
       if (worker.state === 'exited' || !head || !which(head)) continue;
       worker.handingBack = true;
@@ -266,6 +310,7 @@ export class WorkerPool {
     if (this.state === 'closed') return;
     this.state = 'closing';
     clearInterval(this.memoryTimer);
+    this.requeueSuccessors();
     const exits = [...this.workers].map((worker) => this.exitOf(worker));
     for (const worker of this.workers) if (worker.inflight.length === 0) worker.channel.close();
     const grace = setTimeout(() => {
@@ -281,6 +326,7 @@ export class WorkerPool {
     if (this.state === 'closed') return;
     this.state = 'closing';
     clearInterval(this.memoryTimer);
+    this.requeueSuccessors();
     const exits = [...this.workers].map((worker) => this.exitOf(worker));
     for (const worker of this.workers) this.kill(worker, null);
     await Promise.all(exits);
@@ -323,14 +369,82 @@ export class WorkerPool {
     );
   }
 
-  private launch(): void {
-    const channel = this.options.launcher.launch(
-      this.options.maxHeapMb === undefined ? {} : { maxHeapMb: this.options.maxHeapMb },
-    );
-    const worker = new PoolWorker(channel);
+  /** Starts a worker for a tenancy (null: unconfined, for whichever of this node's own comes first). */
+  private launch(tenancy: Tenancy | null = null): PoolWorker {
+    const channel = this.options.launcher.launch({
+      ...(this.options.maxHeapMb === undefined ? {} : { maxHeapMb: this.options.maxHeapMb }),
+      ...(tenancy?.sandbox ? { sandbox: tenancy.sandbox } : {}),
+    });
+    const worker = new PoolWorker(channel, tenancy);
     this.workers.add(worker);
     channel.onMessage((raw) => this.receive(worker, raw));
     channel.onExit((exit) => this.exited(worker, exit));
+    return worker;
+  }
+
+  private bind(worker: PoolWorker, tenancy: Tenancy): void {
+    if (worker.tenancy === null) {
+      worker.tenancy = tenancy;
+      worker.boundAt = Date.now();
+    }
+  }
+
+  /** Ends a worker once it holds nothing (at once when idle); it is not replaced. */
+  private retire(worker: PoolWorker): void {
+    worker.retiring = true;
+    if (worker.inflight.length === 0 && worker.probing === 0) worker.channel.close();
+  }
+
+  private isIdle(worker: PoolWorker): boolean {
+    return (
+      worker.state === 'ready' &&
+      !worker.retiring &&
+      worker.suspended === null &&
+      worker.inflight.length === 0 &&
+      worker.probing === 0 &&
+      worker.successor === null
+    );
+  }
+
+  /** Whether a worker takes more tasks now (a worker due to hand over takes none after its slice). */
+  private isOpen(worker: PoolWorker): boolean {
+    return (
+      worker.state !== 'exited' &&
+      !worker.retiring &&
+      worker.suspended === null &&
+      worker.inflight.length < this.depth(worker) &&
+      (worker.successor === null || Date.now() - worker.boundAt < SLICE_MS)
+    );
+  }
+
+  /** A worker that drained hands over to its successor: a fresh worker of the successor's tenancy. */
+  private switchTo(worker: PoolWorker, task: Task): PoolWorker {
+    this.retire(worker);
+    const fresh = this.launch(tenancyOf(task));
+    return fresh;
+  }
+
+  private dropSuccessor(task: Task): boolean {
+    for (const worker of this.workers) {
+      if (worker.successor !== task) continue;
+      worker.successor = null;
+      task.owner.onFailure(
+        task,
+        'cancelled',
+        { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+        { startedAt: null, endedAt: Date.now() },
+      );
+      return true;
+    }
+    return false;
+  }
+
+  private requeueSuccessors(): void {
+    for (const worker of this.workers) {
+      const successor = worker.successor;
+      worker.successor = null;
+      successor?.owner.onRequeue(successor);
+    }
   }
 
   /**
@@ -349,36 +463,88 @@ export class WorkerPool {
 
   private fillWorkers(): void {
     const outgoing = new Map<PoolWorker, RunMessage[]>();
-    // Each task to the least loaded worker, so that a short dataset spreads over all workers, also
-    // when its tasks arrive one per pump while it is read (a fixed worker order would give them
-    // all to the first worker, leaving the others idle).
+    const give = (worker: PoolWorker, task: Task): void => {
+      this.bind(worker, tenancyOf(task));
+      const run = this.dispatch(worker, task);
+      if (worker.state !== 'ready') {
+        worker.pendingRuns.push(run);
+        return;
+      }
+      const runs = outgoing.get(worker);
+      if (runs) runs.push(run);
+      else outgoing.set(worker, [run]);
+    };
+    // Workers that drained hand over to the tenancy waiting for them.
+    for (const worker of [...this.workers]) {
+      const successor = worker.successor;
+      if (successor === null || worker.state !== 'ready' || worker.inflight.length > 0 || worker.probing > 0)
+        continue;
+      worker.successor = null;
+      give(this.switchTo(worker, successor), successor);
+    }
+    this.trimSurplus();
+    // Each task to the least loaded worker of its tenancy, so that a short dataset spreads over all
+    // its workers, also when its tasks arrive one per pump while it is read (a fixed worker order
+    // would give them all to the first worker, leaving the others idle).
     for (;;) {
+      const open = [...this.workers].filter((worker) => this.isOpen(worker));
+      if (open.length === 0) break;
+      const task = this.options.nextTask((tenancy) => open.some((worker) => serves(worker, tenancy)));
+      if (!task) break;
+      const tenancy = tenancyOf(task);
       let target: PoolWorker | null = null;
-      for (const worker of this.workers) {
-        if (
-          worker.state !== 'ready' ||
-          worker.retiring ||
-          worker.suspended !== null ||
-          worker.inflight.length >= this.depth(worker)
-        )
-          continue;
+      for (const worker of open) {
+        if (!serves(worker, tenancy)) continue;
         if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
-      if (target === null) break;
-      const task = this.options.nextTask();
+      // The scheduler's `fits` promised one.
+      if (target === null) throw new Error('the scheduler gave a task no open worker serves');
+      give(target, task);
+    }
+    // Idle workers go to tenancies that wait (none of their own tasks came).
+    for (const worker of [...this.workers]) {
+      if (!this.isIdle(worker)) continue;
+      const task = this.options.nextTask(() => true);
       if (!task) break;
-      const run = this.dispatch(target, task);
-      const runs = outgoing.get(target);
-      if (runs) runs.push(run);
-      else outgoing.set(target, [run]);
+      give(this.switchTo(worker, task), task);
+    }
+    // A tenancy with no worker at all gets the next one to drain of the busiest tenancy.
+    for (;;) {
+      const candidates = [...this.workers].filter(
+        (worker) => worker.state === 'ready' && !worker.retiring && worker.successor === null,
+      );
+      const served = new Set(
+        [...this.workers].flatMap((worker) => [
+          ...(worker.tenancy !== null && !worker.retiring ? [worker.tenancy.key] : []),
+          ...(worker.successor !== null ? [tenancyOf(worker.successor).key] : []),
+        ]),
+      );
+      if (candidates.length === 0) break;
+      const task = this.options.nextTask((tenancy) => !served.has(tenancy.key));
+      if (!task) break;
+      const victim = pickVictim(candidates);
+      if (victim === undefined) break;
+      victim.successor = task;
     }
     for (const [worker, runs] of outgoing) this.sendRuns(worker, runs);
+  }
+
+  /** Workers over the pool's size (started for a probe) end as soon as they are idle. */
+  private trimSurplus(): void {
+    let serving = [...this.workers].filter((worker) => !worker.retiring).length;
+    for (const worker of this.workers) {
+      if (serving <= this.target) return;
+      if (!this.isIdle(worker)) continue;
+      this.retire(worker);
+      serving -= 1;
+    }
   }
 
   private sendLoad(worker: PoolWorker, computation: Computation, force = false): void {
     if (worker.loaded.has(computation.id) && !force) return;
     worker.loaded.add(computation.id);
-    worker.channel.send({ t: 'load', computation });
+    if (worker.state === 'ready') worker.channel.send({ t: 'load', computation });
+    else worker.pendingLoads.push(computation);
   }
 
   /** Makes a task the worker's; the run message goes out with the others of this round. */
@@ -386,7 +552,8 @@ export class WorkerPool {
     this.sendLoad(worker, task.computation);
     worker.inflight.push(task);
     this.workerOfTask.set(task.id, worker);
-    if (worker.inflight.length === 1) this.startHead(worker);
+    // A starting worker's head starts (and its timeout runs) once the worker is ready.
+    if (worker.inflight.length === 1 && worker.state === 'ready') this.startHead(worker);
     return {
       id: task.id,
       computationId: task.computation.id,
@@ -507,12 +674,16 @@ export class WorkerPool {
           return;
         }
         worker.state = 'ready';
-        this.startFailures = 0;
+        if (worker.tenancy?.sandbox == null) this.startFailures = 0;
+        for (const computation of worker.pendingLoads.splice(0))
+          worker.channel.send({ t: 'load', computation });
+        if (worker.pendingRuns.length > 0) this.sendRuns(worker, worker.pendingRuns.splice(0));
+        this.startHead(worker);
         this.notifyReady();
         this.pump();
         return;
       case 'loaded':
-        this.loadedBefore.add(message.computationId);
+        if (worker.tenancy !== null) this.loadedBefore.add(`${worker.tenancy.key}\n${message.computationId}`);
         this.settleProbes(worker, message.computationId, null);
         return;
       case 'load-error':
@@ -548,6 +719,12 @@ export class WorkerPool {
       }
       case 'spawned':
         if (worker.inflight[0]?.id !== message.id) return;
+        // Inside a pid namespace of its own the pid names nothing here: the sandbox's whole
+        // process tree is what gets stopped and killed.
+        if (worker.channel.ownPidNamespace) {
+          if (worker.suspended) signalWorker(worker.channel, 'SIGSTOP');
+          return;
+        }
         worker.programPid = message.pid;
         // Sent just before the worker was stopped: the program it started must stop too.
         if (worker.suspended) signalGroup(message.pid, 'SIGSTOP');
@@ -597,7 +774,11 @@ export class WorkerPool {
     head.owner.onResult(head, result);
     if (worker.state === 'ready') {
       this.startHead(worker);
-      if ((this.state === 'closing' || worker.retiring) && worker.inflight.length === 0)
+      if (
+        (this.state === 'closing' || worker.retiring) &&
+        worker.inflight.length === 0 &&
+        worker.probing === 0
+      )
         worker.channel.close();
     }
     this.pump();
@@ -614,6 +795,9 @@ export class WorkerPool {
     worker.inflight.length = 0;
     for (const task of [head, ...waiting]) if (task) this.workerOfTask.delete(task.id);
     this.rejectProbesOf(worker);
+    const successor = worker.successor;
+    worker.successor = null;
+    if (successor) successor.owner.onRequeue(successor);
 
     const killed = worker.killReason;
     // Handed back (the owner's machine sleeps), or the job the worker was killed for finished just
@@ -632,7 +816,8 @@ export class WorkerPool {
     this.exitWaiters.delete(worker);
 
     if (this.state !== 'running' || worker.retiring) return;
-    if (wasStarting) {
+    // A sandbox that cannot start is its tenancy's problem (its job failed above), not the pool's.
+    if (wasStarting && worker.tenancy?.sandbox == null) {
       this.startFailures += 1;
       log.warn('worker exited before it started', { exit, stderr: worker.channel.stderrTail() });
       if (this.startFailures >= MAX_START_FAILURES) {
@@ -666,6 +851,8 @@ export class WorkerPool {
     if (rest.length > 0) this.probes.set(computationId, rest);
     else this.probes.delete(computationId);
     if (error) worker.loaded.delete(computationId);
+    worker.probing = Math.max(0, worker.probing - mine.length);
+    if (worker.retiring && worker.inflight.length === 0 && worker.probing === 0) worker.channel.close();
     for (const probe of mine) {
       if (error) probe.reject(error);
       else probe.resolve();
@@ -693,9 +880,11 @@ export class WorkerPool {
     for (const worker of this.workers) {
       const head = worker.inflight[0];
       if (!head || head.maxMemoryBytes === null || worker.channel.pid === undefined) continue;
-      const used =
-        (residentBytes(worker.channel.pid) ?? 0) +
-        (worker.programPid === null ? 0 : (residentBytes(worker.programPid) ?? 0));
+      const pids = worker.channel.ownPidNamespace
+        ? processTree(worker.channel.pid)
+        : [worker.channel.pid, ...(worker.programPid === null ? [] : [worker.programPid])];
+      let used = 0;
+      for (const pid of pids) used += residentBytes(pid) ?? 0;
       if (used <= head.maxMemoryBytes) continue;
       const limitMb = Math.round(head.maxMemoryBytes / 1048576);
       this.kill(worker, {
@@ -741,6 +930,16 @@ function killProcessGroup(pid: number | null): void {
   } catch {
     // already gone
   }
+}
+
+/** Signals a worker; a sandboxed one with everything in its sandbox (programs included). */
+function signalWorker(channel: WorkerChannel, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  if (channel.pid === undefined) return;
+  if (!channel.ownPidNamespace) {
+    signalProcess(channel.pid, signal);
+    return;
+  }
+  for (const pid of processTree(channel.pid)) signalProcess(pid, signal);
 }
 
 function signalGroup(pid: number | null, signal: 'SIGSTOP' | 'SIGCONT'): void {
