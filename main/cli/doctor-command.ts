@@ -5,6 +5,7 @@
 
 import { parseCommandArgs, wantsHelp } from './options.js';
 import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
+import { confinementFinding } from '../engine/sandbox/confinement-finding.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { describeInterfaces, lanInterfaces } from '../engine/discovery/interfaces.js';
@@ -85,6 +86,7 @@ export async function diagnose(options: {
 
   const usable = lanInterfaces();
   findings.push(interfaceFinding(usable.map((i) => `${i.name} (${i.address})`)));
+  findings.push(await confinementFinding(home));
 
   let joinCode: ResolvedJoinCode | null = null;
   try {

@@ -52,3 +52,38 @@ export function secretFromOptions(
 function hideArguments(command: string): void {
   process.title = `deskgrid ${command}`;
 }
+
+/**
+ * Asks for a secret on the terminal without echoing it (raw mode: nothing typed is shown).
+ * Null when standard input is no terminal: the caller then says how to give it instead.
+ */
+export function askOnTerminal(prompt: string): Promise<string | null> {
+  const input = process.stdin;
+  if (!input.isTTY) return Promise.resolve(null);
+  process.stderr.write(prompt);
+  input.setRawMode(true);
+  input.setEncoding('utf8');
+  input.resume();
+  let typed = '';
+  return new Promise((resolve, reject) => {
+    const done = (error: DeskGridError | null): void => {
+      input.off('data', onData);
+      input.setRawMode(false);
+      input.pause();
+      process.stderr.write('\n');
+      if (error) reject(error);
+      else resolve(typed);
+    };
+    const onData = (chunk: string): void => {
+      for (const char of chunk) {
+        if (char === '\r' || char === '\n') return done(null);
+        if (char === '\u0003' || char === '\u0004') {
+          return done(new DeskGridError(ErrorCode.Usage, 'no join code was given'));
+        }
+        if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
+        else typed += char;
+      }
+    };
+    input.on('data', onData);
+  });
+}

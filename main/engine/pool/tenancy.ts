@@ -7,7 +7,8 @@
 //
 // The pool keeps workers warm per tenancy and shares its cores between tenancies: a tenancy
 // with no worker takes an idle one at once, or the next one to drain of the tenancy holding
-// the most workers (the longest-serving on a tie), once that worker has served SLICE_MS.
+// the most workers (the longest-serving on a tie), once that worker has served SLICE_MS or
+// has had nothing of its own to do for IDLE_GRACE_MS.
 
 import type { Computation } from '../../../shared/worker-protocol.js';
 import type { Sandbox } from '../sandbox/sandbox-plan.js';
@@ -15,6 +16,8 @@ import type { Task } from './task.js';
 
 /** A worker keeps its tenancy at least this long when another tenancy waits for one. */
 export const SLICE_MS = 2000;
+/** ...unless no task of its own came for this long. */
+export const IDLE_GRACE_MS = 300;
 
 export interface Tenancy {
   /** Tasks of one key may share a worker; no worker ever serves two keys. */

@@ -26,7 +26,16 @@ import { createLogger } from '../log.js';
 import { residentBytes } from './process-memory.js';
 import { processTree } from './process-tree.js';
 import type { Task } from './task.js';
-import { SLICE_MS, ownTenancy, pickVictim, serves, tenancyOf, type Fits, type Tenancy } from './tenancy.js';
+import {
+  IDLE_GRACE_MS,
+  SLICE_MS,
+  ownTenancy,
+  pickVictim,
+  serves,
+  tenancyOf,
+  type Fits,
+  type Tenancy,
+} from './tenancy.js';
 import type { WorkerChannel, WorkerExit, WorkerLauncher } from './worker-launcher.js';
 
 const log = createLogger('pool');
@@ -79,8 +88,10 @@ class PoolWorker {
   suspended: { remainingMs: number | null } | null = null;
   /** Killed to hand its running task back to the task's owner, untouched. */
   handingBack = false;
-  /** When it was given its tenancy. */
+  /** When it began serving its tenancy (ready, or given one); its slice counts from here. */
   boundAt = Date.now();
+  /** Since when it has held no task (null: it holds some). */
+  idleSince: number | null = null;
   /** A task of another tenancy that takes this worker's place once it has drained. */
   successor: Task | null = null;
   /** Probes waiting for a load in it: it is not idle, whatever its inflight says. */
@@ -126,6 +137,7 @@ export class WorkerPool {
   private pumpScheduled = false;
   private readonly loadedBefore = new Set<string>();
   private readonly memoryTimer: NodeJS.Timeout;
+  private leaveTimer: NodeJS.Timeout | null = null;
   private target: number;
 
   constructor(private readonly options: PoolOptions) {
@@ -310,6 +322,7 @@ export class WorkerPool {
     if (this.state === 'closed') return;
     this.state = 'closing';
     clearInterval(this.memoryTimer);
+    if (this.leaveTimer) clearTimeout(this.leaveTimer);
     this.requeueSuccessors();
     const exits = [...this.workers].map((worker) => this.exitOf(worker));
     for (const worker of this.workers) if (worker.inflight.length === 0) worker.channel.close();
@@ -326,6 +339,7 @@ export class WorkerPool {
     if (this.state === 'closed') return;
     this.state = 'closing';
     clearInterval(this.memoryTimer);
+    if (this.leaveTimer) clearTimeout(this.leaveTimer);
     this.requeueSuccessors();
     const exits = [...this.workers].map((worker) => this.exitOf(worker));
     for (const worker of this.workers) this.kill(worker, null);
@@ -393,6 +407,35 @@ export class WorkerPool {
   private retire(worker: PoolWorker): void {
     worker.retiring = true;
     if (worker.inflight.length === 0 && worker.probing === 0) worker.channel.close();
+  }
+
+  /**
+   * Whether an idle worker may go to another tenancy now: its slice is over, or no task of its
+   * own came for a while (a submitter's next jobs are often on their way: leaving at the first
+   * gap would change hands at every gap).
+   */
+  private mayLeave(worker: PoolWorker, now: number): boolean {
+    return (
+      now - worker.boundAt >= SLICE_MS ||
+      (worker.idleSince !== null && now - worker.idleSince >= IDLE_GRACE_MS)
+    );
+  }
+
+  /** Pumps again when the first idle worker that may not leave yet may. */
+  private pumpWhenFree(now: number): void {
+    if (this.leaveTimer !== null) return;
+    let at = Infinity;
+    for (const worker of this.workers) {
+      if (worker.state !== 'ready' || worker.retiring || worker.inflight.length > 0) continue;
+      if (this.mayLeave(worker, now)) continue;
+      at = Math.min(at, worker.boundAt + SLICE_MS, (worker.idleSince ?? now) + IDLE_GRACE_MS);
+    }
+    if (at === Infinity) return;
+    this.leaveTimer = setTimeout(() => {
+      this.leaveTimer = null;
+      this.pump();
+    }, at - now);
+    this.leaveTimer.unref();
   }
 
   private isIdle(worker: PoolWorker): boolean {
@@ -474,15 +517,21 @@ export class WorkerPool {
       if (runs) runs.push(run);
       else outgoing.set(worker, [run]);
     };
+    const now = Date.now();
     // Workers that drained hand over to the tenancy waiting for them.
     for (const worker of [...this.workers]) {
       const successor = worker.successor;
-      if (successor === null || worker.state !== 'ready' || worker.inflight.length > 0 || worker.probing > 0)
+      if (
+        successor === null ||
+        worker.state !== 'ready' ||
+        worker.inflight.length > 0 ||
+        worker.probing > 0 ||
+        !this.mayLeave(worker, now)
+      )
         continue;
       worker.successor = null;
       give(this.switchTo(worker, successor), successor);
     }
-    this.trimSurplus();
     // Each task to the least loaded worker of its tenancy, so that a short dataset spreads over all
     // its workers, also when its tasks arrive one per pump while it is read (a fixed worker order
     // would give them all to the first worker, leaving the others idle).
@@ -503,11 +552,13 @@ export class WorkerPool {
     }
     // Idle workers go to tenancies that wait (none of their own tasks came).
     for (const worker of [...this.workers]) {
-      if (!this.isIdle(worker)) continue;
+      if (!this.isIdle(worker) || !this.mayLeave(worker, now)) continue;
       const task = this.options.nextTask(() => true);
       if (!task) break;
       give(this.switchTo(worker, task), task);
     }
+    // Only now: a worker over the count that still had work got it above.
+    this.trimSurplus();
     // A tenancy with no worker at all gets the next one to drain of the busiest tenancy.
     for (;;) {
       const candidates = [...this.workers].filter(
@@ -527,6 +578,7 @@ export class WorkerPool {
       victim.successor = task;
     }
     for (const [worker, runs] of outgoing) this.sendRuns(worker, runs);
+    this.pumpWhenFree(now);
   }
 
   /** Workers over the pool's size (started for a probe) end as soon as they are idle. */
@@ -551,6 +603,7 @@ export class WorkerPool {
   private dispatch(worker: PoolWorker, task: Task): RunMessage {
     this.sendLoad(worker, task.computation);
     worker.inflight.push(task);
+    worker.idleSince = null;
     this.workerOfTask.set(task.id, worker);
     // A starting worker's head starts (and its timeout runs) once the worker is ready.
     if (worker.inflight.length === 1 && worker.state === 'ready') this.startHead(worker);
@@ -674,6 +727,9 @@ export class WorkerPool {
           return;
         }
         worker.state = 'ready';
+        // Its slice counts from now: starting is not serving.
+        worker.boundAt = Date.now();
+        if (worker.inflight.length === 0) worker.idleSince = worker.boundAt;
         if (worker.tenancy?.sandbox == null) this.startFailures = 0;
         for (const computation of worker.pendingLoads.splice(0))
           worker.channel.send({ t: 'load', computation });
@@ -759,6 +815,7 @@ export class WorkerPool {
       return;
     }
     worker.inflight.shift();
+    if (worker.inflight.length === 0) worker.idleSince = Date.now();
     this.workerOfTask.delete(head.id);
     this.clearHead(worker);
     const duration = result.endedAt - result.startedAt;
