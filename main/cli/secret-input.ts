@@ -76,9 +76,13 @@ export function askOnTerminal(prompt: string): Promise<string | null> {
     };
     const onData = (chunk: string): void => {
       for (const char of chunk) {
-        if (char === '\r' || char === '\n') return done(null);
+        if (char === '\r' || char === '\n') {
+          done(null);
+          return;
+        }
         if (char === '\u0003' || char === '\u0004') {
-          return done(new DeskGridError(ErrorCode.Usage, 'no join code was given'));
+          done(new DeskGridError(ErrorCode.Usage, 'no join code was given'));
+          return;
         }
         if (char === '\u007f' || char === '\b') typed = typed.slice(0, -1);
         else typed += char;
