@@ -39,7 +39,7 @@ import {
 import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { SubmitterSession } from './remote/submitter-session.js';
-import { checkConfinement } from './sandbox/confinement-check.js';
+import { checkConfinement, type Confinement } from './sandbox/confinement-check.js';
 import { jobConfinement, type JobConfinement, type UnconfinedPolicy } from './sandbox/job-confinement.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
@@ -243,6 +243,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     // Looked up while the workers start (not before: that would delay every cold start); known
     // before start() returns, so before the first job is matched against them.
     const runtimes = detectRuntimes();
+    // Proved while the workers start too: a confined probe takes as long as a worker's start.
+    const confinementCheck = options.serve
+      ? checkConfinement(home).catch((error: unknown): Confinement => ({
+          ok: false,
+          reason: `the check failed: ${String(error)}`,
+        }))
+      : null;
     let cluster: Cluster | null = null;
     const pool = new WorkerPool({
       size: cores,
@@ -262,7 +269,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     cluster.warnings.push(...warnings);
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
-      if (network && options.serve) await cluster.serve(network, options.serve);
+      if (network && options.serve && confinementCheck)
+        await cluster.serve(network, options.serve, await confinementCheck);
       if (network) {
         await cluster.connectAll(network, peers, rememberedPeers, moreMayCome);
       }
@@ -556,13 +564,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     );
   }
 
-  private async serve(network: Network, where: ServeOptions): Promise<void> {
+  private async serve(network: Network, where: ServeOptions, check: Confinement): Promise<void> {
     const paths = dataPaths(this.home);
-    const confinement = jobConfinement(
-      await checkConfinement(this.home),
-      where.unconfinedJobs ?? 'refuse',
-      where.jobNetwork ?? true,
-    );
+    const confinement = jobConfinement(check, where.unconfinedJobs ?? 'refuse', where.jobNetwork ?? true);
     this.confinement = confinement;
     if (confinement.warning !== null) this.warn(confinement.warning);
     log.info("other submitters' jobs", { mode: confinement.mode });

@@ -20,19 +20,30 @@ export interface ServedNode {
   peer(): string;
 }
 
-/** Registers beforeAll/afterAll hooks that serve a node of `cores` cores; read the fields inside tests. */
-export function useServedNode(name: string, cores = 1): ServedNode {
+/**
+ * Registers beforeAll/afterAll hooks that serve a node of `cores` cores; read the fields inside
+ * tests. `unconfined`: a node whose owner runs other people's jobs unconfined (it finds no
+ * sandbox and accepts them anyway), for tests whose jobs must leave traces outside their folder.
+ */
+export function useServedNode(name: string, cores = 1, unconfined = false): ServedNode {
   const code = generateJoinCode();
   let work = '';
   let node: Cluster | undefined;
   beforeAll(async () => {
     work = realpathSync(mkdtempSync(join(tmpdir(), `deskgrid-${name}-`)));
-    node = await Cluster.start({
-      home: join(work, 'node'),
-      cores,
-      secret: code,
-      serve: { host: '127.0.0.1', port: 0 },
-    });
+    const bwrap = process.env['DESKGRID_BWRAP'];
+    if (unconfined) process.env['DESKGRID_BWRAP'] = '/nonexistent/bwrap';
+    try {
+      node = await Cluster.start({
+        home: join(work, 'node'),
+        cores,
+        secret: code,
+        serve: { host: '127.0.0.1', port: 0, ...(unconfined ? { unconfinedJobs: 'accept' as const } : {}) },
+      });
+    } finally {
+      if (bwrap === undefined) delete process.env['DESKGRID_BWRAP'];
+      else process.env['DESKGRID_BWRAP'] = bwrap;
+    }
   });
   afterAll(async () => {
     await node?.destroy();
