@@ -86,7 +86,8 @@ export async function diagnose(options: {
 
   const usable = lanInterfaces();
   findings.push(interfaceFinding(usable.map((i) => `${i.name} (${i.address})`)));
-  findings.push(await confinementFinding(home));
+  // Proved while the LAN is surveyed: the probe takes as long as starting a worker.
+  const confinement = confinementFinding(home);
 
   let joinCode: ResolvedJoinCode | null = null;
   try {
@@ -145,6 +146,7 @@ export async function diagnose(options: {
     }
   }
 
+  findings.push(await confinement);
   return findings;
 }
 

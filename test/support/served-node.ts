@@ -31,19 +31,14 @@ export function useServedNode(name: string, cores = 1, unconfined = false): Serv
   let node: Cluster | undefined;
   beforeAll(async () => {
     work = realpathSync(mkdtempSync(join(tmpdir(), `deskgrid-${name}-`)));
-    const bwrap = process.env['DESKGRID_BWRAP'];
-    if (unconfined) process.env['DESKGRID_BWRAP'] = '/nonexistent/bwrap';
-    try {
-      node = await Cluster.start({
+    const start = () =>
+      Cluster.start({
         home: join(work, 'node'),
         cores,
         secret: code,
         serve: { host: '127.0.0.1', port: 0, ...(unconfined ? { unconfinedJobs: 'accept' as const } : {}) },
       });
-    } finally {
-      if (bwrap === undefined) delete process.env['DESKGRID_BWRAP'];
-      else process.env['DESKGRID_BWRAP'] = bwrap;
-    }
+    node = await (unconfined ? withoutSandbox(start) : start());
   });
   afterAll(async () => {
     await node?.destroy();
@@ -91,4 +86,19 @@ export function useSubmitter(served: ServedNode): { readonly submitter: Cluster 
       return submitter;
     },
   };
+}
+
+/**
+ * Starts a node that finds no sandbox (give it `unconfinedJobs: 'accept'`): for tests whose jobs
+ * must leave a trace outside their folder, which a confined job cannot.
+ */
+export async function withoutSandbox<T>(start: () => Promise<T>): Promise<T> {
+  const bwrap = process.env['DESKGRID_BWRAP'];
+  process.env['DESKGRID_BWRAP'] = '/nonexistent/bwrap';
+  try {
+    return await start();
+  } finally {
+    if (bwrap === undefined) delete process.env['DESKGRID_BWRAP'];
+    else process.env['DESKGRID_BWRAP'] = bwrap;
+  }
 }

@@ -1,7 +1,7 @@
 // What `deskgrid doctor` (and the UI's doctor panel, which shows the same findings) says about
 // confining other people's jobs on this computer: proved by the same check a node runs at start.
 
-import { checkConfinement } from './confinement-check.js';
+import { checkConfinement, type Confinement } from './confinement-check.js';
 
 export interface ConfinementFinding {
   ok: boolean;
@@ -10,7 +10,10 @@ export interface ConfinementFinding {
 }
 
 export async function confinementFinding(home: string): Promise<ConfinementFinding> {
-  const check = await checkConfinement(home);
+  const check = await checkConfinement(home).catch((error: unknown): Confinement => ({
+    ok: false,
+    reason: `the check failed: ${String(error)}`,
+  }));
   if (check.ok) {
     return {
       ok: true,
