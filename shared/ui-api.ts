@@ -167,6 +167,31 @@ export const settingsViewSchema = v.object({
 });
 export type SettingsView = v.InferOutput<typeof settingsViewSchema>;
 
+/** What the data folder keeps (README "What DeskGrid keeps"); `kept` is results kept for absent submitters. */
+export const RESULT_ORDERS = ['finished', 'index'] as const;
+export type ResultOrder = (typeof RESULT_ORDERS)[number];
+
+export const STORAGE_PARTS = ['kept', 'bundles', 'files', 'computations', 'uploads'] as const;
+export const CLEARABLE_PARTS = ['bundles', 'files', 'computations', 'uploads'] as const;
+export type StoragePartName = (typeof STORAGE_PARTS)[number];
+
+export const storageViewSchema = v.object({
+  parts: v.array(
+    v.object({
+      name: v.picklist(STORAGE_PARTS),
+      bytes: count,
+      entries: count,
+      /** The bound: the least recently used go beyond it, and whatever is unused for maxAgeDays. */
+      maxBytes: count,
+      maxAgeDays: v.number(),
+      /** Entries a running batch (or a recent upload or transfer) uses: a clear leaves them. */
+      inUseEntries: count,
+      clearable: v.boolean(),
+    }),
+  ),
+});
+export type StorageView = v.InferOutput<typeof storageViewSchema>;
+
 export const doctorFindingSchema = v.object({
   ok: v.boolean(),
   text: v.string(),
@@ -236,6 +261,8 @@ export const UI_CALLS = {
       status: v.optional(finalStatus),
       /** Case-insensitive text in the input, value, error or node. */
       search: v.optional(v.pipe(v.string(), v.maxLength(200))),
+      /** In the order jobs finished (default), or by job index. */
+      order: v.optional(v.picklist(RESULT_ORDERS)),
     }),
     output: v.object({
       /** Rows that match the filter. */
@@ -269,6 +296,13 @@ export const UI_CALLS = {
   /** A new join code, not saved: the user saves it with setSettings. */
   createJoinCode: { input: empty, output: v.object({ joinCode: v.string() }) },
   runDoctor: { input: empty, output: v.object({ findings: v.array(doctorFindingSchema) }) },
+  /** What this node keeps in its data folder, part by part, with each part's bound. */
+  getStorage: { input: empty, output: storageViewSchema },
+  /** Removes what is not in use from these parts; results kept for submitters are never cleared. */
+  clearStorage: {
+    input: v.object({ parts: v.pipe(v.array(v.picklist(CLEARABLE_PARTS)), v.minLength(1)) }),
+    output: v.object({ freedBytes: count, storage: storageViewSchema }),
+  },
 } as const;
 
 export type UiCallName = keyof typeof UI_CALLS;

@@ -16,7 +16,6 @@ import { DEFAULT_OWNER_SETTINGS, parseShareMode } from '../engine/owner/owner-po
 import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { UiServer, defaultRendererDir } from '../engine/ui/ui-server.js';
 import { UiService } from '../engine/ui/ui-service.js';
-import { DEFAULT_DOCTOR_WAIT_S, diagnose } from './doctor-command.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 import { SECRET_OPTIONS, SECRET_USAGE_LINES, secretFromOptions } from './secret-input.js';
 
@@ -178,7 +177,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   }
   let ui: Awaited<ReturnType<typeof startUi>> | null = null;
   try {
-    if (values.ui) ui = await startUi(cluster, home, joinCode.code, values.secret, uiPort);
+    if (values.ui) ui = await startUi(cluster, home, joinCode.code, uiPort);
   } catch (error) {
     await cluster.destroy();
     throw error;
@@ -256,19 +255,12 @@ async function startUi(
   cluster: Cluster,
   home: string,
   code: string,
-  secret: string | undefined,
   port: number | undefined,
 ): Promise<{ service: UiService; server: UiServer }> {
   const service = new UiService({
     cluster,
     home,
     joinCode: code,
-    doctor: async () =>
-      (await diagnose({ secret, waitS: DEFAULT_DOCTOR_WAIT_S, home })).map((finding) => ({
-        ok: finding.ok,
-        text: finding.text,
-        advice: finding.advice ?? null,
-      })),
   });
   const resumed = service.resumeUnfinished();
   if (resumed > 0)

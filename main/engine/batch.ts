@@ -185,6 +185,11 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     return this.prepared?.outputsDir ?? null;
   }
 
+  /** What it runs (null until the batch has started): its bundle is in use while it runs. */
+  get computation(): Computation | null {
+    return this.prepared?.computation ?? null;
+  }
+
   /** Its name on other nodes, under which they keep its results; null if they keep none. */
   get key(): string | null {
     return this.prepared?.key ?? null;

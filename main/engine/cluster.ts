@@ -36,7 +36,9 @@ import {
   type PrepareContext,
   type SubmitOptions,
 } from './prepare-batch.js';
-import { RemoteNode, type NodeAddress } from './remote/remote-node.js';
+import { forgetShippable, RemoteNode, type NodeAddress } from './remote/remote-node.js';
+import { engineStorage } from './storage/engine-storage.js';
+import type { StorageKeeper, StorageLimits } from './storage/storage-keeper.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { SubmitterSession } from './remote/submitter-session.js';
 import { checkConfinement, type Confinement } from './sandbox/confinement-check.js';
@@ -98,6 +100,11 @@ export interface ClusterOptions {
    * <home>/known-nodes.json), pinned to their ids. Needs a join code. Default: false.
    */
   rememberNodes?: boolean;
+  /**
+   * Bounds of the data folder's caches and uploads, per part ("bundles", "files",
+   * "computations", "uploads"): { megabytes, days }. Defaults in the README ("What DeskGrid keeps").
+   */
+  storageLimits?: StorageLimits;
 }
 
 export interface ServeOptions {
@@ -142,6 +149,8 @@ interface TaskSource {
 }
 
 const EXPIRE_INTERVAL_MS = 60 * 60 * 1000;
+/** Warnings kept in `Cluster.warnings` (the oldest go first). */
+const MAX_WARNINGS = 100;
 /** How long a resumed batch waits for a node to say what it kept before going on without. */
 const CLAIM_TIMEOUT_MS = 10_000;
 /** With discovery on, how long a batch waits for a node that meets its requirements to appear. */
@@ -185,6 +194,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private confinement: JobConfinement | null = null;
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
+  /** The data folder's caches, each within a bound (storage/). */
+  readonly storage: StorageKeeper;
 
   private constructor(
     readonly identity: NodeIdentity,
@@ -193,6 +204,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     private readonly broken: { error: DeskGridError | null },
   ) {
     super();
+    this.storage = engineStorage(home, {
+      entries: () => [
+        ...[...this.sessions].flatMap((session) => session.computationEntries()),
+        ...this.batches.flatMap((batch) => batch.computation?.entry ?? []),
+      ],
+      kept: () => this.kept,
+    });
   }
 
   get nodeId(): string {
@@ -267,6 +285,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     cluster.network = network;
     cluster.runtimes = await runtimes;
     cluster.warnings.push(...warnings);
+    cluster.storage.setLimits(options.storageLimits ?? {});
+    cluster.storage.start();
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
       if (network && options.serve && confinementCheck)
@@ -414,6 +434,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     await this.pool.close();
     this.server?.destroy();
     this.kept?.close();
+    this.storage.stop();
     this.state = 'closed';
   }
 
@@ -428,6 +449,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     await this.pool.destroy();
     await Promise.allSettled(this.batches.map((batch) => batch.done));
     this.kept?.close();
+    this.storage.stop();
     this.state = 'closed';
   }
 
@@ -449,6 +471,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       settled: (batch) => {
         const at = this.batches.indexOf(batch);
         if (at >= 0) this.batches.splice(at, 1);
+        // Its bundle's bytes are held for nodes only while a batch of it runs.
+        const id = batch.computation?.id;
+        if (id !== undefined && !this.batches.some((other) => other.computation?.id === id))
+          forgetShippable(id);
         clearTimeout(this.unmetTimers.get(batch));
         this.unmetTimers.delete(batch);
       },
@@ -852,7 +878,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   private warn(message: string): void {
-    this.warnings.push(message);
+    // A node that runs for weeks warns without end: the latest are what a caller shows.
+    if (this.warnings.push(message) > MAX_WARNINGS)
+      this.warnings.splice(0, this.warnings.length - MAX_WARNINGS);
     this.emit('warning', message);
   }
 

@@ -24,3 +24,11 @@ export type {
 } from '../../shared/job.js';
 export type { JobContext, ComputationFunction } from '../../shared/job-context.js';
 export { toResultLine } from '../../shared/result-line.js';
+export {
+  surveyLan,
+  type NodeCheck,
+  type ShownState,
+  type SurveyedNode,
+  type SurveyOptions,
+} from './doctor/lan-survey.js';
+export { diagnose, DEFAULT_DOCTOR_WAIT_S, type DiagnoseOptions, type Finding } from './doctor/diagnose.js';

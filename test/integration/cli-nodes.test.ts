@@ -154,8 +154,12 @@ describe.skipIf(reason !== null)('deskgrid nodes and deskgrid doctor on a LAN of
       // connection but nothing answers the TLS handshake: what a firewall dropping packets looks like
       // to the check (the namespaces have no iptables to block the port for real). The freeze comes
       // 1.5 s into their 3 s: less than membership's 3 s of silence remains, so it still counts as live.
-      const listing = await startDeskgridOn(host(1), ['nodes', '--wait', '3', '--json', '--secret', CODE_A]);
-      const doctor = await startDeskgridOn(host(1), ['doctor', '--wait', '3', '--secret', CODE_A]);
+      // Started together, so that the freeze comes 1.5 s into both (one after the other, a slow
+      // start of the second under load put the freeze after the first had checked the node).
+      const [listing, doctor] = await Promise.all([
+        startDeskgridOn(host(1), ['nodes', '--wait', '3', '--json', '--secret', CODE_A]),
+        startDeskgridOn(host(1), ['doctor', '--wait', '3', '--secret', CODE_A]),
+      ]);
       await sleep(1500);
       const pid = a3.child.pid;
       if (pid === undefined) throw new Error('no pid for the node on host 3');

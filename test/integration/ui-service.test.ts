@@ -4,9 +4,12 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { generateJoinCode, parseJoinCode } from '../../shared/join-code.js';
 import type { UiEvent } from '../../shared/ui-api.js';
+import { clusterId } from '../../main/engine/identity/cluster-key.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { useCluster } from '../support/engine-cluster.js';
+import { batchIn, uploadFile } from '../support/ui-calls.js';
 import { until as poll } from '../support/until.js';
 
 /** The shared poller, with the minute this file's slower waits need. */
@@ -29,17 +32,12 @@ function service(limits?: { maxBytes?: number; maxFiles?: number }): UiService {
   });
 }
 
-async function uploadFile(ui: UiService, role: 'script' | 'dataset', name: string, text: string) {
-  const bytes = Buffer.byteLength(text);
-  const { uploadId } = await ui.call('beginUpload', { role, name, kind: 'file', bytes, files: 1 });
-  await ui.call('uploadChunk', {
-    uploadId,
-    path: name,
-    offset: 0,
-    data: Buffer.from(text).toString('base64'),
-  });
-  return { type: 'upload' as const, uploadId };
-}
+/** Job 0 takes longest: it finishes after others, so finish order and index order differ. */
+const LATE_FIRST =
+  'export default async (n) => { if (Number(n) === 0) await new Promise((r) => setTimeout(r, 300)); return n; };\n';
+
+/** 0 to n - 1, a line each. */
+const numbers = (n: number): string => Array.from({ length: n }, (_, at) => at).join('\n');
 
 function csv(rows: number, bad: number[]): string {
   let text = 'name,qty\n';
@@ -142,11 +140,7 @@ describe('UiService', () => {
       expect(preview.firstInputs[0]).toBe('{"name":"item0","qty":"0"}');
 
       const { batch } = await ui.call('startBatch', { script, dataset, options: { retries: 0 } });
-      const ended = await until('the batch to end', async () => {
-        const { batches } = await ui.call('getBatches', {});
-        const found = batches.find((candidate) => candidate.id === batch.id);
-        return found?.state === 'ended' ? found : undefined;
-      });
+      const ended = await batchIn(ui, batch.id, 'ended');
       expect(ended).toMatchObject({ total: 1204, done: 1202, failed: 2 });
       expect(ended.perNode[shared.cluster.nodeId]).toMatchObject({ done: 1202, failed: 2 });
       // Every result was pushed as an event, once.
@@ -196,17 +190,54 @@ describe('UiService', () => {
 
       const retry = await ui.call('retryFailed', { batchId: batch.id });
       expect(retry.batch.retryOf).toBe(batch.id);
-      const retried = await until('the retry to end', async () => {
-        const { batches } = await ui.call('getBatches', {});
-        const found = batches.find((candidate) => candidate.id === retry.batch.id);
-        return found?.state === 'ended' ? found : undefined;
-      });
+      const retried = await batchIn(ui, retry.batch.id, 'ended');
       // The same two rows fail again: the script has not changed.
       expect(retried).toMatchObject({ total: 2, failed: 2, done: 0 });
     } finally {
       ui.close();
     }
   });
+
+  it(
+    'sorts results by index or in finish order, and charts the throughput of a short batch',
+    { timeout: 60_000 },
+    async () => {
+      const ui = service();
+      try {
+        const script = await uploadFile(ui, 'script', 'late-first.mjs', LATE_FIRST);
+        const dataset = await uploadFile(ui, 'dataset', 'numbers.txt', numbers(20));
+        const { batch } = await ui.call('startBatch', { script, dataset, options: {} });
+        const ended = await batchIn(ui, batch.id, 'ended');
+        const indices = async (order?: 'index' | 'finished') =>
+          (
+            await ui.call('getResults', {
+              batchId: batch.id,
+              offset: 0,
+              limit: 100,
+              ...(order ? { order } : {}),
+            })
+          ).rows.map((row) => row.index);
+        const byIndex = Array.from({ length: 20 }, (_, n) => n);
+        expect(await indices('index')).toEqual(byIndex);
+        const finished = await indices();
+        expect(finished.indexOf(0)).toBeGreaterThan(0);
+        expect([...finished].sort((a, b) => a - b)).toEqual(byIndex);
+        expect(await indices('finished')).toEqual(finished);
+        // Pages follow the order asked for.
+        const page = await ui.call('getResults', { batchId: batch.id, offset: 5, limit: 3, order: 'index' });
+        expect(page.rows.map((row) => row.index)).toEqual([5, 6, 7]);
+
+        // However short the batch, its chart has a line from start to end.
+        expect(ended.throughput.length).toBeGreaterThanOrEqual(2);
+        expect(ended.throughput[0]?.at).toBeLessThanOrEqual(1);
+        const seconds = ((ended.endedAt ?? 0) - ended.startedAt) / 1000;
+        expect(ended.throughput.at(-1)?.at).toBeCloseTo(seconds, 0);
+        expect(Math.max(...ended.throughput.map((sample) => sample.rate))).toBeGreaterThan(0);
+      } finally {
+        ui.close();
+      }
+    },
+  );
 
   it('cancels a running batch, and says why a script cannot run', { timeout: 60_000 }, async () => {
     const ui = service();
@@ -217,12 +248,7 @@ describe('UiService', () => {
         'slow.mjs',
         'export default async (n) => { await new Promise((r) => setTimeout(r, 200)); return n; };\n',
       );
-      const dataset = await uploadFile(
-        ui,
-        'dataset',
-        'numbers.txt',
-        Array.from({ length: 200 }, (_, n) => n).join('\n'),
-      );
+      const dataset = await uploadFile(ui, 'dataset', 'numbers.txt', numbers(200));
       const { batch } = await ui.call('startBatch', { script: slow, dataset, options: {} });
       // Once jobs run (a batch cancelled before it read its dataset has nothing to cancel).
       await until('a first result', async () => {
@@ -230,11 +256,7 @@ describe('UiService', () => {
         return total > 0 ? total : undefined;
       });
       await ui.call('cancelBatch', { batchId: batch.id });
-      const ended = await until('the cancel', async () => {
-        const { batches } = await ui.call('getBatches', {});
-        const found = batches.find((candidate) => candidate.id === batch.id);
-        return found?.state === 'ended' ? found : undefined;
-      });
+      const ended = await batchIn(ui, batch.id, 'ended');
       expect(ended.cancelled).toBeGreaterThan(0);
       expect(ended.done).toBeLessThan(200);
 
@@ -298,9 +320,31 @@ describe('UiService', () => {
       });
       await ui.call('setSettings', { cores: 2, accepting: true });
       expect(shared.cluster.sharing()).toEqual({ cores: 2, accepting: true });
-      await expect(ui.call('runDoctor', {})).rejects.toMatchObject({
-        message: expect.stringContaining('doctor'),
+    } finally {
+      ui.close();
+    }
+  });
+
+  it("runs the engine's doctor for any window (the desktop app passes nothing for it)", async () => {
+    // As the app builds it: the cluster, the data folder and the join code it runs with.
+    const parsed = parseJoinCode(generateJoinCode());
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const code = parsed.code;
+    const ui = new UiService({ cluster: shared.cluster, home: shared.home, joinCode: code });
+    try {
+      const { findings } = await ui.call('runDoctor', {});
+      expect(findings).toContainEqual({
+        ok: true,
+        text: `join code set (from the code this node runs with); cluster id ${clusterId(code)}`,
+        advice: null,
       });
+      // Tests keep mDNS off the real network: the doctor sees that and says what to do instead.
+      expect(findings).toContainEqual({
+        ok: false,
+        text: 'LAN discovery is turned off (DESKGRID_DISCOVERY=off): no node can be found on the LAN',
+        advice: 'unset DESKGRID_DISCOVERY, or add nodes by address with --peer HOST:PORT',
+      });
+      expect(findings[0]?.text).toMatch(/LAN interface/);
     } finally {
       ui.close();
     }

@@ -6,6 +6,7 @@ import type {
   BatchInfo,
   DeskGridApi,
   ResultRow,
+  StorageView,
   UiCallName,
   UiEvent,
   UiInput,
@@ -57,6 +58,8 @@ export class FakeEngine implements DeskGridApi {
   readonly calls: { name: UiCallName; input: unknown }[] = [];
   readonly listeners = new Set<(event: UiEvent) => void>();
   batches: BatchInfo[] = [];
+  /** What getStorage answers; clearStorage empties the parts it names. */
+  storage: StorageView = { parts: [] };
 
   constructor(private readonly rows: number) {}
 
@@ -91,6 +94,20 @@ export class FakeEngine implements DeskGridApi {
           total: this.rows,
           rows: matching.slice(query.offset, query.offset + query.limit).map(row),
         };
+      }
+      case 'getStorage':
+        return this.storage;
+      case 'clearStorage': {
+        const { parts } = input as UiInput<'clearStorage'>;
+        let freedBytes = 0;
+        this.storage = {
+          parts: this.storage.parts.map((part) => {
+            if (!(parts as readonly string[]).includes(part.name)) return part;
+            freedBytes += part.bytes;
+            return { ...part, bytes: 0, entries: 0 };
+          }),
+        };
+        return { freedBytes, storage: this.storage };
       }
       default:
         throw new Error(`the fake engine does not answer ${name}`);

@@ -9,6 +9,8 @@ import BatchView from '../../renderer/src/views/BatchView.svelte';
 import NodesView from '../../renderer/src/views/NodesView.svelte';
 import ResultsView from '../../renderer/src/views/ResultsView.svelte';
 import SubmitView from '../../renderer/src/views/SubmitView.svelte';
+import StoragePanel from '../../renderer/src/components/StoragePanel.svelte';
+import ThroughputChart from '../../renderer/src/components/ThroughputChart.svelte';
 import { FakeEngine, batchInfo } from './fake-engine.js';
 
 let mounted: ReturnType<typeof mount> | null = null;
@@ -73,6 +75,87 @@ describe('NodesView', () => {
     flushSync();
     expect(view.querySelectorAll('article')).toHaveLength(1);
     expect(view.querySelector('article dd.ok')?.textContent).toBe('11');
+  });
+});
+
+describe('node names', () => {
+  it('shows the short id beside the name of computers that share one, everywhere', () => {
+    const engine = new FakeEngine(3);
+    const app = new AppState(engine);
+    app.nodes = [
+      node({ id: `3f9a1c2e${'0'.repeat(56)}`, name: 'vm', state: 'this computer', lastSeen: null }),
+      node({ id: `77b0d4e1${'0'.repeat(56)}`, name: 'vm' }),
+      node({ id: 'c'.repeat(64), name: 'lab-pc' }),
+    ];
+    const view = show(NodesView, app);
+    expect([...view.querySelectorAll('article')].map((card) => card.getAttribute('aria-label'))).toEqual([
+      'vm (3f9a-1c2e)',
+      'vm (77b0-d4e1)',
+      'lab-pc',
+    ]);
+    expect(view.querySelector('article h2')?.textContent).toBe('vm (3f9a-1c2e)');
+    // A name that no longer collides is shown alone again.
+    app.nodes = [node({ id: `77b0d4e1${'0'.repeat(56)}`, name: 'vm' })];
+    flushSync();
+    expect(view.querySelector('article')?.getAttribute('aria-label')).toBe('vm');
+  });
+});
+
+describe('StoragePanel', () => {
+  it('shows what the data folder keeps with its bounds, and clears only what may be cleared', async () => {
+    const engine = new FakeEngine(0);
+    const part = { maxAgeDays: 7, inUseEntries: 0, clearable: true };
+    engine.storage = {
+      parts: [
+        { ...part, name: 'kept', bytes: 3 * 1024 ** 2, entries: 12, maxBytes: 1024 ** 3, clearable: false },
+        { ...part, name: 'files', bytes: 1536, entries: 2, maxBytes: 4 * 1024 ** 3 },
+        { ...part, name: 'uploads', bytes: 2048, entries: 1, maxBytes: 4 * 1024 ** 3, inUseEntries: 1 },
+      ],
+    };
+    const view = show(StoragePanel, new AppState(engine));
+    await settle();
+    const items = [...view.querySelectorAll('[aria-label="Storage"] li')];
+    expect(items.map((item) => item.getAttribute('aria-label'))).toEqual([
+      'Results kept for absent submitters',
+      'Input files other submitters sent',
+      'Uploaded scripts and datasets',
+    ]);
+    expect(items[0]?.textContent).toContain('3.0 MB in 12 items');
+    expect(items[0]?.textContent).toContain('Up to 1.0 GB; gone after 7 days unused');
+    expect(items[0]?.querySelector('button')).toBeNull();
+    expect(items[2]?.textContent).toContain('1 item in use');
+    const clear = view.querySelector<HTMLButtonElement>(
+      'button[aria-label="Clear input files other submitters sent"]',
+    );
+    clear?.click();
+    await settle();
+    expect(engine.calls.filter((call) => call.name === 'clearStorage').map((call) => call.input)).toEqual([
+      { parts: ['files'] },
+    ]);
+    expect(view.querySelector('[role="status"]')?.textContent).toBe('Freed 1.5 KB.');
+    expect(items[1]?.textContent).toContain('0 B in 0 items');
+    expect(clear?.disabled).toBe(true);
+  });
+});
+
+describe('ThroughputChart', () => {
+  it('draws an ended batch across the whole chart, however short', () => {
+    const target = document.createElement('div');
+    document.body.append(target);
+    mounted = mount(ThroughputChart, {
+      target,
+      props: {
+        samples: [
+          { at: 0, rate: 40 },
+          { at: 0.4, rate: 40 },
+        ],
+        ended: true,
+      },
+    });
+    flushSync();
+    expect(target.querySelector('polyline')).not.toBeNull();
+    expect(target.textContent).not.toContain('Measuring');
+    expect(target.textContent).toContain('0.4 s');
   });
 });
 
@@ -168,5 +251,28 @@ describe('ResultsView', () => {
         .filter((call) => call.name === 'getResults')
         .map((call) => (call.input as { offset: number }).offset),
     ).toEqual([0, 49_800, 50_000]);
+  });
+
+  it('sorts a finished batch by job index and a running one in finish order, or as the user picks', async () => {
+    const engine = new FakeEngine(500);
+    const app = new AppState(engine);
+    app.apply({ type: 'batch', batch: batchInfo({ state: 'running', total: 500 }) });
+    const view = show(ResultsView, app);
+    await settle();
+    const orders = () =>
+      engine.calls
+        .filter((call) => call.name === 'getResults')
+        .map((call) => (call.input as { order?: string }).order ?? 'finished');
+    expect(orders()).toEqual(['finished']);
+    app.apply({ type: 'batch', batch: batchInfo({ state: 'ended', endedAt: Date.now(), done: 500 }) });
+    await settle();
+    expect(orders()).toEqual(['finished', 'index']);
+    const select = view.querySelector<HTMLSelectElement>('select[aria-label="Order"]');
+    expect(select?.value).toBe('index');
+    if (!select) throw new Error('no order select');
+    select.value = 'finished';
+    select.dispatchEvent(new Event('change', { bubbles: true }));
+    await settle();
+    expect(orders()).toEqual(['finished', 'index', 'finished']);
   });
 });

@@ -237,6 +237,13 @@ export class KeptResults {
     })();
   }
 
+  /** What is kept now and within what bounds, for the owner's Settings; null once closed. */
+  usage(): { results: number; bytes: number; limitBytes: number; keepMs: number } | null {
+    if (!this.db.open) return null;
+    const { results } = this.db.prepare('SELECT COUNT(*) AS results FROM kept').get() as { results: number };
+    return { results, bytes: this.bytes, limitBytes: this.limitBytes, keepMs: this.keepMs };
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { connect, type TLSSocket } from 'node:tls';
 import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
@@ -26,21 +25,18 @@ import { bundleTypeScript } from '../computation/bundle-typescript.js';
 import { createLogger } from '../log.js';
 import type { KeptOutcome } from '../batch.js';
 import { nextTaskId, type Task } from '../pool/task.js';
-import { PeerConnection, type LocalIdentity } from '../transport/peer-connection.js';
+import type { PeerConnection, LocalIdentity } from '../transport/peer-connection.js';
+import { dialNode, type NodeAddress } from './dial-node.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet, type FileSet } from './file-set.js';
 
 const log = createLogger('remote-node');
 
-const CONNECT_TIMEOUT_MS = 5000;
 const PIPELINE_TARGET_MS = 8;
 const MAX_DEPTH_PER_CORE = 64;
 /** A bundle (a computation and its dependency files) may not be larger than this. */
 const BUNDLE_LIMIT_BYTES = 256 * 1024 * 1024;
 
-export interface NodeAddress {
-  host: string;
-  port: number;
-}
+export type { NodeAddress } from './dial-node.js';
 
 export interface RemoteNodeOptions {
   address: NodeAddress;
@@ -100,40 +96,9 @@ export class RemoteNode {
     connection.on('close', (error) => this.lost(error));
   }
 
-  /** Connects, proves membership both ways, and waits for the node's offer. */
+  /** Connects, proves membership both ways, and waits for the node's offer (dial-node.ts). */
   static async connect(options: RemoteNodeOptions): Promise<RemoteNode> {
-    const socket = await openTls(options);
-    const connection = await PeerConnection.establish(socket, {
-      role: 'submitter',
-      identity: options.identity,
-      proofKey: options.proofKey,
-      maxFrameBytes: options.maxFrameBytes,
-      ...(options.expectPeerId === undefined ? {} : { expectPeerId: options.expectPeerId }),
-    });
-    // Messages that follow the offer in the same read (the node's `peers`) are kept for the
-    // RemoteNode, which starts listening only once this promise has settled.
-    const early: Array<[unknown, Buffer]> = [];
-    const keep = (header: unknown, body: Buffer): void => {
-      early.push([header, body]);
-    };
-    const offer = await new Promise<Offer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        connection.destroy();
-        reject(new DeskGridError(ErrorCode.Protocol, 'the node sent no offer'));
-      }, CONNECT_TIMEOUT_MS);
-      connection.once('message', (header) => {
-        clearTimeout(timer);
-        const parsed = v.safeParse(fromNodeSchema, header);
-        if (parsed.success && parsed.output.t === 'offer') {
-          connection.on('message', keep);
-          resolve(parsed.output);
-        } else {
-          connection.destroy();
-          reject(new DeskGridError(ErrorCode.Protocol, 'the node did not start with an offer'));
-        }
-      });
-    });
-    connection.off('message', keep);
+    const { connection, offer, early } = await dialNode(options);
     const node = new RemoteNode(connection, offer, options);
     for (const [header, body] of early) node.receive(header, body);
     return node;
@@ -573,7 +538,23 @@ interface Shippable {
   set: FileSet;
 }
 
+/** Bundles being sent to nodes, by computation id; each is dropped when its batches end. */
 const shippableCache = new Map<string, Promise<Shippable>>();
+
+/** Drops a computation's bundle bytes (up to 256 MB): no running batch will send it again. */
+export function forgetShippable(computationId: string): void {
+  shippableCache.delete(computationId);
+}
+
+/** Bytes of the bundles held for sending now (for the owner's view of what is kept). */
+export async function shippableBytes(): Promise<number> {
+  let total = 0;
+  for (const pending of shippableCache.values()) {
+    const shipped = await pending.catch(() => null);
+    for (const data of shipped?.set.data ?? []) total += data.length;
+  }
+  return total;
+}
 
 /**
  * What a computation looks like on another node: a JS/TS module becomes one bundled file with
@@ -614,46 +595,30 @@ async function makeShippable(computation: Computation, cacheDir: string): Promis
   return { hash: hashFileSet(set), entry, set };
 }
 
+/** Input files' hashes, the least recently used first (a Map keeps insertion order). */
 const fileHashes = new Map<string, { hash: string; size: number; mtimeMs: number }>();
+/** About 200 bytes each: 50 000 stay under 10 MB, and cover a large folder dataset. */
+export const MAX_FILE_HASHES = 50_000;
 
 /** SHA-256 of an input file, remembered while the file is unchanged. */
 async function fileHash(path: string): Promise<{ hash: string; size: number }> {
   const info = await stat(path);
   const known = fileHashes.get(path);
-  if (known && known.size === info.size && known.mtimeMs === info.mtimeMs) return known;
+  fileHashes.delete(path);
+  if (known && known.size === info.size && known.mtimeMs === info.mtimeMs) {
+    fileHashes.set(path, known);
+    return known;
+  }
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   const entry = { hash: hash.digest('hex'), size: info.size, mtimeMs: info.mtimeMs };
   fileHashes.set(path, entry);
+  // Forgetting a hash only costs reading the file again if it is sent once more.
+  for (const oldest of fileHashes.keys()) {
+    if (fileHashes.size <= MAX_FILE_HASHES) break;
+    fileHashes.delete(oldest);
+  }
   return entry;
-}
-
-function openTls(options: RemoteNodeOptions): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const { host, port } = options.address;
-    const socket = connect({
-      host,
-      port,
-      cert: options.identity.certPem,
-      key: options.identity.keyPem,
-      // Nodes have self-signed certificates: trust is decided after the handshake, by the
-      // join-code proof and the certificate's id, not by a certificate authority.
-      rejectUnauthorized: false,
-      minVersion: 'TLSv1.3',
-      timeout: CONNECT_TIMEOUT_MS,
-    });
-    const fail = (error: Error) => {
-      socket.destroy();
-      reject(new DeskGridError(ErrorCode.Connection, `cannot reach ${host}:${port}: ${error.message}`));
-    };
-    socket.once('secureConnect', () => {
-      socket.off('error', fail);
-      socket.setTimeout(0);
-      resolve(socket);
-    });
-    socket.once('error', fail);
-    socket.once('timeout', () => fail(new Error('no answer (is a firewall in the way?)')));
-  });
 }
 
 /** A node's result as the pool would report it; its output files are written to jobDir/out. */

@@ -15,6 +15,7 @@ import { join, sep } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
 import { pathExists } from '../path-exists.js';
+import { markUsed } from '../storage/prune-folder.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
   isSafeRelativePath,
@@ -259,8 +260,12 @@ export class SubmitterSession {
         return;
       case 'have-files': {
         const missing: string[] = [];
-        for (const hash of message.hashes)
-          if (!(await pathExists(join(this.host.filesDir, hash)))) missing.push(hash);
+        for (const hash of message.hashes) {
+          const path = join(this.host.filesDir, hash);
+          // Marked used: the submitter's jobs are about to read it, so it is the last to be pruned.
+          if (await pathExists(path)) await markUsed(path);
+          else missing.push(hash);
+        }
         this.connection.send({ t: 'files-missing', hashes: missing });
         return;
       }
@@ -286,6 +291,11 @@ export class SubmitterSession {
     }
   }
 
+  /** The entry files of the computations this session loaded: their bundles are in use. */
+  computationEntries(): string[] {
+    return [...this.computations.values()].map((loaded) => loaded.computation.entry);
+  }
+
   private async load(request: PendingLoad): Promise<void> {
     const refusal = this.host.confinement.refusal;
     if (refusal !== null) {
@@ -298,7 +308,8 @@ export class SubmitterSession {
     }
     const bundleDir = join(this.host.bundlesDir, request.bundle);
     // A changed bundle (by hand, or by an unconfined job) is dropped and asked for again.
-    if (!(await bundleIntact(bundleDir, request.bundle))) {
+    if (await bundleIntact(bundleDir, request.bundle)) await markUsed(bundleDir);
+    else {
       const waiting = this.pendingLoads.get(request.bundle) ?? [];
       waiting.push(request);
       this.pendingLoads.set(request.bundle, waiting);

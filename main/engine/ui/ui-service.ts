@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, platform } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import type { JobResult } from '../../../shared/job.js';
@@ -27,6 +27,7 @@ import {
   type NodeInfo,
   type ResultRow,
   type SettingsView,
+  type StorageView,
   type Source,
   type UiCallName,
   type UiEvent,
@@ -39,9 +40,11 @@ import type { Cluster } from '../cluster.js';
 import { resolveComputation } from '../computation/resolve-computation.js';
 import { openDataset } from '../dataset/open-dataset.js';
 import { clusterId } from '../identity/cluster-key.js';
+import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../doctor/diagnose.js';
 import { dataPaths, newRunFolder } from '../paths.js';
 import { loadSettings, resolveJoinCode, saveSettings } from '../settings.js';
 
+const DAY_MS = 24 * 60 * 60 * 1000;
 /** How often progress and new results are pushed. */
 const TICK_MS = 500;
 const THROUGHPUT_SAMPLES = 600;
@@ -80,8 +83,6 @@ export interface UiServiceOptions {
   cluster: Cluster;
   /** The data folder: uploads go to <home>/uploads, results to <home>/runs. */
   home: string;
-  /** What `deskgrid doctor` finds (the CLI and the app each pass theirs). */
-  doctor?: () => Promise<DoctorFinding[]>;
   /** Opens a folder in the file manager (the desktop app); absent on a headless node. */
   openPath?: (path: string) => Promise<boolean>;
   uploadLimits?: Partial<UploadLimits>;
@@ -128,6 +129,8 @@ interface Tracked {
   results: JobResult[];
   /** Job index -> position in `results`. */
   positions: Map<number, number>;
+  /** `results` by job index, sorted again only when results were added since. */
+  sorted: JobResult[];
   perNode: Map<string, { done: number; failed: number }>;
   /** Finished count per node at each of the last ticks of one second, for per-node rates. */
   nodeHistory: Map<string, number>[];
@@ -161,6 +164,13 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       maxFiles: options.uploadLimits?.maxFiles ?? 10_000,
     };
     this.nodeNames.set(options.cluster.nodeId, options.cluster.identity.name);
+    // Uploads go with the rest of the data folder's bounds; a running batch's stay.
+    options.cluster.storage.add({
+      name: 'uploads',
+      dir: this.uploadsDir(),
+      inUse: (id) => this.uploadInUse(id),
+      removed: (id) => this.uploads.delete(id),
+    });
     options.cluster.on('warning', this.onWarning);
     options.cluster.on('node', this.onNode);
     this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -192,11 +202,11 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       getSettings: () => this.settings(),
       setSettings: (input) => this.setSettings(input),
       createJoinCode: () => ({ joinCode: generateJoinCode() }),
-      runDoctor: async () => {
-        if (!this.options.doctor) {
-          throw new DeskGridError(ErrorCode.Usage, 'the doctor is not available in this window');
-        }
-        return { findings: await this.options.doctor() };
+      runDoctor: async () => ({ findings: await this.doctor() }),
+      getStorage: () => this.storage(),
+      clearStorage: async (input) => {
+        const freedBytes = await this.options.cluster.storage.clear(input.parts);
+        return { freedBytes, storage: await this.storage() };
       },
     };
   }
@@ -245,6 +255,21 @@ export class UiService extends EventEmitter<UiServiceEvents> {
   private readonly onNode = (): void => {
     this.pushNodes();
   };
+
+  /** The engine's diagnosis, judged with the join code this node runs with. */
+  private async doctor(): Promise<DoctorFinding[]> {
+    const findings = await diagnose({
+      secret: this.options.joinCode ?? undefined,
+      secretSource: 'the code this node runs with',
+      waitS: DEFAULT_DOCTOR_WAIT_S,
+      home: this.options.home,
+    });
+    return findings.map((finding) => ({
+      ok: finding.ok,
+      text: finding.text,
+      advice: finding.advice ?? null,
+    }));
+  }
 
   // ----- nodes
 
@@ -409,6 +434,31 @@ export class UiService extends EventEmitter<UiServiceEvents> {
 
   private uploadsDir(): string {
     return join(this.options.home, 'uploads');
+  }
+
+  /** Whether a batch that has not ended runs on this upload (its script or its dataset). */
+  private uploadInUse(id: string): boolean {
+    const dir = join(this.uploadsDir(), id) + sep;
+    return this.batches.some(
+      (tracked) =>
+        (tracked.state === 'preparing' || tracked.state === 'running' || tracked.state === 'cancelling') &&
+        [tracked.submitted.computation, tracked.submitted.dataset].some((path) => path?.startsWith(dir)),
+    );
+  }
+
+  private async storage(): Promise<StorageView> {
+    const usage = await this.options.cluster.storage.usage();
+    return {
+      parts: usage.map((part) => ({
+        name: part.name,
+        bytes: part.bytes,
+        entries: part.entries,
+        maxBytes: part.maxBytes,
+        maxAgeDays: part.maxAgeMs / DAY_MS,
+        inUseEntries: part.inUseEntries,
+        clearable: part.clearable,
+      })),
+    };
   }
 
   /** The path on this node of a script or dataset. */
@@ -587,6 +637,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       retryOf,
       results: [],
       positions: new Map(),
+      sorted: [],
       perNode: new Map(),
       nodeHistory: [],
       throughput: [],
@@ -636,6 +687,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     tracked.state = error === null ? 'ended' : 'failed';
     tracked.error = error;
     tracked.endedAt = Date.now();
+    closeThroughput(tracked);
     this.flush(tracked);
     this.emit('event', { type: 'batch', batch: this.info(tracked) });
   }
@@ -720,7 +772,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     const search = input.search?.trim().toLowerCase() ?? '';
     const rows: ResultRow[] = [];
     let matching = 0;
-    for (const result of tracked.results) {
+    for (const result of input.order === 'index' ? byIndex(tracked) : tracked.results) {
       if (input.status !== undefined && result.status !== input.status) continue;
       const row = rowOf(result);
       if (search !== '' && !matches(row, search, this.nodeNames.get(row.node))) continue;
@@ -783,7 +835,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
 
   private async exportResults(batchId: string, format: 'csv' | 'jsonl'): Promise<UiOutput<'exportResults'>> {
     const tracked = this.tracked(batchId);
-    const sorted = [...tracked.results].sort((a, b) => a.index - b.index);
+    const sorted = byIndex(tracked);
     const content =
       format === 'jsonl'
         ? sorted.map((result) => `${toResultLine(result)}\n`).join('')
@@ -911,6 +963,14 @@ function csvCell(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/** The batch's results by job index; sorted once per new results (a finished batch: once). */
+function byIndex(tracked: Tracked): JobResult[] {
+  if (tracked.sorted.length !== tracked.results.length) {
+    tracked.sorted = [...tracked.results].sort((a, b) => a.index - b.index);
+  }
+  return tracked.sorted;
+}
+
 function rowOf(result: JobResult): ResultRow {
   return {
     index: result.index,
@@ -933,10 +993,33 @@ function matches(row: ResultRow, search: string, nodeName: string | undefined): 
   );
 }
 
+/** Samples shorter than this at the end are noise, not a rate. */
+const LAST_SAMPLE_MIN_MS = 100;
+
+/**
+ * At the end: the last, partial second counts too, and a batch too short for two samples of its
+ * own shows its average rate from start to end (else its chart would stay empty).
+ */
+function closeThroughput(tracked: Tracked): void {
+  const end = tracked.endedAt ?? Date.now();
+  if (end - tracked.lastSampleAt >= LAST_SAMPLE_MIN_MS) sample(tracked);
+  if (tracked.throughput.length >= 2) return;
+  const seconds = Math.max((end - tracked.startedAt) / 1000, 0.001);
+  const rate = finishedCount(tracked) / seconds;
+  tracked.throughput = [
+    { at: 0, rate },
+    { at: Math.round(seconds * 10) / 10, rate },
+  ];
+}
+
+function finishedCount(tracked: Tracked): number {
+  const stats = tracked.batch.stats();
+  return stats.done + stats.failed + stats.timeout + stats.cancelled + stats.abandoned;
+}
+
 function sample(tracked: Tracked): void {
   const now = Date.now();
-  const stats = tracked.batch.stats();
-  const finished = stats.done + stats.failed + stats.timeout + stats.cancelled + stats.abandoned;
+  const finished = finishedCount(tracked);
   const seconds = Math.max((now - tracked.lastSampleAt) / 1000, 0.001);
   tracked.throughput.push({
     at: Math.round((now - tracked.startedAt) / 100) / 10,

@@ -4,6 +4,7 @@
 
 import type { BatchInfo, DeskGridApi, NodeInfo, ResultRow, UiEvent } from '../../../shared/ui-api.js';
 import { errorText } from './api.js';
+import { nodeLabels, shortId } from './node-labels.js';
 
 export type ViewName = 'nodes' | 'submit' | 'batch' | 'results' | 'settings';
 
@@ -30,6 +31,8 @@ export class AppState {
   recentResults = $state<ResultRow[]>([]);
   /** Bumped when results of the selected batch arrive, so the results table refreshes. */
   resultsVersion = $state(0);
+  /** Node id -> its name, with its short id beside it when names collide. */
+  readonly nodeLabels = $derived(nodeLabels(this.nodes));
   connected = $state(true);
   loadError = $state<string | null>(null);
   private warningIds = 0;
@@ -38,6 +41,11 @@ export class AppState {
 
   get selectedBatch(): BatchInfo | undefined {
     return this.batches.find((batch) => batch.id === this.selectedBatchId) ?? this.batches[0];
+  }
+
+  /** What to call a node (a node no longer listed: its short id). */
+  nodeLabel(id: string): string {
+    return this.nodeLabels.get(id) ?? shortId(id);
   }
 
   /** Loads the current state and follows the events; returns the function that stops. */

@@ -8,6 +8,14 @@ export function plural(n: number, noun: string, many = `${noun}s`): string {
   return `${groupDigits(n)} ${n === 1 ? noun : many}`;
 }
 
+/** 512 -> "512 B", 1536 -> "1.5 KB", and MB, GB. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GB`;
+}
+
 /** Seconds as "45 s", "3 min 20 s", "2 h 5 min". */
 export function duration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '–';

@@ -1,7 +1,7 @@
 // The rows of the results table, fetched a page at a time as the user scrolls, so that a batch of
 // 100 000 results costs only the rows on screen. A change of filter or search starts over.
 
-import type { DeskGridApi, ResultRow, UiInput } from '../../../shared/ui-api.js';
+import type { DeskGridApi, ResultOrder, ResultRow, UiInput } from '../../../shared/ui-api.js';
 import { errorText } from './api.js';
 
 export const PAGE_SIZE = 200;
@@ -11,6 +11,7 @@ export class ResultsTable {
   batchId = $state<string | null>(null);
   status = $state<StatusFilter>('all');
   search = $state('');
+  order = $state<ResultOrder>('finished');
   /** Rows that match the filter, and rows of the batch. */
   matching = $state(0);
   total = $state(0);
@@ -28,10 +29,16 @@ export class ResultsTable {
   constructor(private readonly api: DeskGridApi) {}
 
   /** Shows another batch or filter: forgets every page and loads the first. */
-  reset(batchId: string | null, status: StatusFilter, search: string): Promise<void> {
+  reset(
+    batchId: string | null,
+    status: StatusFilter,
+    search: string,
+    order: ResultOrder = 'finished',
+  ): Promise<void> {
     this.batchId = batchId;
     this.status = status;
     this.search = search;
+    this.order = order;
     this.generation += 1;
     this.pages.clear();
     this.loading.clear();
@@ -56,7 +63,10 @@ export class ResultsTable {
     return Promise.all(pages).then(() => undefined);
   }
 
-  /** New results arrived: reloads the counts and the pages in view (rows only ever get added at the end). */
+  /**
+   * New results arrived: reloads the counts and the pages in view. In finish order rows only get
+   * added at the end; by index they land anywhere, so every page out of view is stale.
+   */
   refresh(first: number, last: number): Promise<void> {
     const pages = [0];
     for (
@@ -67,7 +77,10 @@ export class ResultsTable {
       pages.push(page);
     }
     // Pages out of view may have grown too: a partial one is fetched again when next shown.
-    for (const [page, rows] of this.pages) if (rows.length < PAGE_SIZE) this.pages.delete(page);
+    for (const [page, rows] of this.pages) {
+      if (rows.length < PAGE_SIZE || (this.order === 'index' && !pages.includes(page)))
+        this.pages.delete(page);
+    }
     return Promise.all(pages.map((page) => this.load(page, true))).then(() => undefined);
   }
 
@@ -80,6 +93,7 @@ export class ResultsTable {
     const query: UiInput<'getResults'> = { batchId, offset: page * PAGE_SIZE, limit: PAGE_SIZE };
     if (this.status !== 'all') query.status = this.status;
     if (this.search.trim() !== '') query.search = this.search.trim();
+    if (this.order !== 'finished') query.order = this.order;
     const loading = this.api.call('getResults', query).then(
       (answer) => {
         if (generation !== this.generation) return;
