@@ -331,8 +331,14 @@ export class SubmitterSession {
               interpreter: await programInterpreter(entry),
               stdin: request.stdin,
             };
-      // The workers' sandbox binds this folder: it must exist before the first starts.
+      // The workers' sandbox binds this folder: it must exist before the first starts. A
+      // connection that ended meanwhile runs nothing more: its folder must not come back.
+      if (this.ended) return;
       await mkdir(this.sessionDir, { recursive: true, mode: 0o700 });
+      if (this.ended && !this.detached) {
+        await rm(this.sessionDir, { recursive: true, force: true });
+        return;
+      }
       const tenancy: Tenancy = {
         key: `${this.sessionDir}\n${computation.id}`,
         sandbox: this.host.confinement.sandboxFor([bundleDir], [this.sessionDir]),
