@@ -8,6 +8,7 @@
 // previews (`text`), the job detail gets the result line as results.jsonl holds it.
 
 import * as v from 'valibot';
+import { notSharingSchema } from './not-sharing.js';
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 const finalStatus = v.picklist(['done', 'failed', 'timeout', 'cancelled', 'abandoned']);
@@ -51,6 +52,8 @@ export const nodeInfoSchema = v.object({
   ratePerSecond: v.number(),
   /** ms since the epoch; null for this computer and for nodes used but never heard on mDNS. */
   lastSeen: v.nullable(v.number()),
+  /** A node in use that runs none of this node's jobs now: why, and until when. */
+  notSharing: v.optional(notSharingSchema),
 });
 export type NodeInfo = v.InferOutput<typeof nodeInfoSchema>;
 
@@ -251,6 +254,8 @@ export const UI_CALLS = {
     output: v.object({ batch: batchInfoSchema }),
   },
   cancelBatch: { input: batchRef, output: v.object({ batch: batchInfoSchema }) },
+  /** Stops one job wherever it runs (every attempt); false when it was not queued or running. */
+  cancelJob: { input: v.object({ batchId, index: count }), output: v.object({ cancelled: v.boolean() }) },
   /** Every batch of this session, newest first. */
   getBatches: { input: empty, output: v.object({ batches: v.array(batchInfoSchema) }) },
   getResults: {

@@ -8,6 +8,7 @@
 // before both proofs check out.
 
 import * as v from 'valibot';
+import { notSharingSchema } from './not-sharing.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
 export const WIRE_PROTOCOL_VERSION = 1;
@@ -57,6 +58,11 @@ export const offerSchema = v.object({
   busyCores: v.optional(nonNegative),
   /** The node's clock (ms since the epoch), so that submitters can tell a skewed one. */
   time: v.optional(v.number()),
+  /**
+   * Why the node runs none of this submitter's jobs now (cores 0, or every core busy with other
+   * jobs), and until when if known; absent while it shares, and from older nodes.
+   */
+  notSharing: v.optional(notSharingSchema),
 });
 export type Offer = v.InferOutput<typeof offerSchema>;
 
@@ -79,6 +85,9 @@ export const remoteJobSchema = v.object({
   maxMemoryBytes: v.nullable(nonNegative),
 });
 export type RemoteJob = v.InferOutput<typeof remoteJobSchema>;
+
+/** Stops one job of `run` wherever it is; nodes act on it on arrival, ahead of queued work. */
+export const cancelMessageSchema = v.object({ t: v.literal('cancel'), id: int });
 
 export const toNodeSchema = v.variant('t', [
   v.object({
@@ -106,7 +115,7 @@ export const toNodeSchema = v.variant('t', [
     batch: v.optional(v.nullable(batchKeySchema), null),
     jobs: v.array(remoteJobSchema),
   }),
-  v.object({ t: v.literal('cancel'), id: int }),
+  cancelMessageSchema,
   /**
    * These results are durable at the submitter: `ids` of `result`s, `kept` keys of `kept`s. The
    * node holds every result of a `run` with a batch until it is acknowledged.

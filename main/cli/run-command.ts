@@ -90,6 +90,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   cluster.on('node', (node) =>
     process.stderr.write(`\ndeskgrid: using node ${node.name} (${node.cores} cores)\n`),
   );
+  cluster.on('waiting', (waiting) => process.stderr.write(`\ndeskgrid: ${waiting.message}\n`));
   if (discover !== null && !args.local) {
     process.stderr.write(
       'deskgrid: waiting for nodes of this cluster to appear on the LAN (deskgrid nodes lists them)\n',

@@ -135,6 +135,11 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   private readonly waiting = new Map<number, QueuedJob>();
   /** Kept results that came before their job was read from the dataset. */
   private readonly early = new Map<number, KeptOutcome>();
+  /**
+   * Jobs cancelled by their index while attempts of them ran: nothing starts them again, and
+   * the job is recorded once, as cancelled, when its last attempt has stopped.
+   */
+  private readonly cancelledJobs = new Set<number>();
   /** Jobs a node reported lost (it restarted): run again, or abandoned if not reentrant. */
   private readonly reportedLost = new Map<number, string>();
   private readonly rerunReasons = new Map<string, number>();
@@ -237,13 +242,12 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       this.checkEnded();
       return true;
     }
-    for (const { task } of this.running.values()) {
-      if (task.index === index) {
-        this.host.cancelTask(task);
-        return true;
-      }
-    }
-    return false;
+    // Every attempt: a job may run twice (a straggler's second attempt), here and on other nodes.
+    const attempts = [...this.running.values()].filter(({ task }) => task.index === index);
+    if (attempts.length === 0 || this.hasResult(index)) return false;
+    this.cancelledJobs.add(index);
+    for (const { task } of attempts) if (!task.cancelRequested) this.host.cancelTask(task);
+    return true;
   }
 
   /** Ends the batch with an error (every node was lost): running jobs are stopped, nothing more starts. */
@@ -385,7 +389,9 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     const outcome = outcomeOfKept(kept);
     const attempt = { item: job.item, attempt: Math.max(job.attempt, kept.attempt) };
     const { status, result } = kept;
-    if (status === 'done') this.finish(attempt, 'done', null, outcome, kept.acknowledge);
+    if (this.cancelledJobs.has(job.item.index))
+      this.finish(attempt, 'cancelled', cancelledError(), outcome, kept.acknowledge);
+    else if (status === 'done') this.finish(attempt, 'done', null, outcome, kept.acknowledge);
     else if (status === 'cancelled')
       this.finish(attempt, 'cancelled', result.error, outcome, kept.acknowledge);
     else this.retryOrFinish(attempt, status, result.error, outcome, kept.acknowledge);
@@ -397,6 +403,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     if (!this.exhausted || this.prepared?.reentrant === false || this.state !== 'running') return undefined;
     for (const { task, job } of this.running.values()) {
       if ((task.node ?? this.host.nodeId) === taker || task.cancelRequested) continue;
+      if (this.cancelledJobs.has(task.index)) continue;
       if ((this.inFlight.get(task.index) ?? 0) > 1) continue;
       log.debug('starting a second attempt of a job still running elsewhere', {
         index: task.index,
@@ -530,7 +537,9 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
         const entry = this.takeRunning(task);
         if (!entry) return;
         const outcome = outcomeOf(result, task);
-        if (this.hasResult(task.index)) {
+        if (this.cancelledJobs.has(task.index)) {
+          this.endCancelledAttempt(entry.job, outcome, acknowledge);
+        } else if (this.hasResult(task.index)) {
           // A second attempt (or a late one) of a job that already has its result.
           discardJobDir(outcome);
           acknowledge?.();
@@ -558,7 +567,12 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
           mayHaveFiles: true,
           node: task.node,
         };
-        if (this.hasResult(task.index) || (this.inFlight.has(task.index) && this.state === 'running')) {
+        if (this.cancelledJobs.has(task.index)) {
+          this.endCancelledAttempt(entry.job, outcome, acknowledge);
+        } else if (
+          this.hasResult(task.index) ||
+          (this.inFlight.has(task.index) && this.state === 'running')
+        ) {
           discardJobDir(outcome);
           acknowledge?.();
         } else if (status === 'cancelled' || this.state === 'cancelling') {
@@ -572,7 +586,9 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       onLost: (task, reason) => {
         const entry = this.takeRunning(task);
         if (!entry) return;
-        if (!this.hasResult(task.index) && !this.inFlight.has(task.index)) {
+        if (this.cancelledJobs.has(task.index)) {
+          this.endCancelledAttempt(entry.job, { ...emptyOutcome(Date.now()), node: task.node });
+        } else if (!this.hasResult(task.index) && !this.inFlight.has(task.index)) {
           if (this.state === 'running') this.requeueAfterLoss(entry.job, reason, task.node);
           else if (this.state === 'cancelling') this.finishCancelled(entry.job);
           this.host.pump();
@@ -582,6 +598,11 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       onRequeue: (task) => {
         const entry = this.takeRunning(task);
         if (!entry) return;
+        if (this.cancelledJobs.has(task.index)) {
+          this.endCancelledAttempt(entry.job, emptyOutcome(Date.now()));
+          this.checkEnded();
+          return;
+        }
         if (this.hasResult(task.index) || this.inFlight.has(task.index)) {
           this.checkEnded();
           return;
@@ -615,6 +636,18 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     if (left > 0) this.inFlight.set(task.index, left);
     else this.inFlight.delete(task.index);
     return entry;
+  }
+
+  /** An attempt of a job cancelled by its index ended: the job is recorded when its last one has. */
+  private endCancelledAttempt(job: QueuedJob, outcome: Outcome, acknowledge?: () => void): void {
+    if (this.inFlight.has(job.item.index) || this.hasResult(job.item.index)) {
+      discardJobDir(outcome);
+      acknowledge?.();
+      if (!this.inFlight.has(job.item.index)) this.cancelledJobs.delete(job.item.index);
+      return;
+    }
+    this.cancelledJobs.delete(job.item.index);
+    this.finish(job, 'cancelled', cancelledError(), outcome, acknowledge);
   }
 
   private finishCancelled(job: QueuedJob): void {

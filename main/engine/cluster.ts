@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism, freemem, platform } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
+import type { NotSharing } from '../../shared/not-sharing.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_PROTOCOL_VERSION,
@@ -23,7 +24,7 @@ import type { NodeView } from './discovery/membership.js';
 import { loadIdentity, shortNodeId, type NodeIdentity } from './identity/node-identity.js';
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
-import { describeThisNode, detectRuntimes } from './node-offer.js';
+import { describeThisNode, detectRuntimes, whyNotSharing } from './node-offer.js';
 import { dataPaths, defaultDataHome } from './paths.js';
 import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
@@ -46,6 +47,7 @@ import { jobConfinement, type JobConfinement, type UnconfinedPolicy } from './sa
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
 import { hasRequirements, noNodeMessage, unmet, type NodeTraits } from './requirements.js';
+import { notSharingOf, waitingFor, type Waiting } from './waiting-for-nodes.js';
 
 const log = createLogger('cluster');
 const RECONNECT_DELAY_MS = 1500;
@@ -138,7 +140,15 @@ export interface ClusterStats {
   cores: number;
   busyCores: number;
   batches: number;
-  nodes: Array<{ id: string; name: string; os: string; cores: number; busy: number }>;
+  nodes: Array<{
+    id: string;
+    name: string;
+    os: string;
+    cores: number;
+    busy: number;
+    /** Why the node runs none of this node's jobs now (see the 'waiting' event); null while it may. */
+    notSharing: NotSharing | null;
+  }>;
   submitters: number;
 }
 
@@ -149,6 +159,8 @@ interface TaskSource {
 }
 
 const EXPIRE_INTERVAL_MS = 60 * 60 * 1000;
+/** How often batches are checked for waiting on nodes that share nothing (the user hears within 2 s). */
+const WAITING_CHECK_MS = 1000;
 /** Warnings kept in `Cluster.warnings` (the oldest go first). */
 const MAX_WARNINGS = 100;
 /** How long a resumed batch waits for a node to say what it kept before going on without. */
@@ -169,6 +181,11 @@ export interface ClusterEvents {
   warning: [message: string];
   /** Another node joined the batch's pool of cores. */
   node: [node: { id: string; name: string; cores: number }];
+  /**
+   * A batch has jobs to run but every node that could run them shares nothing now: which, why
+   * and until when. Sent again when that changes; a batch none may ever take ends with DG_ERR_NO_NODE.
+   */
+  waiting: [waiting: Waiting];
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -189,6 +206,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly names = new Map<string, string>();
   private state: 'open' | 'closing' | 'closed' = 'open';
   private accepting = true;
+  /** Why this node does not accept other submitters' jobs, as its offer tells them. */
+  private why: NotSharing | null = null;
+  /** The last 'waiting' message sent, so that each is sent once; null while no batch waits. */
+  private waitingShown: string | null = null;
+  private waitingTimer: NodeJS.Timeout | null = null;
+  private discovering = false;
   private kept: KeptResults | null = null;
   private runtimes: string[] = [];
   private confinement: JobConfinement | null = null;
@@ -303,6 +326,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       await cluster.destroy();
       throw error;
     }
+    cluster.waitingTimer = setInterval(() => cluster?.checkWaiting(), WAITING_CHECK_MS);
+    cluster.waitingTimer.unref();
     log.info('cluster started', { nodeId: cluster.nodeId, cores, peers: cluster.nodes.size });
     return cluster;
   }
@@ -332,9 +357,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * jobs finish first; pausing hands other submitters' queued jobs back to them (they run
    * elsewhere) and tells them this node offers no cores until sharing resumes.
    */
-  setSharing(change: Partial<Sharing>): Sharing {
+  setSharing(change: Partial<Sharing> & { why?: NotSharing | null }): Sharing {
     if (this.state !== 'open') throw new DeskGridError(ErrorCode.Closed, 'the cluster is closed');
-    const { cores, accepting } = change;
+    const { cores, accepting, why } = change;
     if (cores !== undefined && !(Number.isInteger(cores) && cores >= 0 && cores <= MAX_CORES)) {
       throw new DeskGridError(
         ErrorCode.Usage,
@@ -342,6 +367,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       );
     }
     if (cores !== undefined) this.pool.resize(cores);
+    if (why !== undefined) this.why = why;
+    if (accepting === true) this.why = null;
     if (accepting !== undefined && accepting !== this.accepting) {
       this.accepting = accepting;
       for (const session of this.sessions) {
@@ -401,6 +428,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         os: node.offer.platform,
         cores: node.offer.cores,
         busy: node.busy,
+        notSharing: notSharingOf(node.offer),
       })),
       submitters: this.sessions.size,
     };
@@ -418,6 +446,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   async close(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'closing';
+    clearInterval(this.waitingTimer ?? undefined);
     await this.presence?.stop();
     this.server?.stopListening();
     this.accepting = false;
@@ -442,6 +471,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   async destroy(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closing';
+    clearInterval(this.waitingTimer ?? undefined);
     this.presence?.destroy();
     this.server?.destroy();
     for (const batch of this.batches) batch.cancel();
@@ -483,7 +513,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (key === null) return;
         await Promise.all([...this.nodes].map((node) => node.claim(key, CLAIM_TIMEOUT_MS)));
       },
-      started: () => this.checkRequirements(),
+      started: () => {
+        this.checkRequirements();
+        this.checkWaiting();
+      },
     };
     const batch = new Batch(host, this.broken.error ? Promise.reject(this.broken.error) : prepare(context));
     this.batches.push(batch);
@@ -495,8 +528,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     for (const node of this.nodes) node.pump();
   }
 
+  /** A cancel goes to the one node running the task (task.node), or to this machine's workers. */
   private cancelTask(task: Task): void {
-    for (const node of this.nodes) if (node.cancel(task)) return;
+    if (task.node !== null) {
+      for (const node of this.nodes) if (node.id === task.node && node.cancel(task)) return;
+    }
     this.pool.cancel(task);
   }
 
@@ -576,18 +612,51 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
-  /** This node's offer to other submitters as of now. */
-  private currentOffer(): Offer {
+  /** This node's offer to other submitters as of now; `arriving`: to one that just connected. */
+  private currentOffer(arriving = false): Offer {
     const network = this.network;
     // A node that refuses other people's jobs offers them no cores, so they go elsewhere.
     const offered = this.accepting && this.confinement?.refusal == null ? this.pool.size : 0;
+    const busy = this.pool.stats().busy;
     return describeThisNode(
       this.identity.name,
       offered,
       network?.version ?? readPackageVersion(),
       this.runtimes,
-      this.pool.stats().busy,
+      busy,
+      whyNotSharing({
+        accepting: this.accepting,
+        closing: this.state !== 'open',
+        why: this.why,
+        cores: this.pool.size,
+        // Only a newcomer is told its jobs will wait: the others' jobs may be what keeps it busy.
+        busy: arriving ? busy : 0,
+      }),
     );
+  }
+
+  /**
+   * Tells (via 'waiting') of batches that have jobs to run while every node that could run them
+   * shares nothing now, and ends those that no node will take unless someone acts.
+   */
+  private checkWaiting(): void {
+    if (this.state !== 'open') return;
+    let shown: Waiting | null = null;
+    for (const batch of this.batches) {
+      const stats = batch.stats();
+      if (stats.queued === 0) continue;
+      const requirements = batch.requirements;
+      if (this.pool.size > 0 && unmet(this.localTraits(), requirements) === null) continue;
+      const able = [...this.nodes].filter((node) => unmet(traitsOf(node), requirements) === null);
+      const waiting = waitingFor(able, this.discovering);
+      if (waiting === null) continue;
+      // The batch's error says it then; nothing is left to wait for.
+      if (!waiting.mayShareLater && stats.running === 0)
+        batch.abort(new DeskGridError(ErrorCode.NoNode, waiting.message));
+      else shown ??= waiting;
+    }
+    if (shown !== null && shown.message !== this.waitingShown) this.emit('waiting', shown);
+    this.waitingShown = shown?.message ?? null;
   }
 
   private async serve(network: Network, where: ServeOptions, check: Confinement): Promise<void> {
@@ -630,7 +699,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         });
         this.sessions.add(session);
         if (!this.accepting) session.returnQueued('the node paused sharing');
-        connection.send(this.currentOffer());
+        connection.send(this.currentOffer(true));
         const peers = this.knownPeers(connection.peerId);
         if (peers.length > 0) session.sharePeers(peers);
       },
@@ -647,6 +716,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       cacheDir: dataPaths(this.home).computationCache,
       nextTask: (node) => this.nextRemoteTask(node),
       closed: (closed, error) => this.nodeClosed(closed, error),
+      offered: () => this.checkWaiting(),
       keptFor: (key) => {
         const batch = this.batches.find((candidate) => candidate.key === key);
         const workDir = batch?.workDir;
@@ -765,6 +835,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       onError: (error) => log.warn('discovery error', { message: error.message }),
     });
     this.presence = presence;
+    this.discovering = use;
     presence.membership.on('up', (view) => {
       if (use) this.discovered(view);
       // Submitters whose network drops multicast learn of the new node from us.

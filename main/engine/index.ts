@@ -8,6 +8,8 @@ export {
   type Sharing,
 } from './cluster.js';
 export { Batch, type BatchEvents } from './batch.js';
+export type { Waiting, WaitingNode } from './waiting-for-nodes.js';
+export type { NotSharing, NotSharingReason } from '../../shared/not-sharing.js';
 export type { SubmitOptions } from './prepare-batch.js';
 export type { SplitMode } from './dataset/dataset-item.js';
 export type { WorkerLauncher, WorkerChannel, LaunchOptions, WorkerExit } from './pool/worker-launcher.js';

@@ -2,6 +2,7 @@
 // version, so that jobs can go where they can run.
 
 import { freemem, platform, arch, release } from 'node:os';
+import type { NotSharing } from '../../shared/not-sharing.js';
 import type { Offer } from '../../shared/wire-protocol.js';
 import { findOnPath } from './computation/interpreter.js';
 
@@ -26,8 +27,10 @@ export function describeThisNode(
   version: string,
   found: string[],
   busyCores: number,
+  notSharing: NotSharing | null = null,
 ): Offer {
   return {
+    ...(notSharing === null ? {} : { notSharing }),
     busyCores,
     time: Date.now(),
     t: 'offer',
@@ -40,4 +43,20 @@ export function describeThisNode(
     version,
     name,
   };
+}
+
+/** Why this node offers a submitter none of its cores now (or none free), or null when it shares. */
+export function whyNotSharing(state: {
+  accepting: boolean;
+  closing: boolean;
+  /** What the owner policy said, when it turned sharing off. */
+  why: NotSharing | null;
+  cores: number;
+  busy: number;
+}): NotSharing | null {
+  if (state.closing) return { reason: 'shutting-down', until: null };
+  if (!state.accepting) return state.why ?? { reason: 'paused', until: null };
+  if (state.cores === 0) return { reason: 'no-cores', until: null };
+  if (state.busy >= state.cores) return { reason: 'full', until: null };
+  return null;
 }

@@ -76,6 +76,29 @@ describe('NodesView', () => {
     expect(view.querySelectorAll('article')).toHaveLength(1);
     expect(view.querySelector('article dd.ok')?.textContent).toBe('11');
   });
+
+  it('says why a node in use shares nothing now, and until when, on its card', () => {
+    const app = new AppState(new FakeEngine(0));
+    const at18 = new Date();
+    at18.setHours(at18.getHours() + 2, 0, 0, 0);
+    const hour = String(at18.getHours()).padStart(2, '0');
+    app.nodes = [
+      node({ id: 'b'.repeat(64), name: 'lab-pc', cores: 0, busy: 0 }),
+      node({
+        id: 'c'.repeat(64),
+        name: 'vm',
+        cores: 0,
+        busy: 0,
+        notSharing: { reason: 'outside-hours', until: at18.getTime() },
+      }),
+    ];
+    const view = show(NodesView, app);
+    const [plain, idle] = [...view.querySelectorAll('article')];
+    expect(plain?.querySelector('[role="status"]')).toBeNull();
+    expect(idle?.querySelector('[role="status"]')?.textContent).toBe(
+      `Shares nothing now: outside its sharing hours until ${hour}:00`,
+    );
+  });
 });
 
 describe('node names', () => {
@@ -207,6 +230,28 @@ describe('BatchView', () => {
     flushSync();
     expect(cancel?.disabled).toBe(true);
     expect(view.querySelector('[data-testid="cancelled-count"]')?.textContent).toBe('5');
+  });
+
+  it('cancels one job in progress', async () => {
+    const engine = new FakeEngine(0);
+    const calls: unknown[] = [];
+    const answer = engine.call.bind(engine);
+    engine.call = (name, input) => {
+      if (name === 'cancelJob') {
+        calls.push(input);
+        return Promise.resolve({ cancelled: true });
+      }
+      return answer(name, input);
+    };
+    const app = new AppState(engine);
+    app.apply({ type: 'batch', batch: batchInfo({ total: 10 }) });
+    app.jobProgress = { 3: { fraction: 0.5, note: 'half way' } };
+    const view = show(BatchView, app);
+    const button = view.querySelector<HTMLButtonElement>('[aria-label="Cancel job 3"]');
+    expect(button).not.toBeNull();
+    button?.click();
+    await settle();
+    expect(calls).toEqual([{ batchId: 'b1', index: 3 }]);
   });
 });
 

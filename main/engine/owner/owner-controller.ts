@@ -6,6 +6,7 @@
 
 import { EventEmitter } from 'node:events';
 import { createLogger } from '../log.js';
+import type { NotSharing } from '../../../shared/not-sharing.js';
 import { OwnerPolicy, type OwnerDecision, type OwnerSettings, type OwnerSignals } from './owner-policy.js';
 
 const log = createLogger('owner');
@@ -14,7 +15,8 @@ export const OWNER_TICK_MS = 1000;
 
 /** The cluster operations the controller uses (Cluster has them). */
 export interface OwnerTarget {
-  setSharing(change: { accepting: boolean }): unknown;
+  /** `why`: the reason submitters are told while it does not accept, and until when. */
+  setSharing(change: { accepting: boolean; why?: NotSharing | null }): unknown;
   suspendOthers(): boolean;
   resumeOthers(): void;
   handBackOthers(): void;
@@ -74,7 +76,13 @@ export class OwnerController extends EventEmitter<OwnerControllerEvents> {
     const decision = this.policy.step({ ...this.signals(), now }, this.target.othersRunning() > 0);
     const previous = this.last;
     this.last = decision;
-    if (previous?.accepting !== decision.accepting) this.target.setSharing({ accepting: decision.accepting });
+    const changed = previous?.reason !== decision.reason || previous.until !== decision.until;
+    if (previous?.accepting !== decision.accepting || (!decision.accepting && changed)) {
+      this.target.setSharing({
+        accepting: decision.accepting,
+        why: decision.accepting ? null : { reason: decision.reason, until: decision.until ?? null },
+      });
+    }
     if (decision.running === 'run' && this.suspended) {
       this.target.resumeOthers();
       this.suspended = false;

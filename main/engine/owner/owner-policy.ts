@@ -51,6 +51,8 @@ export interface OwnerDecision {
   /** Keep the machine awake: only while it runs other people's jobs, on AC power. */
   preventSleep: boolean;
   reason: SharingReason;
+  /** When sharing comes back by itself (ms since the epoch), when known: a snooze's or the hours' end. */
+  until?: number;
 }
 
 export const DEFAULT_OWNER_SETTINGS: OwnerSettings = {
@@ -65,18 +67,26 @@ export const DEFAULT_OWNER_SETTINGS: OwnerSettings = {
 function blocked(
   settings: OwnerSettings,
   signals: OwnerSignals,
-): { reason: SharingReason; long: boolean } | null {
+): { reason: SharingReason; long: boolean; until?: number } | null {
   if (signals.sleeping) return { reason: 'sleeping', long: true };
   if (settings.paused) return { reason: 'paused', long: true };
   if (settings.snoozedUntil !== null && signals.now < settings.snoozedUntil)
-    return { reason: 'snoozed', long: false };
+    return { reason: 'snoozed', long: false, until: settings.snoozedUntil };
   if (settings.pauseOnBattery && signals.onBattery) return { reason: 'on-battery', long: false };
   const mode = settings.mode;
   if (mode.kind === 'when-idle' && signals.idleSeconds < mode.idleAfterSeconds)
     return { reason: 'owner-active', long: false };
   if (mode.kind === 'hours' && !withinHours(mode, signals.now))
-    return { reason: 'outside-hours', long: true };
+    return { reason: 'outside-hours', long: true, until: nextLocalMinute(signals.now, mode.fromMinute) };
   return null;
+}
+
+/** The next time (ms since the epoch) after `now` when the local clock shows `minute` after midnight. */
+function nextLocalMinute(now: number, minute: number): number {
+  const next = new Date(now);
+  next.setHours(Math.floor(minute / 60), minute % 60, 0, 0);
+  if (next.getTime() <= now) next.setDate(next.getDate() + 1);
+  return next.getTime();
 }
 
 function withinHours(mode: { fromMinute: number; toMinute: number }, now: number): boolean {
@@ -113,7 +123,13 @@ export class OwnerPolicy {
         running = 'hand-back';
     }
     if (running === 'hand-back' || !othersRunning) this.suspendedSince = null;
-    return { accepting: false, running, preventSleep: false, reason: block.reason };
+    return {
+      accepting: false,
+      running,
+      preventSleep: false,
+      reason: block.reason,
+      ...(block.until === undefined ? {} : { until: block.until }),
+    };
   }
 }
 

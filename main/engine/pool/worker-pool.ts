@@ -88,6 +88,8 @@ class PoolWorker {
   suspended: { remainingMs: number | null } | null = null;
   /** Killed to hand its running task back to the task's owner, untouched. */
   handingBack = false;
+  /** The pool killed it: a program it reports having started after that is killed at once. */
+  killed = false;
   /** When it began serving its tenancy (ready, or given one); its slice counts from here. */
   boundAt = Date.now();
   /** Since when it has held no task (null: it holds some). */
@@ -701,6 +703,7 @@ export class WorkerPool {
   private kill(worker: PoolWorker, reason: KillReason | null): void {
     if (worker.state === 'exited') return;
     if (reason !== null) worker.killReason ??= { ...reason, taskId: worker.inflight[0]?.id ?? null };
+    worker.killed = true;
     worker.channel.kill();
     killProcessGroup(worker.programPid);
   }
@@ -774,13 +777,21 @@ export class WorkerPool {
         return;
       }
       case 'spawned':
-        if (worker.inflight[0]?.id !== message.id) return;
-        // Inside a pid namespace of its own the pid names nothing here: the sandbox's whole
-        // process tree is what gets stopped and killed.
+        // Inside a pid namespace of its own the pid names nothing here (signalling it could hit
+        // an unrelated process): the sandbox's whole process tree is what gets stopped, and
+        // killing the sandbox kills its programs.
         if (worker.channel.ownPidNamespace) {
-          if (worker.suspended) signalWorker(worker.channel, 'SIGSTOP');
+          if (worker.suspended && worker.inflight[0]?.id === message.id)
+            signalWorker(worker.channel, 'SIGSTOP');
           return;
         }
+        // Sent just before the worker was killed or died: its program, in a process group of
+        // its own, would outlive it (a cancelled job's program running on to its end).
+        if (worker.killed || worker.state === 'exited') {
+          killProcessGroup(message.pid);
+          return;
+        }
+        if (worker.inflight[0]?.id !== message.id) return;
         worker.programPid = message.pid;
         // Sent just before the worker was stopped: the program it started must stop too.
         if (worker.suspended) signalGroup(message.pid, 'SIGSTOP');

@@ -48,6 +48,8 @@ export interface RemoteNodeOptions {
   cacheDir: string;
   nextTask: (node: RemoteNode) => Task | undefined;
   closed: (node: RemoteNode, error: DeskGridError | null) => void;
+  /** The node sent a new offer (it shares more, less or nothing now). */
+  offered?: (node: RemoteNode) => void;
   /** The node told us of other nodes of the cluster. */
   peersShared?: (nodes: SharedPeer[]) => void;
   /** Where a kept result of this batch goes; null when the batch is not running here now. */
@@ -376,6 +378,7 @@ export class RemoteNode {
         return;
       }
       case 'progress': {
+        this.notFull();
         const task = this.inflight.get(message.id);
         task?.owner.onProgress(task, message.fraction, message.note);
         return;
@@ -395,6 +398,7 @@ export class RemoteNode {
         return;
       case 'offer':
         this.latestOffer = message;
+        this.options.offered?.(this);
         this.pump();
         return;
       case 'ping':
@@ -418,6 +422,7 @@ export class RemoteNode {
       return;
     }
     this.inflight.delete(result.id);
+    this.notFull();
     if (result.startedAt !== null) {
       const duration = result.endedAt - result.startedAt;
       this.durationEwmaMs =
@@ -465,6 +470,14 @@ export class RemoteNode {
       node: this.id,
       acknowledge: () => this.acknowledgeKept(kept.key),
     });
+  }
+
+  /** Our jobs run there: a "full" from the offer it sent when we connected is out of date. */
+  private notFull(): void {
+    if (this.latestOffer.notSharing?.reason !== 'full') return;
+    const offer = { ...this.latestOffer };
+    delete offer.notSharing;
+    this.latestOffer = offer;
   }
 
   private acknowledge(id: number): void {

@@ -18,6 +18,7 @@ import { pathExists } from '../path-exists.js';
 import { markUsed } from '../storage/prune-folder.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
+  cancelMessageSchema,
   isSafeRelativePath,
   toNodeSchema,
   type FileEntry,
@@ -99,6 +100,8 @@ export class SubmitterSession {
   /** Set when the node is stopping: jobs that still arrive go straight back. */
   private returning: string | null = null;
   private readonly drainWaiters: Array<() => void> = [];
+  /** Jobs cancelled before their `run` was handled (see cancelSoon), by the submitter's id. */
+  private readonly cancelledEarly = new Set<number>();
   /** Work is handled in arrival order: a `run` must not overtake the `load` before it. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -109,6 +112,11 @@ export class SubmitterSession {
     this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
     this.owner = this.makeOwner();
     connection.on('message', (header, body) => {
+      // A cancel must not wait behind the files and bundles being stored before it.
+      if (isCancel(header)) {
+        this.cancelSoon(header.id);
+        return;
+      }
       this.chain = this.chain
         .then(() => this.receive(header, body))
         .catch((error: unknown) => this.abort(error));
@@ -276,7 +284,7 @@ export class SubmitterSession {
         await this.enqueue(message.jobs, message.batch, body);
         return;
       case 'cancel':
-        this.cancel(message.id);
+        // Handled on arrival (cancelSoon), never chained.
         return;
       case 'ack':
         this.acknowledged(message.ids, message.kept);
@@ -471,6 +479,14 @@ export class SubmitterSession {
         keep: null,
       };
       remoteIds.set(task, job.id);
+      if (this.cancelledEarly.delete(job.id)) {
+        this.sendFailure(job.id, task, 'cancelled', cancelledError(), {
+          startedAt: null,
+          endedAt: Date.now(),
+        });
+        void rm(jobDir, { recursive: true, force: true });
+        continue;
+      }
       if (batch !== null) {
         const ref = { submitter: this.submitterId, batch, index: job.index, attempt: job.attempt };
         keepables.set(task, { remoteId: job.id, ref });
@@ -482,22 +498,37 @@ export class SubmitterSession {
     this.host.pump();
   }
 
-  private cancel(remoteId: number): void {
+  /**
+   * Cancels a job at once if it is queued or running here; else its `run` may still be on its
+   * way through the chain: it is then answered as cancelled instead of queued.
+   */
+  private cancelSoon(remoteId: number): void {
+    if (this.ended || this.cancel(remoteId)) return;
+    this.cancelledEarly.add(remoteId);
+    // Once every message before the cancel is handled, the job has come or was never coming.
+    this.chain = this.chain.then(() => {
+      this.cancelledEarly.delete(remoteId);
+    });
+  }
+
+  /** Cancels the job if it is queued or running here; returns whether it was. */
+  private cancel(remoteId: number): boolean {
     const at = this.queue.findIndex((task) => remoteIdOf(task) === remoteId);
     const queued = this.queue[at];
     if (queued) {
       this.queue.splice(at, 1);
-      this.sendFailure(
-        remoteId,
-        queued,
-        'cancelled',
-        { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
-        { startedAt: null, endedAt: Date.now() },
-      );
-      return;
+      this.sendFailure(remoteId, queued, 'cancelled', cancelledError(), {
+        startedAt: null,
+        endedAt: Date.now(),
+      });
+      return true;
     }
-    for (const { task, remoteId: id } of this.running.values())
-      if (id === remoteId) this.host.cancelTask(task);
+    for (const { task, remoteId: id } of this.running.values()) {
+      if (id !== remoteId) continue;
+      this.host.cancelTask(task);
+      return true;
+    }
+    return false;
   }
 
   private makeOwner(): TaskOwner {
@@ -739,6 +770,14 @@ function refsOf(tasks: Task[]): JobRef[] {
 
 function remoteIdOf(task: Task): number {
   return remoteIds.get(task) ?? -1;
+}
+
+function cancelledError(): JobError {
+  return { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null };
+}
+
+function isCancel(header: unknown): header is v.InferOutput<typeof cancelMessageSchema> {
+  return v.is(cancelMessageSchema, header);
 }
 
 function serializeOrNull(value: unknown): Buffer | null {

@@ -189,6 +189,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
         }
         return { batch: this.info(tracked) };
       },
+      cancelJob: (input) => ({ cancelled: this.tracked(input.batchId).batch.cancel(input.index) }),
       getBatches: () => ({ batches: this.batches.map((tracked) => this.info(tracked)).reverse() }),
       getResults: (input) => this.results(input),
       getJob: (input) => this.job(input.batchId, input.index),
@@ -310,6 +311,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
         running: node.busy,
         ...counts(node.id),
         lastSeen: seen?.lastSeen ?? null,
+        ...(node.notSharing === null ? {} : { notSharing: node.notSharing }),
       };
     });
     const usedIds = new Set([cluster.nodeId, ...stats.nodes.map((node) => node.id)]);

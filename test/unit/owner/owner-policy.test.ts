@@ -106,6 +106,25 @@ describe('always and during hours', () => {
       false,
     ]);
   });
+
+  it('says until when sharing is off: the next start of its hours, the end of a snooze', () => {
+    const hours = policy({ mode: parseShareMode('hours=18:30-8') });
+    expect(hours.step({ ...idleOwner, now: at(12) }, false).until).toBe(at(18, 30));
+    expect(hours.step({ ...idleOwner, now: at(18, 30) }, false).until).toBeUndefined();
+    expect(
+      new OwnerPolicy({ ...DEFAULT_OWNER_SETTINGS, mode: parseShareMode('hours=1-2') }).step(
+        { ...idleOwner, now: at(12) },
+        false,
+      ).until,
+    ).toBe(new Date(2026, 0, 6, 1, 0).getTime());
+    const snoozed = policy({ mode: { kind: 'always' }, snoozedUntil: at(11) });
+    expect(snoozed.step({ ...idleOwner, now: TEN_AM }, false)).toMatchObject({
+      reason: 'snoozed',
+      until: at(11),
+    });
+    // Reasons that end when someone acts (or with no known time) give no until.
+    expect(policy({ paused: true }).step({ ...idleOwner, now: TEN_AM }, false).until).toBeUndefined();
+  });
 });
 
 describe('battery, pause, snooze and sleep', () => {
