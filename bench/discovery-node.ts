@@ -2,6 +2,7 @@
 // (with Date.now()) when mDNS starts and whenever a node of its cluster comes up or goes down.
 //   node discovery-node.js ADDRESS NODE-ID CLUSTER-ID
 
+import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { WIRE_PROTOCOL_VERSION } from '../shared/wire-protocol.js';
 import { LanPresence } from '../main/engine/discovery/lan-presence.js';
 
@@ -20,7 +21,7 @@ const presence = LanPresence.start({
     os: process.platform,
     name: `bench-${id.slice(0, 4)}`,
     version: 'bench',
-    port: 7717,
+    port: DEFAULT_NODE_PORT,
   },
 });
 presence.membership.on('up', (node) => say('up', node.id));

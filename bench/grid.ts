@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { JobResult } from '../shared/job.js';
 import { generateJoinCode } from '../shared/join-code.js';
+import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../test/support/netns.js';
 import { CLI_ENTRY, startBenchNode, type BenchNode } from './bench-node.js';
 import { W2_TASKS, emit, median, round } from './workloads.js';
@@ -29,7 +30,7 @@ import { W2_TASKS, emit, median, round } from './workloads.js';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const computations = fileURLToPath(new URL('../../bench/computations/', import.meta.url));
 const PEAK_HOOK = pathToFileURL(join(here, 'peak-memory.js')).href;
-const NODE_PORT = 7717;
+const NODE_PORT = DEFAULT_NODE_PORT;
 const NODES = 3;
 /** node_death_rerun, node_cut_rerun: jobs per batch, each sleeping this long, so a node always has one running. */
 const FAULT_JOBS = 90;

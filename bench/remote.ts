@@ -9,12 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateJoinCode } from '../shared/join-code.js';
+import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, waitForLine, type Lan } from '../test/support/netns.js';
 import { startBenchNode } from './bench-node.js';
 import { emit } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const NODE_PORT = 7717;
+const NODE_PORT = DEFAULT_NODE_PORT;
 const TLS_PORT = 7718;
 const TLS_MEGABYTES = 512;
 

@@ -1,9 +1,12 @@
 // `npm run bench`: DeskGrid's speed on this machine, one JSON line per workload. Numbers are
 // measured here and never asserted in tests.
 //
-//   w1..w4        the workloads of workloads.ts on this machine's workers
+//   w1..w4, w1_py, w2_py
+//                 the workloads of workloads.ts on this machine's workers (the _py ones call a
+//                 Python function in warm Python interpreters)
 //   cold_start    launching `deskgrid run` to its first result
-//   w1..w4_tls    the same workloads on two other nodes over TLS (remote.ts), and
+//   w1..w4_tls, w1_py_tls, w2_py_tls
+//                 the same workloads on two other nodes over TLS (remote.ts), and
 //   tls_raw       raw TLS throughput between the same hosts
 //   discovery_*   three fresh nodes seeing each other over mDNS; a killed one dropped (discovery.ts)
 //   w5_tiny_3nodes, w2_scaling, node_death_rerun
@@ -13,7 +16,8 @@
 //                 what keeping submitters apart costs: a confined worker's start, and a core
 //                 shared by two submitters (isolation.ts)
 //
-// DESKGRID_BENCH_ONLY=local,cold_start,remote,discovery,grid,isolation runs only the parts named.
+// DESKGRID_BENCH_ONLY=local,cold_start,remote,discovery,grid,isolation runs only the parts named;
+// `python` runs only w1_py and w2_py on this machine's workers.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,7 +29,7 @@ import { discoveryBench } from './discovery.js';
 import { gridBench } from './grid.js';
 import { isolationBench } from './isolation.js';
 import { remoteBench } from './remote.js';
-import { REPEATS, emit, percentile, round, runWorkloads } from './workloads.js';
+import { REPEATS, emit, percentile, round, runPythonWorkloads, runWorkloads } from './workloads.js';
 
 const computations = fileURLToPath(new URL('../../bench/computations/', import.meta.url));
 const cliEntry = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
@@ -78,11 +82,11 @@ async function coldStart(): Promise<void> {
   }
 }
 
-async function localBench(): Promise<void> {
+async function localBench(workloads = runWorkloads): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'deskgrid-bench-'));
   const cluster = await Cluster.start({ home, cores });
   try {
-    await runWorkloads(cluster, cores);
+    await workloads(cluster, cores);
   } finally {
     await cluster.close();
     rmSync(home, { recursive: true, force: true });
@@ -90,7 +94,8 @@ async function localBench(): Promise<void> {
 }
 
 const PARTS: Record<string, () => Promise<void>> = {
-  local: localBench,
+  local: () => localBench(),
+  python: () => localBench(runPythonWorkloads),
   cold_start: coldStart,
   remote: remoteBench,
   discovery: discoveryBench,
@@ -107,7 +112,9 @@ async function main(): Promise<void> {
     );
   }
   for (const [name, part] of Object.entries(PARTS)) {
-    if (only === undefined || only.length === 0 || only.includes(name)) await part();
+    // `python` is a subset of `local`: run alone only when named.
+    const all = only === undefined || only.length === 0;
+    if (only?.includes(name) || (all && name !== 'python')) await part();
   }
 }
 

@@ -5,7 +5,13 @@
 //   w2_cpu      100 jobs burning ~50 ms of CPU each (efficiency = job CPU / (cores x wall))
 //   w3_data     20 jobs each sending 5 MB in and 5 MB back (MB/s both ways)
 //   w4_latency  200 sequential single-job round trips (p50 / p95)
+//   w1_py       2000 Python function jobs returning their input (bench/computations/tiny.py:echo)
+//   w2_py       100 Python jobs burning ~50 ms of CPU each (efficiency, as w2_cpu)
+//
+// The Python lines use Debian's /usr/bin/python3 where it exists (a pyenv shim on PATH starts
+// ten times slower, which only the first batch would see), else python3 from PATH.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Cluster } from '../main/engine/index.js';
@@ -58,22 +64,31 @@ async function timed(run: () => Promise<void>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
-async function w1Tiny(cluster: Cluster, suffix: string): Promise<void> {
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const PYTHON_ECHO = { computation: `${join(computations, 'tiny.py')}:echo`, python: PYTHON };
+const PYTHON_BURN = { computation: `${join(computations, 'tiny.py')}:burn`, python: PYTHON };
+
+async function w1Tiny(
+  cluster: Cluster,
+  suffix: string,
+  workload = 'w1_tiny',
+  computation: { computation: string; python?: string } = { computation: join(computations, 'echo.mjs') },
+): Promise<void> {
   const tasks = 2000;
   const once = () =>
     timed(async () => {
       const summary = await cluster.submit({
-        computation: join(computations, 'echo.mjs'),
+        ...computation,
         inputs: Array.from({ length: tasks }, (_, i) => i),
       }).done;
-      if (summary.done !== tasks) throw new Error(`w1: ${summary.done} of ${tasks} done`);
+      if (summary.done !== tasks) throw new Error(`${workload}: ${summary.done} of ${tasks} done`);
     });
   await once(); // warm-up: JIT and the module cache
   const runs: number[] = [];
   for (let i = 0; i < REPEATS; i += 1) runs.push(await once());
   const seconds = median(runs);
   emit({
-    workload: `w1_tiny${suffix}`,
+    workload: `${workload}${suffix}`,
     tasks,
     seconds: round(seconds),
     tasks_per_s: round(tasks / seconds, 0),
@@ -89,11 +104,12 @@ export async function burnBatch(
   cluster: Cluster,
   tasks: number,
   ms: number,
+  computation: { computation: string; python?: string } = { computation: join(computations, 'burn.mjs') },
 ): Promise<{ seconds: number; cpuMs: number }> {
   let cpuMs = 0;
   const seconds = await timed(async () => {
     const batch = cluster.submit({
-      computation: join(computations, 'burn.mjs'),
+      ...computation,
       inputs: Array.from({ length: tasks }, () => ms),
     });
     batch.on('result', (result) => {
@@ -105,10 +121,11 @@ export async function burnBatch(
   return { seconds, cpuMs };
 }
 
-async function w2Cpu(cluster: Cluster, cores: number, suffix: string): Promise<void> {
-  const { seconds, cpuMs } = await burnBatch(cluster, W2_TASKS, W2_JOB_MS);
+async function w2Cpu(cluster: Cluster, cores: number, suffix: string, python = false): Promise<void> {
+  if (python) await burnBatch(cluster, 2 * cores, 1, PYTHON_BURN); // warm-up: one import per interpreter
+  const { seconds, cpuMs } = await burnBatch(cluster, W2_TASKS, W2_JOB_MS, python ? PYTHON_BURN : undefined);
   emit({
-    workload: `w2_cpu${suffix}`,
+    workload: `${python ? 'w2_py' : 'w2_cpu'}${suffix}`,
     tasks: W2_TASKS,
     seconds: round(seconds),
     tasks_per_s: round(W2_TASKS / seconds, 1),
@@ -189,4 +206,11 @@ export async function runWorkloads(cluster: Cluster, cores: number, suffix = '')
   await w2Cpu(cluster, cores, suffix);
   await w3Data(cluster, suffix);
   await w4Latency(cluster, suffix);
+  await runPythonWorkloads(cluster, cores, suffix);
+}
+
+/** w1_py and w2_py alone (also `DESKGRID_BENCH_ONLY=python`). */
+export async function runPythonWorkloads(cluster: Cluster, cores: number, suffix = ''): Promise<void> {
+  await w1Tiny(cluster, suffix, 'w1_py', PYTHON_ECHO);
+  await w2Cpu(cluster, cores, suffix, true);
 }

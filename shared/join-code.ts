@@ -1,6 +1,9 @@
 // The cluster's secret, the "join code": 100 random bits written as 20 Crockford base32
 // characters plus 2 check characters, grouped by 4 for reading aloud. Parsing forgives case,
-// spacing and the usual misreadings, and catches typos before any connection is tried.
+// spacing and the usual misreadings, and catches typos before any connection is tried. A code
+// made up by hand that is obviously easy to guess (few different characters, a long run or
+// sequence, a short pattern repeated) is refused; a generated code is one of those with a
+// probability below 1e-11.
 
 /** Crockford's base32: digits and letters without I, L, O and U, which are easy to misread. */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -75,7 +78,44 @@ export function parseJoinCode(text: string): ParsedJoinCode {
       reason: 'the join code has a typo: check it again (its check characters do not match)',
     };
   }
+  const weakness = weaknessOf(code.slice(0, DATA_LENGTH));
+  if (weakness !== null) {
+    return {
+      ok: false,
+      reason: `the join code is too easy to guess (${weakness}): use one made by deskgrid secret or the app`,
+    };
+  }
   return { ok: true, code };
+}
+
+/** Fewer different characters than this in the 20 data characters is not a random code. */
+const MIN_DISTINCT_SYMBOLS = 6;
+/** A run this long of one character, or of consecutive ones up or down, is not random either. */
+const MAX_SEQUENCE = 10;
+/** A pattern this short or shorter repeated over the whole code. */
+const MAX_PATTERN = 4;
+
+/** Why 20 data characters are obviously not random, or null. Each test fails a random code with p < 1e-11. */
+function weaknessOf(data: string): string | null {
+  const values = Array.from(data, value);
+  if (new Set(values).size < MIN_DISTINCT_SYMBOLS) return 'it uses very few different characters';
+  let length = 1;
+  for (let at = 1; at < values.length; at += 1) {
+    const step = (values[at] ?? 0) - (values[at - 1] ?? 0);
+    const previous = at >= 2 ? (values[at - 1] ?? 0) - (values[at - 2] ?? 0) : null;
+    length =
+      Math.abs(step) <= 1 && (previous === null || previous === step)
+        ? length + 1
+        : Math.abs(step) <= 1
+          ? 2
+          : 1;
+    if (length >= MAX_SEQUENCE) return 'it has a long run or sequence of characters';
+  }
+  for (let period = 1; period <= MAX_PATTERN; period += 1) {
+    if (values.every((symbolValue, at) => at < period || symbolValue === values[at - period]))
+      return 'it repeats a short pattern';
+  }
+  return null;
 }
 
 /**

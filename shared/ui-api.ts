@@ -65,6 +65,11 @@ export const batchOptionsSchema = v.object({
   reentrant: v.optional(v.boolean()),
   /** Programs get their input on standard input. */
   stdin: v.optional(v.boolean()),
+  /**
+   * A .py script: the function to call for each item, null to run the file as a program;
+   * absent: the default (the one function of a file without a main block, else a program).
+   */
+  function: v.optional(v.nullable(v.pipe(v.string(), v.regex(/^[A-Za-z_]\w*$/, 'a Python function name')))),
   /** What a node must offer to run the jobs (as `deskgrid run --require`). */
   requires: v.optional(
     v.object({
@@ -212,7 +217,15 @@ const previewSchema = v.object({
   split: v.picklist([...SPLIT_MODES, 'range', 'none']),
   /** The first few inputs, as JSON text. */
   firstInputs: v.array(v.string()),
-  computation: v.object({ kind: v.picklist(['module', 'program']), name: v.string(), runs: v.string() }),
+  computation: v.object({
+    kind: v.picklist(['module', 'program', 'python']),
+    name: v.string(),
+    runs: v.string(),
+  }),
+  /** A .py script: its top-level functions, and the one called per item (null: run as a program). */
+  python: v.optional(
+    v.object({ functions: v.array(v.string()), hasMainBlock: v.boolean(), function: v.nullable(v.string()) }),
+  ),
 });
 export type BatchPreview = v.InferOutput<typeof previewSchema>;
 

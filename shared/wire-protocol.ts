@@ -8,6 +8,7 @@
 // before both proofs check out.
 
 import * as v from 'valibot';
+import { plainText } from './display-text.js';
 import { notSharingSchema } from './not-sharing.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
@@ -18,6 +19,12 @@ export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const int = v.pipe(v.number(), v.integer());
 const nonNegative = v.pipe(v.number(), v.integer(), v.minValue(0));
 const sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+/** A name another node gives (its own, a peer's): shown to people, so stripped of control characters. */
+const peerName = v.pipe(
+  v.string(),
+  v.maxLength(1024),
+  v.transform((name) => plainText(name)),
+);
 
 /** A submitter's name for one of its batches, stable across its restarts. */
 const batchKeySchema = v.pipe(v.string(), v.regex(/^[A-Za-z0-9-]{1,64}$/));
@@ -34,8 +41,8 @@ export const helloSchema = v.object({
   protocol: int,
   role: v.picklist(['submitter', 'node']),
   nodeId: sha256Hex,
-  name: v.string(),
-  version: v.string(),
+  name: peerName,
+  version: v.pipe(v.string(), v.maxLength(64)),
   maxFrameBytes: nonNegative,
   /** HMAC-SHA256 (hex) over the TLS session's exported keying material; see handshake.ts. */
   proof: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
@@ -48,12 +55,12 @@ export const offerSchema = v.object({
   t: v.literal('offer'),
   cores: nonNegative,
   runtimes: v.array(v.string()),
-  platform: v.string(),
-  arch: v.string(),
-  release: v.string(),
+  platform: peerName,
+  arch: peerName,
+  release: peerName,
   memoryMb: nonNegative,
-  version: v.string(),
-  name: v.string(),
+  version: peerName,
+  name: peerName,
   /** Cores running jobs right now. */
   busyCores: v.optional(nonNegative),
   /** The node's clock (ms since the epoch), so that submitters can tell a skewed one. */
@@ -66,7 +73,7 @@ export const offerSchema = v.object({
 });
 export type Offer = v.InferOutput<typeof offerSchema>;
 
-const computationKindSchema = v.picklist(['module', 'program']);
+const computationKindSchema = v.picklist(['module', 'program', 'python']);
 
 /** The input of one remote job: a value (in the body) or a content-addressed file sent before. */
 const remoteInputSchema = v.variant('kind', [
@@ -99,6 +106,10 @@ export const toNodeSchema = v.variant('t', [
     kind: computationKindSchema,
     /** Programs: the node picks the interpreter from the entry's #! line or extension, on its own PATH. */
     stdin: v.boolean(),
+    /** Python: the function called per job. */
+    function: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$/), v.maxLength(200))),
+    /** Python: the submitter's interpreter; a node that lacks it uses its own python3. */
+    python: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(16))),
   }),
   /** The bundle's files, in the body. */
   v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema) }),
@@ -172,7 +183,7 @@ export type KeptResult = v.InferOutput<typeof keptResultSchema>;
 
 const sharedPeerSchema = v.object({
   id: sha256Hex,
-  name: v.string(),
+  name: peerName,
   host: v.pipe(v.string(), v.maxLength(255)),
   port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
 });

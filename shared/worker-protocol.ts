@@ -1,6 +1,7 @@
 // The contract between the engine and its worker processes (worker-service/). The same
 // messages travel over Node's child_process IPC and Electron's utilityProcess port, both with
-// structured-clone serialization, so inputs and values may be any cloneable value.
+// structured-clone serialization, so inputs and values may be any cloneable value (for a
+// `python` computation the worker passes them on to its Python interpreter as JSON).
 //
 // Flow: the worker starts and sends `ready`. The engine sends `load` for a computation once
 // per worker before the first run that uses it (answered by `loaded` or `load-error`), then
@@ -38,6 +39,18 @@ export const computationSchema = v.variant('kind', [
     /** The folder the program came in, with its dependency files (shipped to other nodes whole). */
     root: v.optional(v.string()),
   }),
+  v.object({
+    kind: v.literal('python'),
+    id: v.string(),
+    /** Absolute path of the .py file; it is imported once per worker. */
+    entry: v.string(),
+    /** The function called per job (a top-level name, or dotted: `Model.predict`). */
+    function: v.string(),
+    /** The Python interpreter and its arguments (python3, the file's #! line, or --python). */
+    interpreter: v.array(v.string()),
+    /** The file's folder: the interpreter's working folder and first import path; shipped whole. */
+    root: v.string(),
+  }),
 ]);
 export type Computation = v.InferOutput<typeof computationSchema>;
 
@@ -52,6 +65,11 @@ export const runSchema = v.object({
   inputIsFile: v.boolean(),
   /** Folder for the job's output files; also the parent of a program's working folder. */
   jobDir: v.string(),
+  /**
+   * Largest value (v8-serialized bytes) the worker may send back; a larger one fails the job
+   * with DG_ERR_TOO_LARGE in the worker, before it reaches the engine's process. Null: no limit.
+   */
+  maxValueBytes: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0))), null),
 });
 export type RunMessage = v.InferOutput<typeof runSchema>;
 
@@ -104,6 +122,9 @@ export const fromWorkerSchema = v.variant('t', [
   }),
   v.object({ t: v.literal('provisional'), id: v.pipe(v.number(), v.integer()), value: v.unknown() }),
   v.object({ t: v.literal('log'), id: v.pipe(v.number(), v.integer()), line: v.string() }),
+  // A long-lived process the worker runs jobs in (a Python interpreter) started or ended: the
+  // pool counts its memory, stops it and kills it together with the worker.
+  v.object({ t: v.literal('helper'), pid: v.pipe(v.number(), v.integer()), running: v.boolean() }),
 ]);
 export type FromWorker = v.InferOutput<typeof fromWorkerSchema>;
 

@@ -3,8 +3,9 @@
 // order they arrive, so that the engine can pipeline several and always knows which one runs.
 
 import { pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
 import * as v from 'valibot';
-import { DeskGridError, ErrorCode, toJobError, type JobError } from '../shared/errors.js';
+import { DeskGridError, ErrorCode, toJobError } from '../shared/errors.js';
 import type { ComputationFunction } from '../shared/job-context.js';
 import {
   WORKER_PROTOCOL_VERSION,
@@ -15,25 +16,44 @@ import {
   type RunMessage,
 } from '../shared/worker-protocol.js';
 import { openEndpoint } from './endpoint.js';
+import { failure } from './failure.js';
 import { runModuleJob, type JobEvents } from './module-runner.js';
 import { installOutputCapture } from './output-capture.js';
 import { runProgramJob } from './program-runner.js';
+import { PythonHost } from './python-host.js';
 
 type Loaded =
   | { kind: 'module'; fn: Promise<ComputationFunction> }
-  | { kind: 'program'; computation: Extract<Computation, { kind: 'program' }> };
+  | { kind: 'program'; computation: Extract<Computation, { kind: 'program' }> }
+  | { kind: 'python'; host: PythonHost };
+
+/** Python interpreters kept warm per worker (one per computation); the least recent one ends first. */
+const MAX_WARM_INTERPRETERS = 4;
 
 const endpoint = openEndpoint();
 const computations = new Map<string, Loaded>();
 const queue: RunMessage[] = [];
 let running = false;
 let programPid: number | null = null;
+/** The interpreter that runs the python runs at the head of the queue, while it does. */
+let activePython: PythonHost | null = null;
 
 function send(message: FromWorker): void {
   endpoint.send(message);
 }
 
 function load(computation: Computation): void {
+  if (computation.kind === 'python') {
+    const existing = computations.get(computation.id);
+    const host = existing?.kind === 'python' ? existing.host : new PythonHost(computation, { send });
+    computations.set(computation.id, { kind: 'python', host });
+    endIdleInterpreters();
+    void host.load().then((error) => {
+      if (error === null) send({ t: 'loaded', computationId: computation.id });
+      else send({ t: 'load-error', computationId: computation.id, error });
+    });
+    return;
+  }
   if (computation.kind === 'program') {
     computations.set(computation.id, { kind: 'program', computation });
     send({ t: 'loaded', computationId: computation.id });
@@ -72,26 +92,28 @@ async function importComputation(entry: string, id: string): Promise<Computation
   return module.default as ComputationFunction;
 }
 
-function failure(run: RunMessage, error: JobError): ResultMessage {
-  const now = Date.now();
-  return {
-    t: 'result',
-    id: run.id,
-    ok: false,
-    value: null,
-    error,
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    startedAt: now,
-    endedAt: now,
-    hasOutputs: false,
-    cpuMs: 0,
-  };
+function endIdleInterpreters(): void {
+  const hosts = [...computations.values()].flatMap((loaded) =>
+    loaded.kind === 'python' ? [loaded.host] : [],
+  );
+  const idle = hosts.filter((host) => host.inflight === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+  // A closed host starts its interpreter again when a run comes for it.
+  for (const host of idle.slice(0, Math.max(0, hosts.length - MAX_WARM_INTERPRETERS))) host.close();
 }
 
-async function execute(run: RunMessage): Promise<ResultMessage> {
-  const loaded = computations.get(run.computationId);
+/** Hands the runs at the head of the queue that the active interpreter runs to it, at once. */
+function feedPython(): void {
+  const host = activePython;
+  if (host === null) return;
+  const runs: RunMessage[] = [];
+  while (queue[0]?.computationId === host.computation.id) runs.push(queue.shift() as RunMessage);
+  if (runs.length > 0) host.forward(runs);
+}
+
+async function execute(
+  run: RunMessage,
+  loaded: Exclude<Loaded, { kind: 'python' }> | undefined,
+): Promise<ResultMessage> {
   if (!loaded) {
     return failure(run, {
       code: ErrorCode.Protocol,
@@ -115,7 +137,14 @@ async function execute(run: RunMessage): Promise<ResultMessage> {
   }
   const events: JobEvents = {
     progress: (fraction, note) => send({ t: 'progress', id: run.id, fraction, note }),
-    provisional: (value) => sendOrReport({ t: 'provisional', id: run.id, value }),
+    provisional: (value) => {
+      const size = sizeOverLimit(value, run.maxValueBytes);
+      if (size === null) sendOrReport({ t: 'provisional', id: run.id, value });
+      else
+        process.stderr.write(
+          `deskgrid worker: provisional value of ${size} bytes not sent: over the limit\n`,
+        );
+    },
     log: (line) => send({ t: 'log', id: run.id, line }),
   };
   return runModuleJob(fn, run, events);
@@ -132,7 +161,36 @@ function sendOrReport(message: FromWorker): boolean {
   }
 }
 
-function sendResult(result: ResultMessage): void {
+/**
+ * The value's size when it is over `limit` (v8-serialized, as the node sends it on), else null.
+ * Measured here so that a too-large value never reaches the engine's process.
+ */
+function sizeOverLimit(value: unknown, limit: number | null): number | null {
+  if (limit === null) return null;
+  let size: number;
+  try {
+    size = serialize(value).length;
+  } catch {
+    // Not serializable: sending says so (sendResult, sendOrReport).
+    return null;
+  }
+  return size > limit ? size : null;
+}
+
+function sendResult(run: RunMessage, result: ResultMessage): void {
+  const size = result.ok ? sizeOverLimit(result.value, run.maxValueBytes) : null;
+  if (size !== null) {
+    result = {
+      ...result,
+      ok: false,
+      value: null,
+      error: {
+        code: ErrorCode.TooLarge,
+        message: `the result (${size} bytes) is over the limit of ${run.maxValueBytes ?? 0} bytes`,
+        stack: null,
+      },
+    };
+  }
   try {
     send(result);
   } catch (error) {
@@ -153,7 +211,20 @@ async function drain(): Promise<void> {
   if (running) return;
   running = true;
   try {
-    for (let run = queue.shift(); run; run = queue.shift()) sendResult(await execute(run));
+    for (let run = queue[0]; run; run = queue[0]) {
+      const loaded = computations.get(run.computationId);
+      if (loaded?.kind === 'python') {
+        // The interpreter answers each run itself (in order); runs for it that arrive meanwhile
+        // join it at once, so it is never left waiting between groups.
+        activePython = loaded.host;
+        feedPython();
+        while (loaded.host.inflight > 0) await loaded.host.idle();
+        activePython = null;
+        continue;
+      }
+      queue.shift();
+      sendResult(run, await execute(run, loaded));
+    }
   } finally {
     running = false;
   }
@@ -173,6 +244,7 @@ function receive(raw: unknown): void {
       return;
     case 'runs':
       queue.push(...message.runs);
+      feedPython();
       void drain();
       return;
     case 'cancel': {
@@ -181,6 +253,8 @@ function receive(raw: unknown): void {
       if (at >= 0) {
         queue.splice(at, 1);
         send({ t: 'dropped', id: message.id });
+      } else {
+        activePython?.cancel(message.id);
       }
       return;
     }

@@ -21,7 +21,9 @@ import {
   Tray,
   utilityProcess,
 } from 'electron';
-import { Cluster, DEFAULT_NODE_PORT, scrubbedEnvironment } from '../engine/cluster.js';
+import { ErrorCode } from '../../shared/errors.js';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
+import { Cluster, scrubbedEnvironment } from '../engine/cluster.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
 import { createLogger } from '../engine/log.js';
@@ -268,7 +270,7 @@ async function startEngine(home: string): Promise<Cluster> {
   const networked = {
     ...base,
     secret: joinCode.code,
-    peers: loadSettings(home).peers ?? [],
+    savedPeers: loadSettings(home).peers ?? [],
     rememberNodes: true,
     ...(interfaces.length === 0 ? {} : { discover: { interfaces } }),
   };
@@ -279,9 +281,14 @@ async function startEngine(home: string): Promise<Cluster> {
       serve: { port: DEFAULT_NODE_PORT, jobNetwork, unconfinedJobs },
     });
   } catch (error) {
-    // A `deskgrid node` on this machine has the port: use the cluster without serving it.
-    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    log.warn('the node port is in use: this app submits but does not serve', { port: DEFAULT_NODE_PORT });
+    // A `deskgrid node` on this machine has the port, or this data folder (and so this node's
+    // identity): use the cluster without serving it.
+    const code = (error as { code?: unknown }).code;
+    if (code !== 'EADDRINUSE' && code !== ErrorCode.Locked) throw error;
+    log.warn('another node serves here: this app submits but does not serve', {
+      port: DEFAULT_NODE_PORT,
+      why: (error as Error).message,
+    });
     return Cluster.start(networked);
   }
 }

@@ -4,6 +4,7 @@
 
 import { DeskGridError } from '../../shared/errors.js';
 import { readPackageVersion } from '../engine/version.js';
+import { EXIT_USAGE, exitStatusOf } from './exit-status.js';
 
 const USAGE = `usage: deskgrid <command> [options]
 
@@ -72,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
       } else {
         process.stdout.write(`${USAGE}\n`);
       }
-      return command === undefined ? 2 : 0;
+      return command === undefined ? EXIT_USAGE : 0;
     }
     case '--version':
     case '-v':
@@ -88,12 +89,17 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    // User mistakes are DeskGridErrors and get one line; anything else is our bug, shown in full.
-    if (error instanceof DeskGridError) process.stderr.write(`deskgrid: ${error.message}\n`);
-    else
+    const status = exitStatusOf(error);
+    // User mistakes and failures are DeskGridErrors and get one line (a failure's ends with its
+    // code, for scripts and searches); anything else is our bug, shown in full.
+    if (error instanceof DeskGridError) {
+      const code = status === EXIT_USAGE ? '' : ` (${error.code})`;
+      process.stderr.write(`deskgrid: ${error.message}${code}\n`);
+    } else {
       process.stderr.write(
         `deskgrid: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
       );
-    process.exitCode = 2;
+    }
+    process.exitCode = status;
   },
 );

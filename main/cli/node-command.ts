@@ -4,6 +4,7 @@
 
 import { networkInterfaces } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { Cluster } from '../engine/cluster.js';
 import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
@@ -25,7 +26,7 @@ Shares this machine's cores with the cluster until stopped (Ctrl-C or SIGTERM).
 
 options:
 ${SECRET_USAGE_LINES}
-  --port P        TCP port of the job server (default 7717)
+  --port P        TCP port of the job server (default ${DEFAULT_NODE_PORT})
   --listen IP     address to listen on (default: all)
   --cores N       cores to share (default: all)
   --data DIR      data folder (default: DESKGRID_HOME, else the per-user app data folder)
@@ -50,10 +51,8 @@ ${SECRET_USAGE_LINES}
                   to open, with its access token, is printed at start); batches started
                   there run on every node of the cluster this node finds or is given
   --ui-port P     port of the UI (default: a random free port; it listens on 127.0.0.1 only)
-  --peer HOST:PORT  a node to run the UI's batches on besides those found on the LAN
+  --peer HOST[:PORT]  a node to run the UI's batches on besides those found on the LAN
                   (repeat for more; peers saved with deskgrid peers add are used too)`;
-
-const DEFAULT_PORT = 7717;
 
 export async function nodeCommand(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
@@ -94,7 +93,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     );
   }
   const port =
-    numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_PORT;
+    numberOption('--port', values.port, { min: 0, integer: true, inclusive: true }) ?? DEFAULT_NODE_PORT;
   // The cores chosen in the UI's settings last, unless --cores says otherwise.
   const cores =
     numberOption('--cores', values.cores, { min: 1, integer: true, inclusive: true }) ??
@@ -103,7 +102,6 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   if (!values.ui && (uiPort !== undefined || values.peer !== undefined)) {
     throw new DeskGridError(ErrorCode.Usage, `--ui-port and --peer go with --ui\n${NODE_USAGE}`);
   }
-  const peers = values.ui ? [...(values.peer ?? []), ...(loadSettings(home).peers ?? [])] : [];
   const listen = values.listen ?? '0.0.0.0';
   const mode = values.share === undefined ? null : parseShareMode(values.share);
   const activityFile = values['owner-activity'];
@@ -145,7 +143,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
       ...(interfaces.length === 0
         ? {}
         : { discover: { interfaces: interfaces.map((found) => found.address), use: values.ui } }),
-      ...(values.ui ? { peers: [...new Set(peers)], rememberNodes: true } : {}),
+      ...(values.ui
+        ? { peers: values.peer ?? [], savedPeers: loadSettings(home).peers ?? [], rememberNodes: true }
+        : {}),
       ...(cores === undefined ? {} : { cores }),
     });
   } catch (error) {

@@ -4,18 +4,16 @@
 
 import { wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-import { parsePeer } from '../engine/cluster.js';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { defaultDataHome } from '../engine/paths.js';
-import { loadSettings, saveSettings } from '../engine/settings.js';
-
-export const DEFAULT_PEER_PORT = 7717;
+import { canonicalPeer, loadSettings, saveSettings } from '../engine/settings.js';
 
 export const PEERS_USAGE = `usage: deskgrid peers add HOST[:PORT]
        deskgrid peers remove HOST[:PORT]
        deskgrid peers list
 
 Saves the addresses of nodes that "deskgrid run" should use even when they cannot be found on
-the LAN (the port defaults to ${DEFAULT_PEER_PORT}; NODE-ID@HOST:PORT pins the node's id).`;
+the LAN (the port defaults to ${DEFAULT_NODE_PORT}; NODE-ID@HOST:PORT pins the node's id).`;
 
 export function peersCommand(argv: string[]): number {
   if (wantsHelp(argv)) {
@@ -32,7 +30,9 @@ export function peersCommand(argv: string[]): number {
   if ((action !== 'add' && action !== 'remove') || address === undefined || extra.length > 0) {
     throw new DeskGridError(ErrorCode.Usage, `expected add, remove or list\n${PEERS_USAGE}`);
   }
-  const peer = canonicalPeer(address);
+  // A saved entry is removed as written, even one that no longer parses (edited by hand).
+  const peer =
+    action === 'remove' && saved.includes(address.trim()) ? address.trim() : canonicalPeer(address);
   if (action === 'add') {
     if (saved.includes(peer)) {
       process.stdout.write(`${peer} is saved already\n`);
@@ -51,15 +51,4 @@ export function peersCommand(argv: string[]): number {
   saveSettings(home, { peers: rest.length === 0 ? undefined : rest });
   process.stdout.write(`removed peer ${peer}\n`);
   return 0;
-}
-
-/** HOST[:PORT] (or [v6][:PORT], either behind ID@) as "host:port", the port defaulted. */
-export function canonicalPeer(text: string): string {
-  const trimmed = text.trim();
-  const at = /^[0-9a-f]{64}@/.test(trimmed) ? 65 : 0;
-  const where = trimmed.slice(at);
-  const portless = !where.includes(':') || (where.startsWith('[') && where.endsWith(']'));
-  const { host, port, id } = parsePeer(portless ? `${trimmed}:${DEFAULT_PEER_PORT}` : trimmed);
-  const shownHost = host.includes(':') ? `[${host}]` : host;
-  return `${id === undefined ? '' : `${id}@`}${shownHost}:${port}`;
 }

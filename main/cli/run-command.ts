@@ -1,12 +1,15 @@
 // `deskgrid run`: runs a computation over a dataset on this machine's cores and writes every
 // result to a folder, showing progress on a terminal. Exit status: 0 when every job is done,
-// 1 when some are not, 2 for a usage mistake, 130 when interrupted (resume with --resume).
+// 1 when some are not or the batch cannot run, 2 for a usage mistake, 130 when interrupted
+// (resume with --resume); see exit-status.ts.
 
 import { join } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { toResultLine } from '../../shared/result-line.js';
-import { Cluster, parsePeer } from '../engine/cluster.js';
+import { Cluster } from '../engine/cluster.js';
+import type { Batch } from '../engine/batch.js';
 import type { SplitMode } from '../engine/dataset/dataset-item.js';
 import { defaultDataHome, newRunFolder } from '../engine/paths.js';
 import type { SubmitOptions } from '../engine/prepare-batch.js';
@@ -15,6 +18,7 @@ import { RESULTS_FILE } from '../engine/store/batch-store.js';
 import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
+import { EXIT_INTERRUPTED } from './exit-status.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 
@@ -22,7 +26,9 @@ export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
        deskgrid run --resume DIR [options]
 
 <computation>  a JS/TS module whose default export is async (input, ctx) => value,
-               or a program (.py, .sh, .R, a binary...), or a folder holding one
+               or FILE.py:FUNCTION to call a Python function per job (warm
+               interpreters; the file's folder goes along), or a program (.py,
+               .sh, .R, a binary...), or a folder holding one
 [dataset]      a file or folder split into one job per item
 
 options:
@@ -36,10 +42,14 @@ options:
   --max-memory MB   stop a job that uses more than MB of memory
   --stdin           programs: give the input on standard input, not as an argument
   --program         run a .js file as a program instead of a module
+  --python PATH     Python functions: the interpreter (default: the file's #!
+                    line, else python3 from PATH; 3.8 or later)
   --json            print each finished job's results.jsonl line on stdout
   --resume DIR      finish the batch in DIR without rerunning jobs that have a result
-  --peer HOST:PORT  also run jobs on this node (repeat for more); ID@HOST:PORT
-                    pins the node's id, refusing any other certificate there
+  --peer HOST[:PORT]
+                    also run jobs on this node (repeat for more; the port
+                    defaults to ${DEFAULT_NODE_PORT}); ID@HOST[:PORT] pins the node's id,
+                    refusing any other certificate there
                     (peers saved with deskgrid peers add, and the nodes used
                     before, are tried too when a join code is known)
   --secret CODE     the cluster's join code (else DESKGRID_SECRET, else deskgrid join's)
@@ -68,13 +78,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   const interfaces =
     args.peers.length === 0 && joinCode !== null && discoveryAllowed() ? lanInterfaces() : [];
   const discover = interfaces.length > 0 ? { interfaces: interfaces.map((found) => found.address) } : null;
-  const saved = joinCode === null ? { peers: [], warnings: [] } : savedPeers(home, args.peers);
-  const peers = [...args.peers, ...saved.peers];
   const cluster = await Cluster.start({
     home,
     waitForAllWorkers: false,
     local: args.local,
-    peers,
+    peers: args.peers,
+    // Saved peers need a join code too; one that does not parse becomes a warning below.
+    ...(joinCode === null ? {} : { savedPeers: loadSettings(home).peers ?? [] }),
     // With a join code, the nodes used last time are tried too (deskgrid peers covers the rest).
     rememberNodes: true,
     ...(joinCode === null ? {} : { secret: joinCode.code }),
@@ -84,8 +94,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     ...(args.maxMemoryMb === undefined ? {} : { maxMemoryMb: args.maxMemoryMb }),
   });
   // An unreachable peer does not stop the run, but the user should know it was left out.
-  for (const warning of [...saved.warnings, ...cluster.warnings])
-    process.stderr.write(`deskgrid: warning: ${warning}\n`);
+  for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
   cluster.on('warning', (warning) => process.stderr.write(`\ndeskgrid: warning: ${warning}\n`));
   cluster.on('node', (node) =>
     process.stderr.write(`\ndeskgrid: using node ${node.name} (${node.cores} cores)\n`),
@@ -96,32 +105,37 @@ export async function runCommand(argv: string[]): Promise<number> {
       'deskgrid: waiting for nodes of this cluster to appear on the LAN (deskgrid nodes lists them)\n',
     );
   }
-  const batch =
-    args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
-
-  const display = process.stderr.isTTY
-    ? new (await import('./progress-display.js')).ProgressDisplay(batch, process.stderr, (node) =>
-        cluster.nodeName(node),
-      )
-    : null;
-  if (args.json) batch.on('result', (result) => process.stdout.write(`${toResultLine(result)}\n`));
+  // Listening before the batch starts: a Ctrl-C while it takes its folder must still be ours (with
+  // no listener, the signal kills the process outright).
+  let batch: Batch | null = null;
+  let display: { stop(): void } | null = null;
   let interrupted = false;
   const onInterrupt = () => {
-    if (interrupted) process.exit(130);
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
     interrupted = true;
     display?.stop();
-    const where = batch.out ? `; continue with: deskgrid run --resume ${batch.out}` : '';
+    const out = batch?.out ?? null;
+    const where = out ? `; continue with: deskgrid run --resume ${out}` : '';
     process.stderr.write(`\ndeskgrid: interrupted${where}\n`);
     // Cancelling would record the unfinished jobs as cancelled, and --resume never reruns a
     // recorded job: leave them unrecorded, as a crash does (workers exit when their channel closes).
-    if (batch.out) process.exit(130);
-    void cluster.destroy().finally(() => process.exit(130));
+    if (out) process.exit(EXIT_INTERRUPTED);
+    void cluster.destroy().finally(() => process.exit(EXIT_INTERRUPTED));
   };
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
+  const started =
+    args.resume === undefined ? cluster.submit(submitOptions(args, home)) : cluster.resume(args.resume);
+  batch = started;
+  display = process.stderr.isTTY
+    ? new (await import('./progress-display.js')).ProgressDisplay(started, process.stderr, (node) =>
+        cluster.nodeName(node),
+      )
+    : null;
+  if (args.json) started.on('result', (result) => process.stdout.write(`${toResultLine(result)}\n`));
 
   try {
-    const summary = await batch.done;
+    const summary = await started.done;
     display?.stop();
     const report = args.json ? process.stderr : process.stdout;
     report.write(summaryText(summary, (node) => cluster.nodeName(node)));
@@ -153,6 +167,7 @@ interface RunArgs {
   reentrant: boolean;
   priority: number | undefined;
   requires: Requirements;
+  python: string | undefined;
 }
 
 function parseRunArgs(argv: string[]): RunArgs {
@@ -178,6 +193,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       priority: { type: 'string' },
       require: { type: 'string', multiple: true },
       node: { type: 'string' },
+      python: { type: 'string' },
     },
     RUN_USAGE,
   );
@@ -228,6 +244,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       integer: true,
       inclusive: true,
     }),
+    python: values.python,
     requires: parseRequirements([
       ...(values.require ?? []),
       ...(values.node === undefined ? [] : [`node=${values.node}`]),
@@ -268,26 +285,6 @@ function parseRequirements(texts: string[]): Requirements {
   return requires;
 }
 
-/**
- * The peers saved with `deskgrid peers add`, less those given as --peer too. A saved entry that
- * does not parse (a hand-edited file) is left out with a warning rather than stopping the run.
- */
-function savedPeers(home: string, flagged: string[]): { peers: string[]; warnings: string[] } {
-  const given = new Set(flagged.map((text) => text.trim()));
-  const peers: string[] = [];
-  const warnings: string[] = [];
-  for (const text of loadSettings(home).peers ?? []) {
-    try {
-      parsePeer(text);
-    } catch (error) {
-      warnings.push(`ignoring saved peer: ${(error as Error).message}`);
-      continue;
-    }
-    if (!given.has(text) && !peers.includes(text)) peers.push(text);
-  }
-  return { peers, warnings };
-}
-
 function submitOptions(args: RunArgs, home: string): SubmitOptions {
   const computation = args.computation ?? '';
   return {
@@ -302,6 +299,7 @@ function submitOptions(args: RunArgs, home: string): SubmitOptions {
     program: args.program,
     reentrant: args.reentrant,
     requires: args.requires,
+    ...(args.python === undefined ? {} : { python: args.python }),
     ...(args.priority === undefined ? {} : { priority: args.priority }),
     out: args.out ?? newRunFolder(home, computation, process.pid),
   };

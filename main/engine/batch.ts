@@ -208,6 +208,11 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     return this.prepared?.requirements ?? {};
   }
 
+  /** Whether a job whose node is lost runs again elsewhere (else it ends `abandoned`). */
+  get reentrant(): boolean {
+    return this.prepared?.reentrant ?? true;
+  }
+
   stats(): BatchStats {
     const finished = Object.values(this.counts).reduce((sum, count) => sum + count, 0);
     const elapsedMs = Date.now() - this.startedAt;

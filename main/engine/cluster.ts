@@ -11,6 +11,12 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { parseJoinCode } from '../../shared/join-code.js';
 import type { NotSharing } from '../../shared/not-sharing.js';
 import {
+  DEFAULT_NODE_PORT,
+  formatPeerAddress,
+  parsePeerAddress,
+  type PeerAddress,
+} from '../../shared/peer-address.js';
+import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_PROTOCOL_VERSION,
   type Offer,
@@ -20,11 +26,12 @@ import { Batch, type BatchHost } from './batch.js';
 import { clusterId, proofKey } from './identity/cluster-key.js';
 import { LanPresence } from './discovery/lan-presence.js';
 import { probeSubnet } from './discovery/subnet-probe.js';
-import type { NodeView } from './discovery/membership.js';
+import type { Endpoint, NodeView } from './discovery/membership.js';
 import { loadIdentity, shortNodeId, type NodeIdentity } from './identity/node-identity.js';
 import { loadKnownNodes, recordKnownNode } from './known-nodes.js';
 import { createLogger } from './log.js';
 import { describeThisNode, detectRuntimes, whyNotSharing } from './node-offer.js';
+import { lockDataFolder } from './node-lock.js';
 import { dataPaths, defaultDataHome } from './paths.js';
 import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
@@ -41,9 +48,11 @@ import { forgetShippable, RemoteNode, type NodeAddress } from './remote/remote-n
 import { engineStorage } from './storage/engine-storage.js';
 import type { StorageKeeper, StorageLimits } from './storage/storage-keeper.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
+import { PeerHints } from './remote/peer-hints.js';
 import { SubmitterSession } from './remote/submitter-session.js';
 import { checkConfinement, type Confinement } from './sandbox/confinement-check.js';
 import { jobConfinement, type JobConfinement, type UnconfinedPolicy } from './sandbox/job-confinement.js';
+import type { FolderLock } from './store/folder-lock.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
 import { hasRequirements, noNodeMessage, unmet, type NodeTraits } from './requirements.js';
@@ -55,8 +64,6 @@ const RECONNECT_DELAY_MS = 1500;
 const RECONNECT_ATTEMPTS = 20;
 /** More worker processes than this is a typo, not a machine. */
 const MAX_CORES = 1024;
-/** The port `deskgrid node` listens on unless told otherwise. */
-export const DEFAULT_NODE_PORT = 7717;
 
 export interface ClusterOptions {
   /** Worker processes, one per core shared. Default: every core. */
@@ -76,8 +83,10 @@ export interface ClusterOptions {
   waitForAllWorkers?: boolean;
   /** The cluster's join code; needed to talk to other nodes. */
   secret?: string;
-  /** Other nodes to run jobs on, as "host:port". */
+  /** Other nodes to run jobs on: "HOST[:PORT]" or "NODE-ID@HOST[:PORT]"; one that does not parse is a usage error. */
   peers?: string[];
+  /** Addresses saved in the settings: used like `peers`, but one that does not parse is skipped with a warning. */
+  savedPeers?: string[];
   /** Serve other submitters: listen for their connections here. */
   serve?: ServeOptions;
   /** Largest message accepted from other nodes (default 64 MiB). */
@@ -193,6 +202,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly sessions = new Set<SubmitterSession>();
   private readonly nodes = new Set<RemoteNode>();
   private readonly connecting = new Set<string>();
+  private readonly hints = new PeerHints();
   /** Second connections to a node already in use, closed at once: their closing means nothing. */
   private readonly duplicates = new Set<RemoteNode>();
   private presence: LanPresence | null = null;
@@ -215,6 +225,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private kept: KeptResults | null = null;
   private runtimes: string[] = [];
   private confinement: JobConfinement | null = null;
+  /** Nodes 'node' was emitted for; none before start() has returned, when nobody can listen yet. */
+  private readonly announced = new WeakSet<RemoteNode>();
+  private started = false;
+  /** A serving node's hold on its data folder (its identity), let go when it closes. */
+  private nodeLock: FolderLock | null = null;
   /** Problems that did not stop the cluster (an unreachable peer), for the caller to show. */
   readonly warnings: string[] = [];
   /** The data folder's caches, each within a bound (storage/). */
@@ -257,9 +272,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       throw new DeskGridError(ErrorCode.Usage, `cores must be a whole number of 1 or more, not ${cores}`);
     }
     const home = options.home ?? defaultDataHome();
-    const peers = (options.peers ?? []).map(parsePeer);
     const loaded = loadIdentity(home);
     const warnings: string[] = loaded.warning ? [loaded.warning] : [];
+    const peers = peersOf(options, warnings);
     // Remembered nodes only matter with a join code: without one, a local run stays local.
     const remembered =
       options.rememberNodes === true && options.secret !== undefined ? loadKnownNodes(home) : [];
@@ -280,6 +295,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (cores === 0 && peers.length === 0 && rememberedPeers.length === 0 && !moreMayCome) {
       throw new DeskGridError(ErrorCode.Usage, 'with no local cores, give at least one peer to run jobs on');
     }
+    // Before any worker starts: a second node on this data folder is refused at once.
+    const nodeLock = options.serve ? lockDataFolder(home, options.serve.port) : null;
     const broken: { error: DeskGridError | null } = { error: null };
     // Looked up while the workers start (not before: that would delay every cold start); known
     // before start() returns, so before the first job is matched against them.
@@ -305,6 +322,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
     });
     cluster = new Cluster(loaded.identity, home, pool, broken);
+    cluster.nodeLock = nodeLock;
     cluster.network = network;
     cluster.runtimes = await runtimes;
     cluster.warnings.push(...warnings);
@@ -329,6 +347,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     cluster.waitingTimer = setInterval(() => cluster?.checkWaiting(), WAITING_CHECK_MS);
     cluster.waitingTimer.unref();
     log.info('cluster started', { nodeId: cluster.nodeId, cores, peers: cluster.nodes.size });
+    // The caller adds its listeners as soon as start() resolves, before this runs.
+    const started = cluster;
+    setImmediate(() => {
+      started.started = true;
+      for (const node of started.nodes) started.announce(node);
+    });
     return cluster;
   }
 
@@ -464,6 +488,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.server?.destroy();
     this.kept?.close();
     this.storage.stop();
+    this.nodeLock?.release();
     this.state = 'closed';
   }
 
@@ -480,6 +505,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     await Promise.allSettled(this.batches.map((batch) => batch.done));
     this.kept?.close();
     this.storage.stop();
+    this.nodeLock?.release();
     this.state = 'closed';
   }
 
@@ -491,8 +517,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       computationCache: paths.computationCache,
       batchesDir: paths.batches,
       runsHere: this.pool.size > 0,
-      // Without local workers, a module's load errors come back from the nodes instead.
-      probe: (computation) => (this.pool.size > 0 ? this.pool.probe(computation) : Promise.resolve()),
+      // Without local workers (or, for a Python function, without Python here), a module's load
+      // errors come back from the nodes instead.
+      probe: (computation) =>
+        this.pool.size > 0 && (computation.kind !== 'python' || this.runtimes.includes('python3'))
+          ? this.pool.probe(computation)
+          : Promise.resolve(),
     };
     const host: BatchHost = {
       nodeId: this.nodeId,
@@ -725,7 +755,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       },
       claimed: (node, batchKey, running, lost) =>
         this.batches.find((batch) => batch.key === batchKey)?.claimed(node.id, running, lost),
-      peersShared: (nodes) => this.peersShared(nodes),
+      peersShared: (nodes, from) => this.peersShared(nodes, from),
     });
     this.remember(network, node, address);
     return node;
@@ -835,6 +865,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       onError: (error) => log.warn('discovery error', { message: error.message }),
     });
     this.presence = presence;
+    presence.membership.on('claim', (claim) => this.proveClaim(network, claim, use));
     this.discovering = use;
     presence.membership.on('up', (view) => {
       if (use) this.discovered(view);
@@ -850,7 +881,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       answering.map(async (host) => {
         try {
           const node = await this.connectTo(network, { host, port });
-          if (this.adopt(node)) this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+          if (this.adopt(node)) this.announce(node);
         } catch (error) {
           log.debug('probed address is no node of this cluster', { host, error: String(error) });
         }
@@ -871,16 +902,48 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return shared;
   }
 
-  /** A node told us of others: use them too, each pinned to the id it vouched for. */
-  private peersShared(nodes: SharedPeer[]): void {
-    for (const peer of nodes) {
+  /** A node told us of others: those on its own network are tried, each pinned to the id it vouched for. */
+  private peersShared(nodes: SharedPeer[], from: RemoteNode): void {
+    for (const peer of this.hints.accept(nodes, from.remoteAddress)) {
       if (peer.id === this.nodeId) continue;
-      this.discovered({ id: peer.id, name: peer.name, addresses: [peer.host], port: peer.port });
+      const hint = { id: peer.id, name: peer.name, addresses: [peer.host], port: peer.port };
+      this.discovered(hint, () => this.hints.failed(peer));
     }
   }
 
+  /**
+   * Someone announced a known node at another address or port: connect there pinned to its id.
+   * Only if the node proves the join code there does the LAN view move it (a submitter then uses
+   * it there, when not connected already); otherwise answers from there are ignored for a while.
+   */
+  private proveClaim(network: Network, claim: Endpoint & { id: string; name: string }, use: boolean): void {
+    const membership = this.presence?.membership;
+    if (this.state !== 'open' || membership === undefined || this.connecting.has(`claim ${claim.id}`)) return;
+    if (use && ![...this.nodes].some((node) => node.id === claim.id)) {
+      this.discovered({ id: claim.id, name: claim.name, addresses: [claim.address], port: claim.port });
+      return;
+    }
+    this.connecting.add(`claim ${claim.id}`);
+    this.connectTo(network, { host: claim.address, port: claim.port, id: claim.id }).then(
+      (node) => {
+        this.connecting.delete(`claim ${claim.id}`);
+        node.close();
+        membership.proved(claim.id, claim);
+      },
+      (error: unknown) => {
+        this.connecting.delete(`claim ${claim.id}`);
+        log.warn('a node announced at another address did not prove itself there', {
+          node: claim.id,
+          address: `${claim.address}:${claim.port}`,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        membership.refuted(claim.id, claim);
+      },
+    );
+  }
+
   /** A node of this cluster appeared on the LAN: use it, unless it is in use already. */
-  private discovered(view: Pick<NodeView, 'id' | 'name' | 'addresses' | 'port'>): void {
+  private discovered(view: Pick<NodeView, 'id' | 'name' | 'addresses' | 'port'>, failed?: () => void): void {
     const network = this.network;
     const host = view.addresses[0];
     if (this.state !== 'open' || network === null || host === undefined) return;
@@ -889,6 +952,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.connectTo(network, { host, port: view.port, id: view.id }).then(
       (node) => {
         this.connecting.delete(view.id);
+        this.presence?.membership.proved(view.id, { address: host, port: view.port });
         if (this.state !== 'open') {
           node.destroy();
           return;
@@ -896,11 +960,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (!this.adopt(node)) return;
         log.info('discovered node in use', { node: node.id, name: node.name });
         this.claimAll(node);
-        this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+        this.announce(node);
         this.pumpAll();
       },
       (error: unknown) => {
         this.connecting.delete(view.id);
+        failed?.();
+        // Not this node there (another certificate, no proof): a forged answer, not a node to use.
+        const code = error instanceof DeskGridError ? error.code : null;
+        if (code === ErrorCode.Identity || code === ErrorCode.Auth || code === ErrorCode.Protocol)
+          this.presence?.membership.refuted(view.id, { address: host, port: view.port });
         this.warn(
           `cannot use ${view.name} (${host}:${view.port}): ${error instanceof Error ? error.message : String(error)}`,
         );
@@ -928,7 +997,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
             }
             if (!this.adopt(back)) return;
             log.info('lost node back in use', { node: back.id, name: back.name });
-            this.emit('node', { id: back.id, name: back.name, cores: back.offer.cores });
+            this.announce(back);
             this.claimAll(back);
             this.pumpAll();
           },
@@ -948,6 +1017,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
   }
 
+  /** Emits 'node' once for a node in use. */
+  private announce(node: RemoteNode): void {
+    if (!this.started || this.announced.has(node) || !this.nodes.has(node)) return;
+    this.announced.add(node);
+    this.emit('node', { id: node.id, name: node.name, cores: node.offer.cores });
+  }
+
   private warn(message: string): void {
     // A node that runs for weeks warns without end: the latest are what a caller shows.
     if (this.warnings.push(message) > MAX_WARNINGS)
@@ -959,7 +1035,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (this.duplicates.delete(node)) return;
     this.nodes.delete(node);
     if (this.state !== 'open') return;
-    if (error) this.warn(`lost node ${node.name}: ${error.message}; its jobs run elsewhere`);
+    if (error) this.warn(`lost node ${node.name}: ${error.message}; ${fateOfLostJobs(this.batches)}`);
     const reason = `node ${node.name} was lost${error ? ` (${error.message})` : ''}`;
     for (const batch of this.batches) batch.releaseHeld(node.id, reason);
     this.checkRequirements();
@@ -982,6 +1058,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
     this.pumpAll();
   }
+}
+
+/** What becomes of the jobs a lost node was running, as the batches' --no-reentrant decides. */
+function fateOfLostJobs(batches: readonly Batch[]): string {
+  const abandoning = batches.filter((batch) => !batch.reentrant).length;
+  if (abandoning === 0) return 'its jobs run elsewhere';
+  if (abandoning === batches.length) return 'its jobs are abandoned, not run again (--no-reentrant)';
+  return 'its jobs run elsewhere, but those of batches that may not run a job twice (--no-reentrant) are abandoned';
 }
 
 /** Sources of the highest priority first; sources of equal priority take turns. */
@@ -1055,25 +1139,20 @@ function networkOf(options: ClusterOptions, identity: NodeIdentity, needed: bool
   };
 }
 
-/**
- * "host:port", "[v6]:port", or either behind "ID@" to pin the node's id (the SHA-256 of its
- * certificate, as `deskgrid node` prints it): a different certificate there is then refused.
- */
-export function parsePeer(text: string): PeerAddress {
-  const match = /^(?:([0-9a-f]{64})@)?(?:\[([^\]]+)\]|([^:@]+)):(\d{1,5})$/.exec(text.trim());
-  const port = Number(match?.[4]);
-  const host = match?.[2] ?? match?.[3];
-  if (!match || host === undefined || !(port > 0 && port < 65536)) {
-    throw new DeskGridError(
-      ErrorCode.Usage,
-      `invalid peer "${text}": expected HOST:PORT or NODE-ID@HOST:PORT`,
-    );
+/** The peers given and saved, each once; a saved one that does not parse is only a warning. */
+function peersOf(options: ClusterOptions, warnings: string[]): PeerAddress[] {
+  const unique = new Map<string, PeerAddress>();
+  for (const text of options.peers ?? []) {
+    const parsed = parsePeerAddress(text);
+    if (!parsed.ok) throw new DeskGridError(ErrorCode.Usage, parsed.reason);
+    unique.set(formatPeerAddress(parsed.peer), parsed.peer);
   }
-  return match[1] === undefined ? { host, port } : { host, port, id: match[1] };
-}
-
-interface PeerAddress extends NodeAddress {
-  id?: string;
+  for (const text of options.savedPeers ?? []) {
+    const parsed = parsePeerAddress(text);
+    if (parsed.ok) unique.set(formatPeerAddress(parsed.peer), parsed.peer);
+    else warnings.push(`ignoring a saved peer: ${parsed.reason}`);
+  }
+  return [...unique.values()];
 }
 
 /**

@@ -5,19 +5,27 @@ import { freemem, platform, arch, release } from 'node:os';
 import type { NotSharing } from '../../shared/not-sharing.js';
 import type { Offer } from '../../shared/wire-protocol.js';
 import { findOnPath } from './computation/interpreter.js';
+import { namesOldPython } from './computation/python-computation.js';
 
 const RUNTIMES = ['python3', 'Rscript', 'bash', 'ruby', 'perl'];
 
-let runtimes: string[] | null = null;
+let runtimes: Promise<string[]> | null = null;
 
-/** Runtimes found on PATH (node is always there: it runs DeskGrid). Looked up once per process. */
-export async function detectRuntimes(): Promise<string[]> {
-  if (runtimes === null) {
-    const found = await Promise.all(
-      RUNTIMES.map(async (name) => ((await findOnPath(name)) === null ? null : name)),
-    );
-    runtimes = ['node', ...found.filter((name): name is string => name !== null)];
-  }
+/**
+ * Runtimes found on PATH (node is always there: it runs DeskGrid), looked up once per process.
+ * python3 counts unless the file it resolves to names a version older than 3.8 (python3.6):
+ * asking the interpreter would cost a process start on every cold start (seconds for a pyenv
+ * shim on a busy machine); one too old that does not say so in its name still refuses to load
+ * a Python function, naming its version.
+ */
+export function detectRuntimes(): Promise<string[]> {
+  runtimes ??= Promise.all(
+    RUNTIMES.map(async (name) => {
+      const path = await findOnPath(name);
+      if (path === null) return null;
+      return name === 'python3' && (await namesOldPython(path)) ? null : name;
+    }),
+  ).then((found) => ['node', ...found.filter((name): name is string => name !== null)]);
   return runtimes;
 }
 

@@ -46,6 +46,10 @@ export function dataPaths(home: string) {
  */
 export function newRunFolder(home: string, computation: string, unique: string | number): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  const name = basename(computation).replace(/\.[^.]*$/, '') || 'batch';
+  // `tasks.py:square` names its folder after the file, like `tasks.py`.
+  const name =
+    basename(computation)
+      .replace(/:[\w.]+$/, '')
+      .replace(/\.[^.]*$/, '') || 'batch';
   return join(dataPaths(home).runs, `${stamp}-${name}-${unique}`);
 }

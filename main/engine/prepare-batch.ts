@@ -17,7 +17,10 @@ import { BatchStore, OUTPUTS_DIR, WORK_DIR, type BatchSpec } from './store/batch
 
 /** What `cluster.submit()` takes. */
 export interface SubmitOptions {
-  /** Path of a JS/TS module, a program, or a folder holding one with its dependency files. */
+  /**
+   * Path of a JS/TS module, a program, or a folder holding one with its dependency files; or
+   * `FILE.py:FUNCTION` to call a Python function per job.
+   */
   computation: string;
   /** The inputs, one job each. Give this, or `dataset`, or `range`; none runs one job with input null. */
   inputs?: Iterable<unknown> | AsyncIterable<unknown>;
@@ -45,6 +48,8 @@ export interface SubmitOptions {
   priority?: number;
   /** Run jobs only on nodes that meet these (a program's interpreter is always required). */
   requires?: Requirements;
+  /** Python functions (`FILE.py:FUNCTION`): the interpreter; default the file's #! line, else python3. */
+  python?: string;
 }
 
 export interface PrepareContext {
@@ -68,11 +73,12 @@ export async function prepareNewBatch(
       stdin: spec.stdin,
       cacheDir: context.computationCache,
       runsHere: context.runsHere,
+      ...(spec.python === undefined ? {} : { python: spec.python }),
     }),
     itemsOf(options, spec),
     stampOf(spec.dataset),
   ]);
-  if (computation.kind === 'module') await context.probe(computation);
+  if (computation.kind !== 'program') await context.probe(computation);
   const store =
     options.out === undefined
       ? null
@@ -120,10 +126,11 @@ export async function prepareResumedBatch(dir: string, context: PrepareContext):
         stdin: spec.stdin,
         cacheDir: context.computationCache,
         runsHere: context.runsHere,
+        ...(spec.python === undefined ? {} : { python: spec.python }),
       }),
       datasetItems(spec),
     ]);
-    if (computation.kind === 'module') await context.probe(computation);
+    if (computation.kind !== 'program') await context.probe(computation);
     return {
       computation,
       items,
@@ -188,6 +195,7 @@ function specOf(options: SubmitOptions): Omit<BatchSpec, 'datasetStamp'> {
     maxMemoryMb: options.maxMemoryMb ?? null,
     priority,
     requires,
+    ...(options.python === undefined ? {} : { python: options.python }),
   };
 }
 

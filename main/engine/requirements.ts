@@ -30,7 +30,8 @@ const KNOWN_RUNTIMES = new Set(['python3', 'Rscript', 'bash', 'ruby', 'perl']);
 /** The first requirement this node does not meet, in words, or null when it meets them all. */
 export function unmet(traits: NodeTraits, requirements: Requirements): string | null {
   for (const runtime of requirements.runtimes ?? [])
-    if (!traits.runtimes.includes(runtime)) return `runtime ${runtime}`;
+    if (!traits.runtimes.includes(runtime))
+      return runtime === 'python3' ? 'runtime python3 (Python 3.8 or later)' : `runtime ${runtime}`;
   if (requirements.os !== undefined && !requirements.os.includes(traits.platform))
     return `os ${requirements.os.join(' or ')}`;
   if (requirements.memoryMb !== undefined && traits.memoryMb < requirements.memoryMb)
@@ -58,12 +59,14 @@ export function noNodeMessage(requirements: Requirements, nodes: readonly NodeTr
 
 /** The requirements of a batch: the user's, plus the interpreter a program needs. */
 export function withProgramRuntime(requirements: Requirements, computation: Computation): Requirements {
-  if (computation.kind !== 'program') return requirements;
+  if (computation.kind === 'module') return requirements;
   const [command, ...args] = computation.interpreter;
   if (command === undefined) return requirements;
   const isEnv = basename(command) === 'env';
   const program = isEnv ? args.find((arg) => !arg.startsWith('-') && !arg.includes('=')) : command;
-  const runtime = program === undefined ? null : basename(program);
+  // A Python function needs a recent Python 3 whatever it is called (python3.11, a venv's python).
+  const runtime =
+    computation.kind === 'python' ? 'python3' : program === undefined ? null : basename(program);
   if (runtime === null || !KNOWN_RUNTIMES.has(runtime)) return requirements;
   const runtimes = requirements.runtimes ?? [];
   return runtimes.includes(runtime) ? requirements : { ...requirements, runtimes: [...runtimes, runtime] };

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { formatJoinCode, parseJoinCode } from '../../shared/join-code.js';
+import { formatPeerAddress, parsePeerAddress } from '../../shared/peer-address.js';
 
 export const SETTINGS_FILE = 'settings.json';
 
@@ -27,7 +28,10 @@ export interface Settings {
   name?: string;
   /** Cores to share with the cluster; default: all. */
   cores?: number;
-  /** Addresses (host:port) of nodes to contact besides the ones found on the local network. */
+  /**
+   * Addresses of nodes to contact besides the ones found on the local network, saved as
+   * `[NODE-ID@]HOST:PORT`; an entry edited by hand into something else is skipped with a warning.
+   */
   peers?: string[];
 }
 
@@ -87,13 +91,20 @@ export function loadSettings(home: string): Settings {
 
 /** Merges `patch` into the saved settings and writes them; returns the settings now saved. */
 export function saveSettings(home: string, patch: SettingsPatch): Settings {
+  const stored = readStored(home);
   const merged: Record<string, unknown> = Object.fromEntries(
-    Object.entries({ ...readStored(home), ...patch }).filter(([, value]) => value !== undefined),
+    Object.entries({ ...stored, ...patch }).filter(([, value]) => value !== undefined),
   );
   if (typeof merged['joinCode'] === 'string') {
     const parsed = parseJoinCode(merged['joinCode']);
     if (!parsed.ok) throw new DeskGridError(ErrorCode.JoinCode, parsed.reason);
     merged['joinCode'] = formatJoinCode(parsed.code);
+  }
+  // New peers are checked and written in their one form (the port filled in); entries already in
+  // the file are kept as they are, so a bad old one never blocks saving the rest.
+  if (patch.peers !== undefined) {
+    const before = new Set(stored.peers ?? []);
+    merged['peers'] = patch.peers.map((peer) => (before.has(peer) ? peer : canonicalPeer(peer)));
   }
   const result = v.safeParse(SettingsSchema, merged);
   if (!result.success) {
@@ -122,6 +133,13 @@ export function resolveJoinCode(options: {
   const saved = loadSettings(options.home).joinCode;
   if (saved !== undefined) return parsed(saved, 'settings', settingsFile(options.home));
   return null;
+}
+
+/** `HOST[:PORT]` and the like as saved: `[NODE-ID@]HOST:PORT`; a bad address is a usage error. */
+export function canonicalPeer(text: string): string {
+  const parsed = parsePeerAddress(text);
+  if (!parsed.ok) throw new DeskGridError(ErrorCode.Usage, parsed.reason);
+  return formatPeerAddress(parsed.peer);
 }
 
 function parsed(text: string, source: JoinCodeSource, label: string): ResolvedJoinCode {

@@ -1,5 +1,7 @@
-// User mistakes on the command line: each gives one clear line on stderr starting "deskgrid: ",
-// exit status 2, and never a stack trace. Also --version, help and unknown commands.
+// Mistakes and failures on the command line: each gives one clear line on stderr starting
+// "deskgrid: " and never a stack trace; exit status 2 for a usage mistake (the command line is
+// wrong), 1 for a run that cannot go ahead (a missing file, a broken module, a bad dataset).
+// Also --version, help and unknown commands.
 
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,9 +14,9 @@ const tmp = useTempFolder();
 const { home, deskgrid } = cliHome(tmp);
 const isRoot = process.getuid?.() === 0;
 
-/** Exit 2, nothing on stdout, and stderr is exactly one line "deskgrid: ..." matching `message`. */
-function expectOneLineError(run: CliResult, message: RegExp): void {
-  expect(run.code, details(run)).toBe(2);
+/** Exit `status`, nothing on stdout, and stderr is exactly one line "deskgrid: ..." matching `message`. */
+function expectOneLineError(run: CliResult, message: RegExp, status: 1 | 2): void {
+  expect(run.code, details(run)).toBe(status);
   expect(run.stdout).toBe('');
   expect(run.stderr).not.toContain('    at ');
   expect(run.stderr).not.toContain('internal error');
@@ -45,18 +47,18 @@ function expectNoBatchFolder(): void {
 const IDENTITY = 'export default async (input) => input;\n';
 const RUN_USAGE_FIRST_LINE = 'usage: deskgrid run <computation> [dataset] [options]';
 
-describe('deskgrid run: one-line errors with exit status 2', () => {
+describe('deskgrid run: one-line errors, exit 2 for usage mistakes and 1 for failures', () => {
   it('a computation file that does not exist', async () => {
     const data = tmp.write('data.txt', 'a\n');
     const run = await deskgrid(['run', 'missing.mjs', data]);
-    expectOneLineError(run, /^deskgrid: computation not found: .*missing\.mjs$/);
+    expectOneLineError(run, /^deskgrid: computation not found: .*missing\.mjs \(DG_ERR_NOT_FOUND\)$/, 1);
     expectNoBatchFolder();
   });
 
   it('a dataset that does not exist', async () => {
     const job = tmp.write('job.mjs', IDENTITY);
     const run = await deskgrid(['run', job, 'missing.csv']);
-    expectOneLineError(run, /^deskgrid: dataset not found: .*missing\.csv$/);
+    expectOneLineError(run, /^deskgrid: dataset not found: .*missing\.csv \(DG_ERR_NOT_FOUND\)$/, 1);
     expectNoBatchFolder();
   });
 
@@ -64,7 +66,7 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
     const job = tmp.write('named.mjs', 'export function work(input) {\n  return input;\n}\n');
     const data = tmp.write('data.txt', 'a\n');
     const run = await deskgrid(['run', job, data]);
-    expectOneLineError(run, /named\.mjs has no default export/);
+    expectOneLineError(run, /named\.mjs has no default export/, 1);
     expectNoBatchFolder();
   });
 
@@ -72,7 +74,7 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
     const job = tmp.write('job.xyz', 'print hello\n');
     const data = tmp.write('data.txt', 'a\n');
     const run = await deskgrid(['run', job, data]);
-    expectOneLineError(run, /cannot execute .*job\.xyz: no interpreter is known for "\.xyz"/);
+    expectOneLineError(run, /cannot execute .*job\.xyz: no interpreter is known for "\.xyz"/, 1);
     expectNoBatchFolder();
   });
 
@@ -80,7 +82,7 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
     const job = tmp.write('tool', 'echo hello\n', { executable: false });
     const data = tmp.write('data.txt', 'a\n');
     const run = await deskgrid(['run', job, data]);
-    expectOneLineError(run, /cannot execute .*tool: .*not executable/);
+    expectOneLineError(run, /cannot execute .*tool: .*not executable/, 1);
     expectNoBatchFolder();
   });
 
@@ -88,7 +90,7 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
     const job = tmp.write('tool', '#!/nonexistent/interpreter\necho hello\n', { executable: true });
     const data = tmp.write('data.txt', 'a\n');
     const run = await deskgrid(['run', job, data]);
-    expectOneLineError(run, /\/nonexistent\/interpreter does not exist or is not executable/);
+    expectOneLineError(run, /\/nonexistent\/interpreter does not exist or is not executable/, 1);
     expectNoBatchFolder();
   });
 
@@ -96,14 +98,14 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
     const job = tmp.write('job.mjs', IDENTITY);
     const data = tmp.write('data.txt', 'a\n');
     const run = await deskgrid(['run', job, data, '--split', 'nope']);
-    expectOneLineError(run, /unknown split mode "nope"/);
+    expectOneLineError(run, /unknown split mode "nope"/, 2);
   });
 
   it('a folder given where --split lines needs a file', async () => {
     const job = tmp.write('job.mjs', IDENTITY);
     tmp.write('folder/a.txt', 'a\n');
     const run = await deskgrid(['run', job, join(tmp.root, 'folder'), '--split', 'lines']);
-    expectOneLineError(run, /folder is a folder; split mode "lines" reads a file/);
+    expectOneLineError(run, /folder is a folder; split mode "lines" reads a file/, 2);
     expectNoBatchFolder();
   });
 
@@ -115,7 +117,7 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
       const data = tmp.write('secret.txt', 'a\n');
       chmodSync(data, 0o000);
       const run = await deskgrid(['run', job, data]);
-      expectOneLineError(run, /cannot read dataset .*secret\.txt/);
+      expectOneLineError(run, /cannot read dataset .*secret\.txt/, 1);
       expectNoBatchFolder();
     },
   );
@@ -124,25 +126,25 @@ describe('deskgrid run: one-line errors with exit status 2', () => {
     const job = tmp.write('job.mjs', IDENTITY);
     const data = tmp.write('object.json', '{"a": 1}');
     const run = await deskgrid(['run', job, data, '--out', join(tmp.root, 'out')]);
-    expectOneLineError(run, /object\.json does not hold a JSON array/);
+    expectOneLineError(run, /object\.json does not hold a JSON array/, 1);
   });
 
   it('--timeout that is not a number', async () => {
     const job = tmp.write('job.mjs', IDENTITY);
     const run = await deskgrid(['run', job, '--range', '0:2', '--timeout', 'abc']);
-    expectOneLineError(run, /^deskgrid: --timeout needs a number above 0, not "abc"$/);
+    expectOneLineError(run, /^deskgrid: --timeout needs a number above 0, not "abc"$/, 2);
   });
 
   it('--retries that is not a whole number', async () => {
     const job = tmp.write('job.mjs', IDENTITY);
     const run = await deskgrid(['run', job, '--range', '0:2', '--retries', '1.5']);
-    expectOneLineError(run, /--retries needs a whole number 0 or more, not "1\.5"/);
+    expectOneLineError(run, /--retries needs a whole number 0 or more, not "1\.5"/, 2);
   });
 
   it('an invalid range', async () => {
     const job = tmp.write('job.mjs', IDENTITY);
     const run = await deskgrid(['run', job, '--range', '1:5:0']);
-    expectOneLineError(run, /invalid range "1:5:0": the step cannot be 0/);
+    expectOneLineError(run, /invalid range "1:5:0": the step cannot be 0/, 2);
   });
 
   it('an unknown option', async () => {
@@ -161,12 +163,12 @@ describe('deskgrid run: batch folders', () => {
   it('--resume of a folder that holds no batch', async () => {
     tmp.write('not-a-batch/results.jsonl', '');
     const run = await deskgrid(['run', '--resume', join(tmp.root, 'not-a-batch')]);
-    expectOneLineError(run, /not-a-batch holds no DeskGrid batch/);
+    expectOneLineError(run, /not-a-batch holds no DeskGrid batch/, 1);
   });
 
   it('--resume of a folder that does not exist', async () => {
     const run = await deskgrid(['run', '--resume', join(tmp.root, 'nowhere')]);
-    expectOneLineError(run, /nowhere holds no DeskGrid batch/);
+    expectOneLineError(run, /nowhere holds no DeskGrid batch/, 1);
     expect(existsSync(join(tmp.root, 'nowhere'))).toBe(false);
   });
 
@@ -179,7 +181,7 @@ describe('deskgrid run: batch folders', () => {
 
     const second = await deskgrid(['run', job, '--range', '0:5', '--out', out, '--cores', '1']);
 
-    expectOneLineError(second, /already holds a batch: resume it with --resume /);
+    expectOneLineError(second, /already holds a batch: resume it with --resume /, 2);
     expect(second.stderr).toContain(`--resume ${out}`);
     expect(readFileSync(join(out, 'results.jsonl'), 'utf8')).toBe(before);
     expect(readJsonLines(join(out, 'results.jsonl'))).toHaveLength(3);

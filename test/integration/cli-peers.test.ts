@@ -2,7 +2,15 @@
 // peers, and the last-known addresses of nodes used before (known-nodes.json). On 127.0.0.1
 // only, against a node served in this process; discovery stays off (DESKGRID_DISCOVERY=off).
 
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +18,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../main/engine/index.js';
 import { generateJoinCode } from '../../shared/join-code.js';
-import { splitLines, type CliResult } from '../support/run-cli.js';
+import { errorLines, splitLines, startCli, type CliResult } from '../support/run-cli.js';
 import { cliHome, details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
+import { until } from '../support/until.js';
 
 const DOUBLE = fileURLToPath(new URL('../fixtures/engine/double.mjs', import.meta.url));
 const CODE = generateJoinCode();
@@ -152,5 +161,33 @@ describe('deskgrid peers', () => {
     expect(run.stderr).toContain(`deskgrid: warning: cannot use 127.0.0.1:${dead}`);
     expect(new Set(resultNodes(run)).has(node.nodeId)).toBe(false);
     expect(resultNodes(run)).toHaveLength(20);
+  });
+
+  it('a saved peer without a port, or a bad one, does not stop deskgrid node --ui from starting', async () => {
+    // As the UI saved them before (HOST without a port), and as a hand edit may leave them.
+    mkdirSync(home(), { recursive: true });
+    writeFileSync(join(home(), 'settings.json'), JSON.stringify({ peers: [`127.0.0.1`, 'a:b:c'] }));
+    const ui = startCli(['node', '--ui', '--port', '0', '--no-discovery', '--cores', '1', '--secret', CODE], {
+      home: home(),
+      cwd: tmp.root,
+    });
+    try {
+      await until(
+        () => ui.stdoutSoFar().includes('UI: open') || ui.child.exitCode !== null,
+        'the UI node to start or stop',
+      );
+      expect(ui.stdoutSoFar(), ui.stderrSoFar()).toContain('UI: open');
+      const warnings = errorLines(ui.stderrSoFar());
+      expect(warnings).toContain(
+        'deskgrid: warning: ignoring a saved peer: invalid peer "a:b:c": write an IPv6 address in brackets, like [fe80::1]:7717 (use HOST, HOST:PORT or NODE-ID@HOST:PORT)',
+      );
+      // The port-less one was tried at the node port.
+      expect(warnings.some((line) => line.startsWith('deskgrid: warning: cannot use 127.0.0.1:7717'))).toBe(
+        true,
+      );
+    } finally {
+      ui.child.kill('SIGTERM');
+      await ui.result.catch(() => undefined);
+    }
   });
 });

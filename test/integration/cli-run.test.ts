@@ -362,8 +362,9 @@ describe('deskgrid run: programs and job options', () => {
     const out = join(tmp.root, 'out');
 
     const asModule = await deskgrid(['run', job, data, '--cores', '1']);
-    // Without --program the file is imported as a module, and its top level fails there.
-    expectExit(asModule, 2);
+    // Without --program the file is imported as a module, and its top level fails there: a
+    // failure (exit 1), not a usage mistake.
+    expectExit(asModule, 1);
     expect(asModule.stderr).toMatch(/^deskgrid: cannot load .*shout\.js: /);
 
     const run = await runInto(out, job, data, '--program');

@@ -75,6 +75,7 @@ describe.each(launchers)('a confined worker (%s)', (_name, makeLauncher) => {
                 input: join(secretDir, 'secret.txt'),
                 inputIsFile: false,
                 jobDir: join(jobs, '1'),
+                maxValueBytes: null,
               },
             ],
           });

@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateJoinCode } from '../../shared/join-code.js';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { clusterId } from '../../main/engine/identity/cluster-key.js';
 import { Membership } from '../../main/engine/discovery/membership.js';
 import { WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
@@ -32,7 +33,7 @@ const PYTHON = '/usr/bin/python3';
 const CODE = generateJoinCode();
 const CLUSTER = clusterId(CODE);
 const OTHER_CLUSTER = clusterId(generateJoinCode());
-const PORT = 7717;
+const PORT = DEFAULT_NODE_PORT;
 const POLL_MS = 25;
 
 const zeroconfMissing = pythonZeroconfMissing();
@@ -50,7 +51,7 @@ interface SightingLine {
 type AnnounceLine =
   | SightingLine
   | { event: 'started' | 'stopped'; at: number }
-  | { event: 'goodbye'; id: string; at: number }
+  | { event: 'goodbye'; id: string; address: string; at: number }
   | { event: 'error'; code: string | null; message: string };
 
 /** One announce.mjs process on one host, with everything it printed. */
@@ -472,7 +473,7 @@ describe.skipIf(reason !== null)('mDNS discovery across network namespaces', () 
             address: line.address,
             seenAt: line.seenAt,
           });
-        else if (line.event === 'goodbye') membership.goodbye(line.id);
+        else if (line.event === 'goodbye') membership.goodbye(line.id, line.address);
       }
       const states = Object.fromEntries(membership.list(now).map((node) => [node.id, node.state]));
       expect(states[victim.id]).toBe('offline');

@@ -4,8 +4,15 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { JobLog, JobProgress, JobProvisional, JobResult } from '../../main/engine/index.js';
-import { byIndex, collect, fixture, readResultsFile, useCluster } from '../support/engine-cluster.js';
+import type { JobResult } from '../../main/engine/index.js';
+import {
+  byIndex,
+  collect,
+  collectEvents,
+  fixture,
+  readResultsFile,
+  useCluster,
+} from '../support/engine-cluster.js';
 import { useTempFolder } from '../support/temp-folder.js';
 
 const tmp = useTempFolder();
@@ -172,12 +179,7 @@ describe('job context', () => {
     const out = join(tmp.root, 'out');
     const inputs = ['a', 'b', 'c'];
     const batch = shared.cluster.submit({ computation: fixture('events.mjs'), inputs, out });
-    const progress: JobProgress[] = [];
-    const provisional: JobProvisional[] = [];
-    const logs: JobLog[] = [];
-    batch.on('progress', (event) => progress.push(event));
-    batch.on('provisional', (event) => provisional.push(event));
-    batch.on('log', (event) => logs.push(event));
+    const { progress, provisional, logs } = collectEvents(batch);
     const results = collect(batch);
     const summary = await batch.done;
 

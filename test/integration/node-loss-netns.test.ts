@@ -99,7 +99,9 @@ describe.skipIf(reason !== null)('losing a node mid-batch', () => {
       expect(outcome.results.every((result) => result.status === 'done')).toBe(true);
       expect(outcome.results.some((result) => result.node === outcome.lostId)).toBe(true);
       expect(outcome.results.some((result) => result.node === outcome.keptId)).toBe(true);
-      expect(outcome.stderr).toMatch(/lost node/);
+      expect(outcome.stderr).toMatch(/lost node .*; its jobs run elsewhere/);
+      // Both nodes named with --peer are announced, as nodes found later are.
+      expect(outcome.stderr.match(/using node /g)).toHaveLength(2);
     },
   );
 
@@ -117,5 +119,8 @@ describe.skipIf(reason !== null)('losing a node mid-batch', () => {
     const others = outcome.results.filter((result) => result.status !== 'abandoned');
     expect(others.every((result) => result.status === 'done')).toBe(true);
     expect(outcome.stderr).toMatch(/abandoned \(their node was lost\)/);
+    // What the warning says happens is what happened.
+    expect(outcome.stderr).toMatch(/lost node .*; its jobs are abandoned, not run again \(--no-reentrant\)/);
+    expect(outcome.stderr).not.toMatch(/run elsewhere/);
   });
 });

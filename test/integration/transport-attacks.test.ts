@@ -4,6 +4,7 @@
 // symbolic links, results over the submitter's limit. Each attack must be refused, and after
 // each one an honest submitter still gets correct results from the same node.
 
+import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -17,6 +18,7 @@ import { Cluster, DeskGridError, ErrorCode, type Batch, type JobResult } from '.
 import { proofKey } from '../../main/engine/identity/cluster-key.js';
 import { loadIdentity, type NodeIdentity } from '../../main/engine/identity/node-identity.js';
 import { hashFileSet, type FileSet } from '../../main/engine/remote/file-set.js';
+import { KEPT_DATABASE } from '../../main/engine/remote/kept-results.js';
 import { FrameDecoder, encodeFrame, type Frame } from '../../main/engine/transport/frame-codec.js';
 import { computeProof, exportKeyingMaterial } from '../../main/engine/transport/handshake.js';
 import { PeerConnection, peerCertificateId } from '../../main/engine/transport/peer-connection.js';
@@ -303,6 +305,21 @@ async function rawSession(identity: NodeIdentity = attacker): Promise<RawSession
   const closed = new Promise<DeskGridError | null>((resolve) => connection.once('close', resolve));
   await waitFor(() => messages.some((message) => typeOf(message.header) === 'offer'), 5000, 'the offer');
   return { connection, messages, closed };
+}
+
+/** A proven raw session with `source` loaded as computation `k` (sent as a bundle). */
+async function loadedSession(source: string): Promise<RawSession> {
+  const session = await rawSession();
+  const set = fileSet({ 'main.mjs': source });
+  const bundle = hashFileSet(set);
+  await requestLoad(session, bundle);
+  session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
+  await waitFor(
+    () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
+    5000,
+    'loaded',
+  );
+  return session;
 }
 
 async function expectSessionRefused(session: RawSession, message: RegExp): Promise<void> {
@@ -788,16 +805,7 @@ describe('a serving node on 127.0.0.1', () => {
     });
 
     it('refuses an input file name that leaves the job folder', async () => {
-      const session = await rawSession();
-      const set = fileSet({ 'main.mjs': 'export default (path) => path;\n' });
-      const bundle = hashFileSet(set);
-      await requestLoad(session, bundle);
-      session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
-      await waitFor(
-        () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
-        5000,
-        'loaded',
-      );
+      const session = await loadedSession('export default (path) => path;\n');
       const content = Buffer.from('input');
       const hash = createHash('sha256').update(content).digest('hex');
       session.connection.send({ t: 'file', hash, size: content.length }, content);
@@ -870,11 +878,97 @@ describe('a serving node on 127.0.0.1', () => {
         expect(sorted.map((result) => result.value)).toEqual([0, null, 20, 30]);
         expect(sorted[1]?.error?.code).toBe(ErrorCode.TooLarge);
         expect(sorted[1]?.error?.message).toMatch(/over the limit of 1000000 bytes/);
+        // Said by the worker, which measured the value before handing it to the node's process
+        // (the node's own later check speaks of output files).
+        expect(sorted[1]?.error?.message).toMatch(/^the result \(\d+ bytes\) is over/);
       } finally {
         await submitter.close();
       }
       await expectNodeStillServes();
     });
+  });
+
+  it(
+    'drops a proven peer that trickles a frame a byte at a time (progress, not bytes)',
+    { timeout: 30_000 },
+    async () => {
+      const socket = await rawTls(attacker);
+      const observed = observe(socket);
+      socket.write(frameBytes(helloFor(socket, attacker, proofKey(CODE))));
+      await waitFor(
+        () => observed.frames.some((frame) => typeOf(frame.header) === 'offer'),
+        5000,
+        'the offer',
+      );
+      const prefix = Buffer.alloc(8);
+      prefix.writeUInt32BE(1024 * 1024, 0);
+      prefix.writeUInt32BE(100, 4);
+      socket.write(prefix);
+      // A byte every 200 ms, so that the connection is never idle: only the frame's
+      // progress tells. Bounded: at most 100 bytes (20 s).
+      for (let sent = 0; sent < 100 && !observed.isClosed(); sent++) {
+        socket.write(Buffer.from('x'));
+        await sleep(200);
+      }
+      expect(observed.isClosed()).toBe(true);
+      await waitFor(() => node.stats().submitters === 0, 3000, 'the session to end');
+      await expectNodeStillServes();
+    },
+  );
+
+  it('keeps unacknowledged results in its journal on disk, not in memory', { timeout: 30_000 }, async () => {
+    const session = await loadedSession('export default (n) => "r".repeat(1000) + n;\n');
+    const inputs = [0, 1, 2].map((n) => serialize(n));
+    session.connection.send(
+      {
+        t: 'run',
+        batch: 'journal-batch',
+        jobs: inputs.map((input, n) => ({
+          id: n + 1,
+          key: 'k',
+          index: n,
+          attempt: 1,
+          input: { kind: 'value', bytes: input.length },
+          timeoutMs: null,
+          maxMemoryBytes: null,
+        })),
+      },
+      inputs,
+    );
+    await waitFor(
+      () => session.messages.filter((message) => typeOf(message.header) === 'result').length === 3,
+      10_000,
+      'three results',
+    );
+    // Not acknowledged, and the connection is still open: the results wait in the journal.
+    const journal = new Database(join(nodeHome, 'node', KEPT_DATABASE), { readonly: true });
+    try {
+      const rows = journal
+        .prepare(
+          'SELECT kept.idx AS idx, length(kept.body) AS bytes FROM kept JOIN runs ON runs.id = kept.run WHERE runs.batch = ?',
+        )
+        .all('journal-batch') as Array<{ idx: number; bytes: number }>;
+      expect(rows.map((row) => row.idx).sort()).toEqual([0, 1, 2]);
+      for (const row of rows) expect(row.bytes).toBeGreaterThan(1000);
+      // Acknowledged: gone from the journal.
+      session.connection.send({ t: 'ack', ids: [1, 2, 3], kept: [] });
+      await waitFor(
+        () =>
+          (
+            journal
+              .prepare(
+                "SELECT COUNT(*) AS n FROM kept JOIN runs ON runs.id = kept.run WHERE runs.batch = 'journal-batch'",
+              )
+              .get() as { n: number }
+          ).n === 0,
+        5000,
+        'the journal to forget acknowledged results',
+      );
+    } finally {
+      journal.close();
+      session.connection.close();
+    }
+    await expectNodeStillServes();
   });
 
   it('is idle and holds no sessions after all of this', async () => {

@@ -2,7 +2,7 @@
 // contract, uploads stay inside their folder and within their limits, and a batch submitted from
 // uploaded files can be previewed, run, paged, searched, inspected, retried, exported and cancelled.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateJoinCode, parseJoinCode } from '../../shared/join-code.js';
 import type { UiEvent } from '../../shared/ui-api.js';
@@ -308,16 +308,25 @@ describe('UiService', () => {
       const after = await ui.call('setSettings', {
         cores: 1,
         accepting: false,
-        peers: ['10.0.0.5:7717'],
+        // Without a port, the node port is meant: saved with it, as the node reads it at start.
+        peers: ['10.0.0.5:7717', 'office-pc', '[fe80::2]'],
         joinCode,
       });
-      expect(after).toMatchObject({ cores: 1, accepting: false, peers: ['10.0.0.5:7717'] });
+      expect(after).toMatchObject({
+        cores: 1,
+        accepting: false,
+        peers: ['10.0.0.5:7717', 'office-pc:7717', '[fe80::2]:7717'],
+      });
       expect(shared.cluster.sharing()).toEqual({ cores: 1, accepting: false });
       // No code ran before: the saved one is what this node would now start with.
       expect(after.joinCode).toBe(joinCode);
       await expect(ui.call('setSettings', { peers: ['not a peer'] })).rejects.toMatchObject({
-        message: '"not a peer" is not a node address: use HOST or HOST:PORT',
+        code: 'DG_ERR_USAGE',
+        message: expect.stringMatching(
+          /^invalid peer "not a peer": .*use HOST, HOST:PORT or NODE-ID@HOST:PORT/,
+        ),
       });
+      expect((await ui.call('getSettings', {})).peers).toHaveLength(3);
       await ui.call('setSettings', { cores: 2, accepting: true });
       expect(shared.cluster.sharing()).toEqual({ cores: 2, accepting: true });
     } finally {
@@ -349,4 +358,61 @@ describe('UiService', () => {
       ui.close();
     }
   });
+
+  it(
+    "does not resume a batch whose folder another process holds, and leaves that batch's marker alone",
+    { timeout: 60_000 },
+    async () => {
+      const first = service();
+      const second = service();
+      try {
+        const slow = await uploadFile(
+          first,
+          'script',
+          'slow.mjs',
+          'export default async (n) => { await new Promise((r) => setTimeout(r, 50)); return Number(n); };\n',
+        );
+        const dataset = await uploadFile(
+          first,
+          'dataset',
+          'numbers.txt',
+          Array.from({ length: 40 }, (_, n) => n).join('\n'),
+        );
+        const { batch } = await first.call('startBatch', { script: slow, dataset, options: {} });
+        const out = batch.out ?? '';
+        await until('a first result', async () => {
+          const { total } = await first.call('getResults', { batchId: batch.id, offset: 0, limit: 1 });
+          return total > 0 ? total : undefined;
+        });
+        // As the app beside `deskgrid node --ui` would at its start: the batch looks unfinished.
+        expect(second.resumeUnfinished()).toBe(1);
+        const refused = await until('the resume to be refused', async () => {
+          const { batches } = await second.call('getBatches', {});
+          return batches.find((candidate) => candidate.state === 'failed');
+        });
+        expect(refused.error).toMatch(
+          new RegExp(
+            `^the results folder ${out} is in use by another DeskGrid process \\(pid ${process.pid} on `,
+          ),
+        );
+        const ended = await until('the first batch to end', async () => {
+          const { batches } = await first.call('getBatches', {});
+          const found = batches.find((candidate) => candidate.id === batch.id);
+          return found?.state === 'ended' ? found : undefined;
+        });
+        expect(ended.done).toBe(40);
+        const indices = readFileSync(`${out}/results.jsonl`, 'utf8')
+          .trim()
+          .split('\n')
+          .map((line) => (JSON.parse(line) as { index: number }).index)
+          .sort((a, b) => a - b);
+        expect(indices).toEqual([...Array(40).keys()]);
+        // The marker was the first batch's to remove, once it ended.
+        await until('the marker to go', () => !existsSync(`${out}/deskgrid-ui-unfinished.json`) || undefined);
+      } finally {
+        first.close();
+        second.close();
+      }
+    },
+  );
 });

@@ -95,6 +95,20 @@ export class FakeEngine implements DeskGridApi {
           rows: matching.slice(query.offset, query.offset + query.limit).map(row),
         };
       }
+      case 'getSettings':
+        return {
+          nodeId: 'a'.repeat(64),
+          nodeName: 'front-desk',
+          joinCode: null,
+          clusterId: null,
+          pendingJoinCode: null,
+          cores: 2,
+          coresAvailable: 4,
+          accepting: true,
+          sharingAdjustable: true,
+          peers: [],
+          dataFolder: '/data',
+        };
       case 'getStorage':
         return this.storage;
       case 'clearStorage': {

@@ -8,6 +8,7 @@ import { AppState } from '../../renderer/src/lib/app-state.svelte.js';
 import BatchView from '../../renderer/src/views/BatchView.svelte';
 import NodesView from '../../renderer/src/views/NodesView.svelte';
 import ResultsView from '../../renderer/src/views/ResultsView.svelte';
+import SettingsView from '../../renderer/src/views/SettingsView.svelte';
 import SubmitView from '../../renderer/src/views/SubmitView.svelte';
 import StoragePanel from '../../renderer/src/components/StoragePanel.svelte';
 import ThroughputChart from '../../renderer/src/components/ThroughputChart.svelte';
@@ -319,5 +320,34 @@ describe('ResultsView', () => {
     select.dispatchEvent(new Event('change', { bubbles: true }));
     await settle();
     expect(orders()).toEqual(['finished', 'index', 'finished']);
+  });
+});
+
+describe('SettingsView', () => {
+  it('adds manual peers in the form the node reads, the port filled in, and says why one is wrong', async () => {
+    const app = new AppState(new FakeEngine(0));
+    const view = show(SettingsView, app);
+    await settle();
+    const input = [...view.querySelectorAll('label')]
+      .find((label) => label.textContent?.includes('Peer address'))
+      ?.querySelector('input');
+    const form = input?.closest('form');
+    if (!input || !form) throw new Error('no peer field');
+    const add = (text: string) => {
+      input.value = text;
+      input.dispatchEvent(new Event('input'));
+      form.dispatchEvent(new Event('submit', { cancelable: true }));
+      flushSync();
+    };
+    add('office-pc');
+    add('[fe80::2]:9000');
+    add('office-pc:7717');
+    expect([...view.querySelectorAll('.peers li .mono')].map((item) => item.textContent)).toEqual([
+      'office-pc:7717',
+      '[fe80::2]:9000',
+    ]);
+    add('a:b:c');
+    expect(view.querySelector('[role="alert"]')?.textContent).toMatch(/^invalid peer "a:b:c": /);
+    expect(view.querySelectorAll('.peers li')).toHaveLength(2);
   });
 });

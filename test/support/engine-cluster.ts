@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
-import { Cluster, type Batch, type JobResult, type WorkerLauncher } from '../../main/engine/index.js';
+import {
+  Cluster,
+  type Batch,
+  type JobLog,
+  type JobProgress,
+  type JobProvisional,
+  type JobResult,
+  type WorkerLauncher,
+} from '../../main/engine/index.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
 
@@ -52,6 +60,19 @@ export function collect(batch: Batch): JobResult[] {
   const results: JobResult[] = [];
   batch.on('result', (result) => results.push(result));
   return results;
+}
+
+/** Gathers the batch's ctx events (progress, provisional values, log lines) as they arrive. */
+export function collectEvents(batch: Batch): {
+  progress: JobProgress[];
+  provisional: JobProvisional[];
+  logs: JobLog[];
+} {
+  const events = { progress: [] as JobProgress[], provisional: [] as JobProvisional[], logs: [] as JobLog[] };
+  batch.on('progress', (event) => events.progress.push(event));
+  batch.on('provisional', (event) => events.provisional.push(event));
+  batch.on('log', (event) => events.logs.push(event));
+  return events;
 }
 
 /** A copy of the results in index order. */

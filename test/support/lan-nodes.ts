@@ -10,11 +10,12 @@ import { type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { createLan, type Lan, type LanHost } from './netns.js';
 import { CLI_ENTRY, REPO_ROOT } from './run-cli.js';
 
-/** The job port every node of these tests listens on. */
-export const NODE_PORT = 7717;
+/** The job port every node of these tests listens on: the default, as on an office LAN. */
+export const NODE_PORT = DEFAULT_NODE_PORT;
 
 /** How long a node may take to print the line that says it is ready. */
 const START_TIMEOUT_MS = 20_000;

@@ -34,11 +34,21 @@ function replaceAt(code: string, index: number, character: string): string {
   return code.slice(0, index) + character + code.slice(index + 1);
 }
 
+/** The 20 data characters with check characters that pass the typo check (the code may still be refused). */
+function withCheck(data: string): string {
+  for (const first of ALPHABET) {
+    for (const second of ALPHABET) {
+      if (reason(data + first + second) !== TYPO) return data + first + second;
+    }
+  }
+  throw new Error(`no check characters for ${data}`);
+}
+
 const SAMPLES = [
-  complete('00000000000000000000'),
-  complete('ZZZZZZZZZZZZZZZZZZZZ'),
-  complete('0123456789ABCDEFGHJK'),
-  complete('MNPQRSTVWXYZ01V1V0Z9'),
+  complete('ZZZZZZZZ0000000012AB'),
+  complete('00000000ZZZZZZZZ9XYW'),
+  complete('01234567ZYXWVTSR89AB'),
+  complete('MNPQRSTV0WXYZ1V1V0Z9'),
   canonical(generateJoinCode()),
   canonical(generateJoinCode()),
 ];
@@ -156,5 +166,31 @@ describe('formatJoinCode and parseJoinCode', () => {
       'the join code contains "\\"", which is not used in join codes',
     );
     expect(reason(replaceAt(formatted, 0, formatted.startsWith('A') ? 'B' : 'A'))).toBe(TYPO);
+  });
+});
+
+describe('join codes made up by hand', () => {
+  const WEAK = /^the join code is too easy to guess \(.+\): use one made by deskgrid secret or the app$/;
+
+  it('refuses obviously guessable codes with a plain reason', () => {
+    expect(reason('0000-0000-0000-0000-0000-01')).toMatch(WEAK);
+    expect(reason('0000-0000-0000-0000-0000-01')).toContain('very few different characters');
+    for (const data of [
+      'ZZZZZZZZZZZZZZZZZZZZ',
+      '0123456789ABCDEFGHJK',
+      'ZYXWVTSRQPNMKJHGFEDC',
+      '1234123412341234123A'.slice(0, 19) + '4',
+      'K7QFK7QFK7QFK7QFK7QF',
+      'AAAAAAAAAAK7QF9XM2D4',
+    ]) {
+      expect(reason(withCheck(data)), data).toMatch(WEAK);
+    }
+  });
+
+  it('accepts every one of many generated codes', () => {
+    for (let i = 0; i < 20_000; i++) {
+      const code = generateJoinCode();
+      expect(reason(code), code).toMatch(/^accepted as /);
+    }
   });
 });

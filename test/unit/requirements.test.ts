@@ -22,7 +22,7 @@ describe('requirements', () => {
   it('names the first requirement a node misses', () => {
     expect(unmet(alpha, {})).toBeNull();
     expect(unmet(alpha, { runtimes: ['python3'], os: ['linux', 'darwin'], memoryMb: 4000 })).toBeNull();
-    expect(unmet(beta, { runtimes: ['python3'] })).toBe('runtime python3');
+    expect(unmet(beta, { runtimes: ['python3'] })).toBe('runtime python3 (Python 3.8 or later)');
     expect(unmet(beta, { os: ['linux', 'darwin'] })).toBe('os linux or darwin');
     expect(unmet(beta, { memoryMb: 4000 })).toBe('4000 MB of free memory');
   });
@@ -39,7 +39,7 @@ describe('requirements', () => {
       'no node meets the requirement runtime Rscript (alpha: no runtime Rscript; beta: no runtime Rscript)',
     );
     expect(noNodeMessage({ runtimes: ['python3'], memoryMb: 9000 }, [alpha, beta])).toBe(
-      'no node meets every requirement (alpha: no 9000 MB of free memory; beta: no runtime python3)',
+      'no node meets every requirement (alpha: no 9000 MB of free memory; beta: no runtime python3 (Python 3.8 or later))',
     );
     expect(noNodeMessage({ runtimes: ['python3'] }, [])).toBe('no node is available to run the jobs');
   });

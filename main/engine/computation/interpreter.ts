@@ -56,7 +56,8 @@ async function chooseInterpreter(file: string): Promise<string[]> {
   );
 }
 
-async function readShebang(file: string): Promise<string[] | null> {
+/** The words of the file's #! line, or null when it has none. */
+export async function readShebang(file: string): Promise<string[] | null> {
   const handle = await open(file, 'r');
   let head: string;
   try {

@@ -1,6 +1,7 @@
 // Turns what a user names as a computation (a file or a folder) into the Computation sent to
-// workers: a module to import, or a program with the interpreter that runs it. TypeScript is
-// compiled here, once, so workers only ever load JavaScript.
+// workers: a module to import, a program with the interpreter that runs it, or a Python
+// function (`FILE.py:FUNCTION`). TypeScript is compiled here, once, so workers only ever load
+// JavaScript.
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import type { Computation } from '../../../shared/worker-protocol.js';
 import { bundleTypeScript } from './bundle-typescript.js';
 import { findEntry } from './find-entry.js';
 import { programInterpreter } from './interpreter.js';
+import { parsePythonTarget, resolvePythonComputation } from './python-computation.js';
 
 export interface ComputationOptions {
   /** Run a .js/.mjs/.cjs/.ts file as a program (with node) instead of as a module. */
@@ -23,6 +25,8 @@ export interface ComputationOptions {
    * that runs nothing itself leaves that to the nodes, which report it when they load it.
    */
   runsHere?: boolean;
+  /** Python functions: the interpreter (default: the file's #! line, else python3). */
+  python?: string;
 }
 
 const JAVASCRIPT_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
@@ -30,6 +34,13 @@ const TYPESCRIPT_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
 /** Resolves `path` (relative to the working folder) into a computation ready to send to workers. */
 export async function resolveComputation(path: string, options: ComputationOptions): Promise<Computation> {
+  const python = parsePythonTarget(path);
+  if (python !== null) {
+    return resolvePythonComputation(python.file, python.fn, {
+      runsHere: options.runsHere ?? true,
+      ...(options.python === undefined ? {} : { python: options.python }),
+    });
+  }
   const entry = await findEntry(path);
   const ext = extname(entry).toLowerCase();
   const isModule = !options.program && (JAVASCRIPT_EXTENSIONS.has(ext) || TYPESCRIPT_EXTENSIONS.has(ext));

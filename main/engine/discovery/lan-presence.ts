@@ -47,7 +47,7 @@ export class LanPresence {
             self: options.self,
             publish: options.publish,
             onSighting: (sighting) => presence.membership.see(sighting),
-            onGoodbye: (id) => presence.membership.goodbye(id),
+            onGoodbye: (id, address) => presence.membership.goodbye(id, address),
             onError: (error) => {
               log.warn('mdns error', { interface: interfaceAddress, message: error.message });
               options.onError?.(error);

@@ -9,6 +9,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import Bonjour from 'bonjour-service';
+import { plainText } from '../../../shared/display-text.js';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { createLogger } from '../log.js';
 import { inSubnet, lanInterfaceFor } from './interfaces.js';
@@ -51,7 +52,8 @@ export interface MdnsOptions {
   /** How often to ask the LAN who is there (default 1000 ms). */
   queryIntervalMs?: number;
   onSighting(s: Sighting): void;
-  onGoodbye(id: string): void;
+  /** A goodbye for `id`, sent from `address` (only the node's own address should be believed). */
+  onGoodbye(id: string, address: string): void;
   onError(error: Error): void;
 }
 
@@ -300,7 +302,7 @@ export class MdnsService {
       }
     }
     for (const [name, instance] of byInstance) {
-      if (instance.gone) this.goodbye(name, instance.txt);
+      if (instance.gone) this.goodbye(name, instance.txt, rinfo.address);
       else if (instance.srv !== undefined && instance.txt !== undefined) {
         this.sighting(name, instance.srv, instance.txt, rinfo.address, seenAt);
       }
@@ -338,14 +340,14 @@ export class MdnsService {
     );
   }
 
-  private goodbye(name: string, txt: DnsRecord | undefined): void {
+  private goodbye(name: string, txt: DnsRecord | undefined, address: string): void {
     const fromTxt = txt === undefined ? undefined : txtFields(txt.data)?.get('id');
     // The id must match the instance name, or a goodbye could be forged for any node under any name.
     const matches = fromTxt !== undefined && ID_PATTERN.test(fromTxt) && name === fullInstanceName(fromTxt);
     const id = matches ? fromTxt : this.instances.get(name);
     this.instances.delete(name);
     if (id === undefined || id === this.options.self.id) return;
-    this.call(() => this.options.onGoodbye(id));
+    this.call(() => this.options.onGoodbye(id, address));
   }
 
   private remember(name: string, id: string): void {
@@ -462,7 +464,8 @@ function parseAdvertisement(txtData: unknown, srvData: unknown): Advertisement |
   if (os === undefined || !OS_PATTERN.test(os)) return 'os is missing or malformed';
   if (version === undefined || !VERSION_PATTERN.test(version)) return 'v is missing or malformed';
   if (name === undefined || CONTROL_CHARACTERS.test(name)) return 'name is missing or has control characters';
-  return { id, cluster, protocol, cores, os, name, version, port };
+  // C1 controls and direction overrides are dropped rather than refused: the name is shown to people.
+  return { id, cluster, protocol, cores, os, name: plainText(name), version, port };
 }
 
 /** TXT data (a list of byte strings) as key -> value; the first of repeated keys wins (RFC 6763 6.4). */

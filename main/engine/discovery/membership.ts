@@ -2,6 +2,14 @@
 // a node died (a SIGKILLed node sends no goodbye), so liveness is time: a node not heard from for
 // `offlineAfterMs` is offline, and after `forgetAfterMs` it is dropped. Pure logic: the clock is
 // injected and nothing here runs on a timer; the owner calls `sweep` (or `list`) now and then.
+//
+// Anyone on the LAN can answer mDNS in any node's name. So a node is believed where it was first
+// seen (or last proven): an answer for a known id from another address, or with another port,
+// is only a claim ('claim' event). The owner, who holds the join code, connects there pinned to
+// the id and reports `proved` (the node's hello checked out: the claim becomes where the node
+// is) or `refuted` (it did not: the claim is ignored for a while). Answers from a claimed
+// endpoint do not keep the node alive, and a goodbye counts only from an address the node is
+// believed to answer from.
 
 import { EventEmitter } from 'node:events';
 import type { Sighting } from './mdns-service.js';
@@ -51,6 +59,20 @@ export interface MembershipEvents {
   up: [node: NodeView];
   down: [node: NodeView];
   changed: [node: NodeView];
+  /** A known node of our cluster is announced at another address or port: prove it before use. */
+  claim: [claim: Endpoint & { id: string; name: string }];
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+interface Claim extends Endpoint {
+  ad: Sighting['ad'];
+  seenAt: number;
+  /** When the 'claim' event for it was last emitted. */
+  announcedAt: number;
 }
 
 interface Entry {
@@ -64,6 +86,8 @@ interface Entry {
   up: boolean;
   /** The details behind the last 'up' or 'changed', to tell a real change. */
   details: string;
+  /** Other endpoints announced for this id, not proven yet, by `address port`. */
+  claims: Map<string, Claim>;
 }
 
 const DEFAULT_OFFLINE_AFTER_MS = 3000;
@@ -71,6 +95,12 @@ const DEFAULT_FORGET_AFTER_MS = 60_000;
 const DEFAULT_MAX_NODES = 1024;
 // A node answers from one address per LAN interface; a few more cover address changes (DHCP).
 const MAX_ADDRESSES = 8;
+// Claims waiting for proof per node, and how often one that keeps being announced is raised again.
+const MAX_CLAIMS = 8;
+const CLAIM_REPEAT_MS = 30_000;
+/** A claim that failed its proof is ignored this long. */
+export const REFUTED_MS = 60_000;
+const MAX_REFUTED = 1024;
 
 export class Membership extends EventEmitter<MembershipEvents> {
   private readonly entries = new Map<string, Entry>();
@@ -78,6 +108,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly forgetAfterMs: number;
   private readonly maxNodes: number;
   private readonly clock: () => number;
+  /** `id address port` -> until when answers from there are ignored. */
+  private readonly refutedUntil = new Map<string, number>();
 
   constructor(private readonly options: MembershipOptions) {
     super();
@@ -92,11 +124,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const id = s.ad.id;
     if (id === this.options.selfId) return;
     const now = this.clock();
+    if ((this.refutedUntil.get(endpointKey(id, s.address, s.ad.port)) ?? 0) > now) return;
     let entry = this.entries.get(id);
+    if (entry !== undefined && (s.ad.port !== entry.ad.port || !entry.addresses.has(s.address))) {
+      this.claim(entry, s, now);
+      return;
+    }
     if (entry !== undefined && entry.goneAt !== null && s.seenAt <= entry.goneAt) return;
     if (entry === undefined) {
       this.makeRoom(now);
-      entry = { ad: s.ad, addresses: new Map(), lastSeen: s.seenAt, goneAt: null, up: false, details: '' };
+      entry = {
+        ad: s.ad,
+        addresses: new Map(),
+        lastSeen: s.seenAt,
+        goneAt: null,
+        up: false,
+        details: '',
+        claims: new Map(),
+      };
       this.entries.set(id, entry);
     } else if (s.seenAt >= entry.lastSeen) {
       // Answers can arrive out of order (two interfaces): the newest advertisement counts.
@@ -106,17 +151,87 @@ export class Membership extends EventEmitter<MembershipEvents> {
     entry.goneAt = null;
     entry.addresses.delete(s.address);
     entry.addresses.set(s.address, Math.max(s.seenAt, entry.addresses.get(s.address) ?? 0));
+    this.trimAddresses(entry);
+    this.settle(entry, now);
+  }
+
+  private trimAddresses(entry: Entry): void {
     if (entry.addresses.size > MAX_ADDRESSES) {
       const oldest = [...entry.addresses].sort((a, b) => a[1] - b[1])[0];
       if (oldest !== undefined) entry.addresses.delete(oldest[0]);
     }
+  }
+
+  /** Notes an unproven endpoint for a known id, and asks the owner to prove it (now and then). */
+  private claim(entry: Entry, s: Sighting, now: number): void {
+    if (s.ad.cluster !== this.options.cluster || s.ad.protocol !== this.options.protocol) return;
+    const key = `${s.address} ${s.ad.port}`;
+    let claim = entry.claims.get(key);
+    if (claim === undefined) {
+      if (entry.claims.size >= MAX_CLAIMS) {
+        const oldest = entry.claims.keys().next();
+        if (oldest.done !== true) entry.claims.delete(oldest.value);
+      }
+      claim = { address: s.address, port: s.ad.port, ad: s.ad, seenAt: s.seenAt, announcedAt: -Infinity };
+      entry.claims.set(key, claim);
+    }
+    claim.ad = s.ad;
+    claim.seenAt = Math.max(claim.seenAt, s.seenAt);
+    if (now - claim.announcedAt < CLAIM_REPEAT_MS) return;
+    claim.announcedAt = now;
+    this.emit('claim', { id: s.ad.id, name: s.ad.name, address: s.address, port: s.ad.port });
+  }
+
+  /**
+   * The owner connected to a claimed (or the believed) endpoint and the node there proved the
+   * join code under this id: that is where the node is now.
+   */
+  proved(id: string, endpoint: Endpoint): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
+    const now = this.clock();
+    const key = `${endpoint.address} ${endpoint.port}`;
+    const claim = entry.claims.get(key);
+    entry.claims.delete(key);
+    if (endpoint.port !== entry.ad.port) entry.addresses.clear();
+    entry.ad = { ...(claim?.ad ?? entry.ad), port: endpoint.port };
+    entry.lastSeen = Math.max(entry.lastSeen, now);
+    entry.goneAt = null;
+    entry.addresses.delete(endpoint.address);
+    entry.addresses.set(endpoint.address, entry.lastSeen);
+    this.trimAddresses(entry);
     this.settle(entry, now);
   }
 
-  /** A node said goodbye: it is offline at once (and back with its next sighting). */
-  goodbye(id: string): void {
+  /**
+   * The node at this endpoint did not prove this id: answers from there are ignored for
+   * REFUTED_MS. If it was where the node was believed to be, and nothing was proven there, the
+   * node is dropped until it is seen again.
+   */
+  refuted(id: string, endpoint: Endpoint): void {
+    const now = this.clock();
+    this.refutedUntil.delete(endpointKey(id, endpoint.address, endpoint.port));
+    this.refutedUntil.set(endpointKey(id, endpoint.address, endpoint.port), now + REFUTED_MS);
+    if (this.refutedUntil.size > MAX_REFUTED) {
+      const oldest = this.refutedUntil.keys().next();
+      if (oldest.done !== true) this.refutedUntil.delete(oldest.value);
+    }
     const entry = this.entries.get(id);
     if (entry === undefined) return;
+    entry.claims.delete(`${endpoint.address} ${endpoint.port}`);
+    if (endpoint.port === entry.ad.port && entry.addresses.has(endpoint.address)) {
+      entry.addresses.delete(endpoint.address);
+      if (entry.addresses.size === 0) this.forget(id, entry, now);
+    }
+  }
+
+  /**
+   * A node said goodbye from `address`: it is offline at once (and back with its next sighting).
+   * A goodbye from an address the node is not believed at is someone else's and is ignored.
+   */
+  goodbye(id: string, address: string): void {
+    const entry = this.entries.get(id);
+    if (entry === undefined || !entry.addresses.has(address)) return;
     const now = this.clock();
     entry.goneAt = Math.max(now, entry.lastSeen);
     this.settle(entry, now);
@@ -213,4 +328,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.forget(oldest[0], oldest[1], now);
     }
   }
+}
+
+function endpointKey(id: string, address: string, port: number): string {
+  return `${id} ${address} ${port}`;
 }

@@ -45,6 +45,8 @@ export interface Task {
   readonly jobDir: string;
   readonly timeoutMs: number | null;
   readonly maxMemoryBytes: number | null;
+  /** Largest return value the worker may hand back (v8-serialized bytes): another node's job. */
+  readonly maxValueBytes?: number | null;
   /** Set when the owner wants it stopped; the pool stops it as soon as it can. */
   cancelRequested: boolean;
   /** Id of the other node running it, set when it is sent there; null while it is local. */

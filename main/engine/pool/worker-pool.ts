@@ -77,6 +77,8 @@ class PoolWorker {
   readonly inflight: Task[] = [];
   readonly loaded = new Set<string>();
   programPid: number | null = null;
+  /** Long-lived processes the worker runs jobs in (its Python interpreters), each its own group. */
+  readonly helperPids = new Set<number>();
   headStartedAt: number | null = null;
   headTimer: NodeJS.Timeout | null = null;
   killReason: Kill | null = null;
@@ -273,6 +275,7 @@ export class WorkerPool {
       worker.suspended = { remainingMs };
       // The program first, so that the worker never sees it end while itself stopped.
       signalGroup(worker.programPid, 'SIGSTOP');
+      for (const pid of worker.helperPids) signalGroup(pid, 'SIGSTOP');
       signalWorker(worker.channel, 'SIGSTOP');
     }
     return true;
@@ -285,6 +288,7 @@ export class WorkerPool {
       if (!suspended) continue;
       worker.suspended = null;
       signalWorker(worker.channel, 'SIGCONT');
+      for (const pid of worker.helperPids) signalGroup(pid, 'SIGCONT');
       signalGroup(worker.programPid, 'SIGCONT');
       if (suspended.remainingMs !== null) this.armTimeout(worker, suspended.remainingMs);
     }
@@ -617,6 +621,7 @@ export class WorkerPool {
       input: task.input,
       inputIsFile: task.inputIsFile,
       jobDir: task.jobDir,
+      maxValueBytes: task.maxValueBytes ?? null,
     };
   }
 
@@ -706,6 +711,7 @@ export class WorkerPool {
     worker.killed = true;
     worker.channel.kill();
     killProcessGroup(worker.programPid);
+    for (const pid of worker.helperPids) killProcessGroup(pid);
   }
 
   private receive(worker: PoolWorker, raw: unknown): void {
@@ -811,6 +817,12 @@ export class WorkerPool {
         task?.owner.onLog(task, message.line);
         return;
       }
+      case 'helper':
+        // A sandbox's pids are its own (see 'spawned'): its tree is stopped, measured and killed whole.
+        if (worker.channel.ownPidNamespace) return;
+        if (message.running) worker.helperPids.add(message.pid);
+        else worker.helperPids.delete(message.pid);
+        return;
     }
   }
 
@@ -858,6 +870,7 @@ export class WorkerPool {
     worker.state = 'exited';
     this.workers.delete(worker);
     killProcessGroup(worker.programPid);
+    for (const pid of worker.helperPids) killProcessGroup(pid);
     this.clearHead(worker);
     const [head, ...waiting] = worker.inflight;
     worker.inflight.length = 0;
@@ -950,7 +963,11 @@ export class WorkerPool {
       if (!head || head.maxMemoryBytes === null || worker.channel.pid === undefined) continue;
       const pids = worker.channel.ownPidNamespace
         ? processTree(worker.channel.pid)
-        : [worker.channel.pid, ...(worker.programPid === null ? [] : [worker.programPid])];
+        : [
+            worker.channel.pid,
+            ...(worker.programPid === null ? [] : [worker.programPid]),
+            ...worker.helperPids,
+          ];
       let used = 0;
       for (const pid of pids) used += residentBytes(pid) ?? 0;
       if (used <= head.maxMemoryBytes) continue;

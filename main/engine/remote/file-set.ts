@@ -22,8 +22,15 @@ export function hashFileSet(set: FileSet): string {
   return hash.digest('hex');
 }
 
-/** Reads every regular file below `root` (in name order), refusing symlinks and anything over `limitBytes`. */
-export async function readFolder(root: string, limitBytes: number): Promise<FileSet> {
+/**
+ * Reads every regular file below `root` (in name order), refusing symlinks and anything over
+ * `limitBytes`; folders named in `skip` are left out wherever they are.
+ */
+export async function readFolder(
+  root: string,
+  limitBytes: number,
+  skip?: ReadonlySet<string>,
+): Promise<FileSet> {
   const set: FileSet = { files: [], data: [] };
   let total = 0;
   const visit = async (dir: string): Promise<void> => {
@@ -31,6 +38,7 @@ export async function readFolder(root: string, limitBytes: number): Promise<File
     for (const name of names) {
       const path = join(dir, name);
       const info = await lstat(path);
+      if (skip?.has(name) && info.isDirectory()) continue;
       const rel = relative(root, path).split(sep).join('/');
       if (info.isSymbolicLink()) {
         throw new DeskGridError(ErrorCode.Usage, `${rel} is a symbolic link; only regular files can be sent`);

@@ -163,14 +163,22 @@ export class KeptResults {
    * Null when the limit on kept results leaves no room: the job is then reported lost instead.
    */
   keep(row: JobRef, header: string, body: Buffer): number | null {
+    const key = this.hold(row, header, body);
+    if (key === null) this.lost([row], this.noRoom());
+    return key;
+  }
+
+  /**
+   * Keeps a result sent to a connected submitter until it acknowledges it (`handedOver`), so
+   * that unacknowledged results wait on disk, not in memory; should the submitter vanish, it is
+   * already where `claim` finds it. Null when there is no room: the caller then reports the job
+   * lost if the submitter vanishes before acknowledging (`noRoom()` says why).
+   */
+  hold(row: JobRef, header: string, body: Buffer): number | null {
     // A node being destroyed may still see results come in after its journal closed.
     if (!this.db.open) return null;
     const size = body.length + header.length;
-    if (this.bytes + size > this.limitBytes) {
-      const limit = Math.round(this.limitBytes / 1048576);
-      this.lost([row], `its result did not fit in the ${limit} MB this node keeps for absent submitters`);
-      return null;
-    }
+    if (this.bytes + size > this.limitBytes) return null;
     const run = this.runId(row);
     const kept = this.db.transaction(() => {
       this.sql.forget.run(run, row.index, row.attempt);
@@ -180,6 +188,12 @@ export class KeptResults {
     })();
     this.bytes += size;
     return kept.key;
+  }
+
+  /** Why a result was not kept: the limit on kept results. */
+  noRoom(): string {
+    const limit = Math.round(this.limitBytes / 1048576);
+    return `its result did not fit in the ${limit} MB this node keeps for absent submitters`;
   }
 
   /** Jobs this node will not finish (it is shutting down with them still queued). */

@@ -28,6 +28,7 @@ import { nextTaskId, type Task } from '../pool/task.js';
 import type { PeerConnection, LocalIdentity } from '../transport/peer-connection.js';
 import { dialNode, type NodeAddress } from './dial-node.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet, type FileSet } from './file-set.js';
+import { PYTHON_SKIPPED_FOLDERS } from '../computation/python-computation.js';
 
 const log = createLogger('remote-node');
 
@@ -50,8 +51,8 @@ export interface RemoteNodeOptions {
   closed: (node: RemoteNode, error: DeskGridError | null) => void;
   /** The node sent a new offer (it shares more, less or nothing now). */
   offered?: (node: RemoteNode) => void;
-  /** The node told us of other nodes of the cluster. */
-  peersShared?: (nodes: SharedPeer[]) => void;
+  /** The node told us of other nodes of the cluster (hints: see peer-hints.ts). */
+  peersShared?: (nodes: SharedPeer[], from: RemoteNode) => void;
   /** Where a kept result of this batch goes; null when the batch is not running here now. */
   keptFor: (batch: string) => KeptTarget | null;
   /** The node answered a claim (see `claim`). */
@@ -125,6 +126,11 @@ export class RemoteNode {
 
   get address(): NodeAddress {
     return this.options.address;
+  }
+
+  /** The IP address the node was actually reached at (its socket's peer). */
+  get remoteAddress(): string | undefined {
+    return this.connection.socket.remoteAddress;
   }
 
   /**
@@ -281,6 +287,9 @@ export class RemoteNode {
       entry: shipped.entry,
       kind: computation.kind,
       stdin: computation.kind === 'program' ? computation.stdin : false,
+      ...(computation.kind === 'python'
+        ? { function: computation.function, python: computation.interpreter }
+        : {}),
     });
     await answered;
   }
@@ -318,11 +327,22 @@ export class RemoteNode {
   private receive(header: unknown, body: Buffer): void {
     const parsed = v.safeParse(fromNodeSchema, header);
     if (!parsed.success) {
-      log.warn('node sent a malformed message', { node: this.id, issue: v.summarize(parsed.issues) });
-      this.connection.destroy(new DeskGridError(ErrorCode.Protocol, 'the node sent a malformed message'));
+      const issue = v.summarize(parsed.issues);
+      log.warn('node sent a malformed message', { node: this.id, issue });
+      this.connection.reject(new DeskGridError(ErrorCode.Protocol, `malformed message: ${issue}`));
       return;
     }
-    this.handle(parsed.output, body);
+    try {
+      this.handle(parsed.output, body);
+    } catch (error) {
+      // A body that does not decode (a provisional value that is not v8 data): the node is broken
+      // or hostile; it is told why and dropped, and its jobs run elsewhere.
+      const message = error instanceof Error ? error.message : String(error);
+      log.warn('node sent a message that cannot be read', { node: this.id, message });
+      this.connection.reject(
+        new DeskGridError(ErrorCode.Protocol, `unreadable ${parsed.output.t} message: ${message}`),
+      );
+    }
   }
 
   private handle(message: FromNode, body: Buffer): void {
@@ -394,7 +414,7 @@ export class RemoteNode {
         return;
       }
       case 'peers':
-        this.options.peersShared?.(message.nodes);
+        this.options.peersShared?.(message.nodes, this);
         return;
       case 'offer':
         this.latestOffer = message;
@@ -594,7 +614,9 @@ async function makeShippable(computation: Computation, cacheDir: string): Promis
       data: [Buffer.from(bundle.contents)],
     };
   } else if (computation.root !== undefined) {
-    set = await readFolder(computation.root, BUNDLE_LIMIT_BYTES);
+    // A Python function's folder goes without its caches and virtual environments.
+    const skip = computation.kind === 'python' ? PYTHON_SKIPPED_FOLDERS : undefined;
+    set = await readFolder(computation.root, BUNDLE_LIMIT_BYTES, skip);
     entry = computation.entry
       .slice(computation.root.length + 1)
       .split(/[\\/]/)

@@ -38,6 +38,7 @@ import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
 import { bundleIntact } from './verified-cache.js';
+import { pythonOnThisNode } from '../computation/python-computation.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
 
 const log = createLogger('session');
@@ -69,19 +70,23 @@ interface Keepable {
   ref: JobRef;
 }
 
-/** A result sent, held until the submitter says it is durable there. */
+/**
+ * A result sent and not yet acknowledged: its copy waits in the journal under `key` (null when
+ * the journal had no room: then the job is reported lost if the submitter vanishes first).
+ */
 interface Unacked {
   ref: JobRef;
-  header: string;
-  parts: Buffer[];
+  key: number | null;
 }
 
 interface PendingLoad {
   key: string;
   bundle: string;
   entry: string;
-  kind: 'module' | 'program';
+  kind: 'module' | 'program' | 'python';
   stdin: boolean;
+  function?: string | undefined;
+  python?: string[] | undefined;
 }
 
 export class SubmitterSession {
@@ -332,13 +337,15 @@ export class SubmitterSession {
       const computation: Computation =
         request.kind === 'module'
           ? { kind: 'module', id, entry }
-          : {
-              kind: 'program',
-              id,
-              entry,
-              interpreter: await programInterpreter(entry),
-              stdin: request.stdin,
-            };
+          : request.kind === 'python'
+            ? await pythonOnThisNode(entry, request.function, request.python, id)
+            : {
+                kind: 'program',
+                id,
+                entry,
+                interpreter: await programInterpreter(entry),
+                stdin: request.stdin,
+              };
       // The workers' sandbox binds this folder: it must exist before the first starts. A
       // connection that ended meanwhile runs nothing more: its folder must not come back.
       if (this.ended) return;
@@ -351,7 +358,7 @@ export class SubmitterSession {
         key: `${this.sessionDir}\n${computation.id}`,
         sandbox: this.host.confinement.sandboxFor([bundleDir], [this.sessionDir]),
       };
-      if (computation.kind === 'module') await this.host.probe(computation, tenancy);
+      if (computation.kind !== 'program') await this.host.probe(computation, tenancy);
       this.computations.set(request.key, { computation, tenancy });
       this.connection.send({ t: 'loaded', key: request.key });
     } catch (error) {
@@ -388,14 +395,16 @@ export class SubmitterSession {
 
   private acknowledged(ids: number[], keptKeys: number[]): void {
     const refs: JobRef[] = [];
+    const keys = [...keptKeys];
     for (const id of ids) {
       const held = this.unacked.get(id);
       if (!held) continue;
       this.unacked.delete(id);
-      refs.push(held.ref);
+      if (held.key === null) refs.push(held.ref);
+      else keys.push(held.key);
     }
     this.host.kept.forgotten(refs);
-    if (keptKeys.length > 0) this.host.kept.handedOver(this.submitterId, keptKeys);
+    if (keys.length > 0) this.host.kept.handedOver(this.submitterId, keys);
   }
 
   private claim(batch: string): void {
@@ -474,6 +483,8 @@ export class SubmitterSession {
         jobDir,
         timeoutMs: job.timeoutMs,
         maxMemoryBytes: job.maxMemoryBytes,
+        // Checked in the worker, so that a value too large to send back never reaches this process.
+        maxValueBytes: this.host.maxResultBytes,
         cancelRequested: false,
         node: null,
         keep: null,
@@ -695,7 +706,8 @@ export class SubmitterSession {
     const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
     if (!this.detached) {
       this.connection.send(header, parts);
-      this.unacked.set(header.id, { ref: keepable.ref, header: stored, parts });
+      const key = this.host.kept.hold(keepable.ref, stored, Buffer.concat(parts));
+      this.unacked.set(header.id, { ref: keepable.ref, key });
       return;
     }
     const body = Buffer.concat(parts);
@@ -730,8 +742,13 @@ export class SubmitterSession {
       this.running.delete(id);
       this.host.cancelTask(task);
     }
-    for (const held of this.unacked.values())
-      this.host.kept.keep(held.ref, held.header, Buffer.concat(held.parts));
+    // Unacknowledged results are in the journal already; those that did not fit are lost.
+    const unkept = [...this.unacked.values()].filter((held) => held.key === null);
+    if (unkept.length > 0)
+      this.host.kept.lost(
+        unkept.map((held) => held.ref),
+        this.host.kept.noRoom(),
+      );
     this.unacked.clear();
     this.detached = this.queue.length > 0 || this.running.size > 0;
     if (this.detached) {

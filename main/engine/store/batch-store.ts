@@ -13,6 +13,7 @@ import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { emptyStatusCounts, type FinalStatus, type JobResult } from '../../../shared/job.js';
 import { toResultLine } from '../../../shared/result-line.js';
 import { createLogger } from '../log.js';
+import { FolderLock } from './folder-lock.js';
 import type { Requirements } from '../requirements.js';
 
 const log = createLogger('store');
@@ -22,6 +23,8 @@ export const DATABASE_FILE = 'batch.db';
 export const OUTPUTS_DIR = 'outputs';
 /** Job folders in progress; the same file system as outputs/, so finished outputs move by rename. */
 export const WORK_DIR = '.work';
+/** Held by the one process that writes the folder (see folder-lock.ts). */
+export const LOCK_FILE = 'batch.lock';
 const SCHEMA_VERSION = '1';
 
 /** Everything needed to run a batch again from its folder. */
@@ -47,6 +50,8 @@ export interface BatchSpec {
   key?: string;
   priority?: number;
   requires?: Requirements;
+  /** Python functions: the interpreter given with --python (absent: each node's own python3). */
+  python?: string;
 }
 
 export type StatusCounts = Record<FinalStatus, number>;
@@ -69,6 +74,7 @@ export class BatchStore {
     readonly dir: string,
     db: Database.Database,
     readonly spec: BatchSpec,
+    private readonly lock: FolderLock,
   ) {
     this.db = db;
     this.insert = db.prepare('INSERT OR IGNORE INTO results (idx, status, line) VALUES (?, ?, ?)');
@@ -78,25 +84,28 @@ export class BatchStore {
   /** Starts a new batch folder; refuses one that already holds a batch. */
   static create(dir: string, spec: BatchSpec): BatchStore {
     mkdirSync(dir, { recursive: true });
-    if (existsSync(join(dir, DATABASE_FILE))) {
-      throw new DeskGridError(
-        ErrorCode.Usage,
-        `${dir} already holds a batch: resume it with --resume ${dir}, or choose another --out folder`,
-      );
-    }
-    const db = openDatabase(dir);
-    db.exec(`
+    const lock = lockFolder(dir);
+    return withLock(lock, () => {
+      if (existsSync(join(dir, DATABASE_FILE))) {
+        throw new DeskGridError(
+          ErrorCode.Usage,
+          `${dir} already holds a batch: resume it with --resume ${dir}, or choose another --out folder`,
+        );
+      }
+      const db = openDatabase(dir);
+      db.exec(`
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE results (seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, status TEXT NOT NULL, line TEXT NOT NULL);
     `);
-    const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-    db.transaction(() => {
-      put.run('schema', SCHEMA_VERSION);
-      put.run('spec', JSON.stringify(spec));
-      put.run('createdAt', String(Date.now()));
-    })();
-    closeSync(openSync(join(dir, RESULTS_FILE), 'w'));
-    return new BatchStore(dir, db, spec);
+      const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+      db.transaction(() => {
+        put.run('schema', SCHEMA_VERSION);
+        put.run('spec', JSON.stringify(spec));
+        put.run('createdAt', String(Date.now()));
+      })();
+      closeSync(openSync(join(dir, RESULTS_FILE), 'w'));
+      return new BatchStore(dir, db, spec, lock);
+    });
   }
 
   /** Opens an existing batch folder to resume it; results.jsonl is rewritten from the database. */
@@ -104,29 +113,33 @@ export class BatchStore {
     if (!existsSync(join(dir, DATABASE_FILE))) {
       throw new DeskGridError(ErrorCode.Resume, `${dir} holds no DeskGrid batch (no ${DATABASE_FILE})`);
     }
-    let db: Database.Database;
-    let spec: BatchSpec;
-    try {
-      db = openDatabase(dir);
-      const meta = new Map(
-        (db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map(
-          (row) => [row.key, row.value],
-        ),
-      );
-      if (meta.get('schema') !== SCHEMA_VERSION) {
-        throw new Error(
-          `it was written by another version of DeskGrid (schema ${meta.get('schema') ?? 'unknown'})`,
+    // Before anything is read or rewritten: the holder may be writing the folder right now.
+    const lock = lockFolder(dir);
+    return withLock(lock, () => {
+      let db: Database.Database;
+      let spec: BatchSpec;
+      try {
+        db = openDatabase(dir);
+        const meta = new Map(
+          (db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map(
+            (row) => [row.key, row.value],
+          ),
+        );
+        if (meta.get('schema') !== SCHEMA_VERSION) {
+          throw new Error(
+            `it was written by another version of DeskGrid (schema ${meta.get('schema') ?? 'unknown'})`,
+          );
+        }
+        spec = JSON.parse(meta.get('spec') ?? 'null') as BatchSpec;
+      } catch (error) {
+        throw new DeskGridError(
+          ErrorCode.Resume,
+          `cannot resume ${dir}: ${error instanceof Error ? error.message : String(error)}`,
         );
       }
-      spec = JSON.parse(meta.get('spec') ?? 'null') as BatchSpec;
-    } catch (error) {
-      throw new DeskGridError(
-        ErrorCode.Resume,
-        `cannot resume ${dir}: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-    rewriteResults(dir, db);
-    return new BatchStore(dir, db, spec);
+      rewriteResults(dir, db);
+      return new BatchStore(dir, db, spec, lock);
+    });
   }
 
   /** Indices of every job that already has a result. */
@@ -183,6 +196,25 @@ export class BatchStore {
     this.closed = true;
     closeSync(this.resultsFd);
     this.db.close();
+    this.lock.release();
+  }
+}
+
+function lockFolder(dir: string): FolderLock {
+  return FolderLock.acquire(
+    join(dir, LOCK_FILE),
+    (holder) =>
+      `the results folder ${dir} is in use by another DeskGrid process (${holder}): let it finish or stop it, then resume with --resume ${dir}`,
+  );
+}
+
+/** Runs `open` holding `lock`, which is let go if `open` fails. */
+function withLock<T>(lock: FolderLock, open: () => T): T {
+  try {
+    return open();
+  } catch (error) {
+    lock.release();
+    throw error;
   }
 }
 

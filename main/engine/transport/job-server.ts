@@ -1,11 +1,15 @@
 // The node's TLS job server. Every connection must present a certificate and prove the join
 // code in its hello (peer-connection.ts) before the server reads anything else; a peer that
-// fails is told why, logged, and dropped, and the server goes on serving the others.
+// fails is told why, logged, and dropped, and the server goes on serving the others. Before TLS
+// starts, admission.ts decides whether this stranger may try at all (connections per address
+// and in total, handshakes per second): a plain TCP server accepts, asks, and hands the socket
+// to the TLS server or closes it.
 
-import type { AddressInfo } from 'node:net';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer } from 'node:tls';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { createLogger } from '../log.js';
+import { Admission, DEFAULT_ADMISSION_LIMITS, type AdmissionLimits } from './admission.js';
 import { PeerConnection, type ConnectionOptions, type LocalIdentity } from './peer-connection.js';
 
 const log = createLogger('job-server');
@@ -21,10 +25,15 @@ export interface JobServerOptions {
   /** A peer that failed the handshake (wrong join code, bad certificate, garbage). */
   refused?: (address: string, error: DeskGridError) => void;
   connectionOptions?: Partial<ConnectionOptions>;
+  /** Limits on strangers (default DEFAULT_ADMISSION_LIMITS). */
+  admission?: AdmissionLimits;
 }
 
+/** Refusals are logged at most this often (a flood would otherwise flood the log too). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 export class JobServer {
-  private readonly sockets = new Set<TLSSocket>();
+  private readonly sockets = new Set<Socket>();
 
   private constructor(
     private readonly server: Server,
@@ -43,10 +52,40 @@ export class JobServer {
       handshakeTimeout: 5000,
     });
     let jobServer: JobServer | null = null;
+    const admission = new Admission(options.admission ?? DEFAULT_ADMISSION_LIMITS);
+    // The TLS socket wraps the TCP one and shows the same remote address and port.
+    const releases = new Map<string, () => void>();
+    let refusals = { count: 0, loggedAt: 0 };
+    const tcp = createTcpServer({ pauseOnConnect: false }, (raw) => {
+      const admitted = admission.admit(raw.remoteAddress ?? '?');
+      if (!admitted.ok) {
+        raw.destroy();
+        refusals.count += 1;
+        const now = Date.now();
+        if (now - refusals.loggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+          log.warn('connections refused before TLS', {
+            address: raw.remoteAddress,
+            reason: admitted.reason,
+            refused: refusals.count,
+          });
+          refusals = { count: 0, loggedAt: now };
+        }
+        return;
+      }
+      const key = `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`;
+      releases.set(key, admitted.release);
+      jobServer?.sockets.add(raw);
+      raw.on('error', () => undefined);
+      raw.once('close', () => {
+        admitted.release();
+        releases.delete(key);
+        jobServer?.sockets.delete(raw);
+      });
+      server.emit('connection', raw);
+    });
     server.on('secureConnection', (socket) => {
-      jobServer?.sockets.add(socket);
-      socket.once('close', () => jobServer?.sockets.delete(socket));
       const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      const release = releases.get(address);
       PeerConnection.establish(socket, {
         ...options.connectionOptions,
         role: 'node',
@@ -55,6 +94,8 @@ export class JobServer {
         maxFrameBytes: options.maxFrameBytes,
       }).then(
         (connection) => {
+          // Proven: no longer a stranger.
+          release?.();
           log.info('peer accepted', { address, peer: connection.peerId });
           options.accepted(connection);
         },
@@ -72,11 +113,11 @@ export class JobServer {
       socket.destroy();
     });
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        const address = server.address() as AddressInfo;
-        jobServer = new JobServer(server, address.address, address.port);
+      tcp.once('error', reject);
+      tcp.listen(options.port, options.host, () => {
+        tcp.off('error', reject);
+        const address = tcp.address() as AddressInfo;
+        jobServer = new JobServer(tcp, address.address, address.port);
         resolve(jobServer);
       });
     });

@@ -16,7 +16,13 @@ import {
   type Hello,
 } from '../../../shared/wire-protocol.js';
 import { createLogger } from '../log.js';
-import { FrameDecoder, encodeFrame, type Frame } from './frame-codec.js';
+import {
+  FrameDecoder,
+  MAX_HELLO_FRAME_BYTES,
+  encodeFrame,
+  type Frame,
+  type FrameHeader,
+} from './frame-codec.js';
 import { computeProof, exportKeyingMaterial, verifyProof, type Role } from './handshake.js';
 
 const log = createLogger('connection');
@@ -38,7 +44,10 @@ export interface ConnectionOptions {
   pingIntervalMs?: number;
   /** No byte at all for this long: the connection is dead. */
   idleTimeoutMs?: number;
-  /** Part of a frame arrived and the rest did not come for this long: the peer stalls. */
+  /**
+   * A frame is on its way and less than MIN_PROGRESS_BYTES of it came in this long: the peer
+   * stalls. Progress, not any byte: a trickle of one byte a second would hold a 64 MiB buffer.
+   */
   stallTimeoutMs?: number;
 }
 
@@ -50,6 +59,9 @@ export interface ConnectionEvents {
 // A node cut off (unplugged, asleep) sends no reset: only silence tells, so pings go every second
 // and 3.5 silent seconds (checked twice a second) end the connection, which gets its jobs
 // running elsewhere within 5 s.
+/** Bytes a frame on its way must advance by per stall window (about 18 KB/s at the default 3.5 s). */
+export const MIN_PROGRESS_BYTES = 64 * 1024;
+
 const DEFAULTS = {
   handshakeTimeoutMs: 5000,
   pingIntervalMs: 1000,
@@ -72,6 +84,8 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
   private closed = false;
   private closeEmitted = false;
   private corked = false;
+  /** Where a frame in progress stood when the current stall window began. */
+  private progressMark: { at: number; received: number } | null = null;
 
   private constructor(
     readonly socket: TLSSocket,
@@ -101,7 +115,8 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
    */
   static establish(socket: TLSSocket, options: ConnectionOptions): Promise<PeerConnection> {
     return new Promise((resolve, reject) => {
-      const decoder = new FrameDecoder(options.maxFrameBytes);
+      // Before the peer is proven, its first frame (the hello) may be a few KiB at most.
+      const decoder = new FrameDecoder(options.maxFrameBytes, MAX_HELLO_FRAME_BYTES);
       let settled = false;
       const fail = (error: DeskGridError, tell: boolean) => {
         if (settled) return;
@@ -261,7 +276,8 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
 
   private deliver(frames: readonly Frame[]): void {
     for (const frame of frames) {
-      const type = (frame.header as { t?: unknown }).t;
+      if (this.closed) return;
+      const type = (frame.header as FrameHeader).t;
       if (type === 'ping') this.send({ t: 'pong' });
       else if (type === 'pong') continue;
       else if (type === 'bye') {
@@ -275,7 +291,7 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
   private watch(): void {
     const now = Date.now();
     const quietFor = now - this.lastReceivedAt;
-    if (this.decoder.midFrame && quietFor > (this.options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs)) {
+    if (this.stalled(now)) {
       this.destroy(new DeskGridError(ErrorCode.Connection, 'the peer stalled in the middle of a message'));
       return;
     }
@@ -290,6 +306,23 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
     }
     if (now - this.lastSentAt >= (this.options.pingIntervalMs ?? DEFAULTS.pingIntervalMs))
       this.send({ t: 'ping' });
+  }
+
+  /** Whether a frame on its way advanced by less than MIN_PROGRESS_BYTES over a whole stall window. */
+  private stalled(now: number): boolean {
+    if (!this.decoder.midFrame) {
+      this.progressMark = null;
+      return false;
+    }
+    const received = this.decoder.received;
+    if (this.progressMark === null) {
+      this.progressMark = { at: now, received };
+      return false;
+    }
+    if (now - this.progressMark.at < (this.options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs)) return false;
+    if (received - this.progressMark.received < MIN_PROGRESS_BYTES) return true;
+    this.progressMark = { at: now, received };
+    return false;
   }
 
   private finish(error: DeskGridError | null): void {

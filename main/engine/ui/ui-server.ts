@@ -1,9 +1,12 @@
 // Serves the UI to a browser: the built renderer, the API calls (POST /api/<name>, JSON) and the
-// event stream (WebSocket /api/events), on loopback by default, at a random port. Everything,
-// the page included, needs the random token printed with the URL: in the query (?token=), in the
-// X-DeskGrid-Token header, or in the cookie the first page load sets. Without it: 403. The
-// token is compared in constant time, and the Host header must name this server by address or
-// as localhost, so that a web page elsewhere cannot reach the UI through DNS rebinding.
+// event stream (WebSocket /api/events), on loopback by default, at a random port. Every API call
+// and the event stream need the random token printed with the URL: in the X-DeskGrid-Token
+// header (or, for the event stream, the query). Without it: 403. The page keeps the token in its
+// tab's session storage, never in a cookie: browsers send cookies to every port of a host, so a
+// cookie would hand the token to any other server on 127.0.0.1. The page and its assets are
+// therefore served without the token; they are the same built files for everyone and hold no
+// secret. The token is compared in constant time, and the Host header must name this server by
+// address or as localhost, so that a web page elsewhere cannot reach the UI through DNS rebinding.
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -62,7 +65,6 @@ export interface UiServerOptions {
 export class UiServer {
   private readonly sockets = new Set<WebSocket>();
   private readonly tokenDigest: Buffer;
-  private readonly cookieName: string;
 
   private constructor(
     private readonly http: Server,
@@ -73,8 +75,6 @@ export class UiServer {
     readonly port: number,
   ) {
     this.tokenDigest = digest(token);
-    // Cookies do not keep ports apart: two nodes on one computer each get their own.
-    this.cookieName = `deskgrid-token-${port}`;
   }
 
   static async start(options: UiServerOptions): Promise<UiServer> {
@@ -131,20 +131,19 @@ export class UiServer {
 
   private async onRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', 'http://ui.invalid');
-    const viaQuery = this.matches(url.searchParams.get('token'));
-    if (!this.hostAllowed(request) || !(viaQuery || this.authorized(request))) {
-      this.sendText(
-        response,
-        403,
-        'forbidden: open the address with its token, as deskgrid node --ui printed it',
-      );
+    if (!this.hostAllowed(request)) {
+      this.sendText(response, 403, 'forbidden: open the address as deskgrid node --ui printed it');
       return;
     }
-    if (viaQuery) {
-      // Later loads (assets, a reload after the token left the address bar) carry the cookie.
-      response.setHeader('Set-Cookie', `${this.cookieName}=${this.token}; Path=/; HttpOnly; SameSite=Strict`);
-    }
     if (url.pathname.startsWith('/api/')) {
+      if (!this.authorized(request)) {
+        this.sendText(
+          response,
+          403,
+          'forbidden: open the address with its token, as deskgrid node --ui printed it',
+        );
+        return;
+      }
       await this.onApi(request, response, url.pathname.slice('/api/'.length));
       return;
     }
@@ -294,8 +293,7 @@ export class UiServer {
 
   private authorized(request: IncomingMessage): boolean {
     const header = request.headers['x-deskgrid-token'];
-    if (typeof header === 'string' && this.matches(header)) return true;
-    return this.matches(cookie(request.headers.cookie, this.cookieName));
+    return typeof header === 'string' && this.matches(header);
   }
 
   private matches(candidate: string | null | undefined): boolean {
@@ -324,14 +322,6 @@ export class UiServer {
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
-}
-
-function cookie(header: string | undefined, name: string): string | null {
-  for (const part of (header ?? '').split(';')) {
-    const [key, ...value] = part.trim().split('=');
-    if (key === name) return value.join('=');
-  }
-  return null;
 }
 
 /** The whole body, or null when it is larger than `limit` (the rest is not read). */

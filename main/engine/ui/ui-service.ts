@@ -38,11 +38,12 @@ import { isSafeRelativePath } from '../../../shared/wire-protocol.js';
 import type { Batch } from '../batch.js';
 import type { Cluster } from '../cluster.js';
 import { resolveComputation } from '../computation/resolve-computation.js';
+import { chosenComputation, outlinePythonFile } from '../computation/python-outline.js';
 import { openDataset } from '../dataset/open-dataset.js';
 import { clusterId } from '../identity/cluster-key.js';
 import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../doctor/diagnose.js';
 import { dataPaths, newRunFolder } from '../paths.js';
-import { loadSettings, resolveJoinCode, saveSettings } from '../settings.js';
+import { canonicalPeer, loadSettings, resolveJoinCode, saveSettings } from '../settings.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** How often progress and new results are pushed. */
@@ -489,16 +490,21 @@ export class UiService extends EventEmitter<UiServiceEvents> {
   ): Promise<BatchPreview> {
     const scriptPath = this.sourcePath(script, 'script');
     const datasetPath = dataset === null ? null : this.sourcePath(dataset, 'dataset');
-    const computation = await resolveComputation(scriptPath, {
+    const outline = await outlinePythonFile(scriptPath);
+    const chosen = chosenComputation(scriptPath, outline, options.function);
+    const python = outline === null ? {} : { python: { ...outline, function: chosen.function } };
+    const computation = await resolveComputation(chosen.computation, {
       stdin: options.stdin ?? false,
       cacheDir: dataPaths(this.options.home).computationCache,
     });
     const runs =
       computation.kind === 'module'
         ? 'a JavaScript module, called once per job in warm workers'
-        : computation.interpreter.length > 0
-          ? `a program, run with ${basename(computation.interpreter[0] ?? '')} once per job`
-          : 'a program, run once per job';
+        : computation.kind === 'python'
+          ? `the Python function ${computation.function}, called once per job in warm interpreters`
+          : computation.interpreter.length > 0
+            ? `a program, run with ${basename(computation.interpreter[0] ?? '')} once per job`
+            : 'a program, run once per job';
     const described = { kind: computation.kind, name: basename(scriptPath), runs };
     if (datasetPath === null) {
       return {
@@ -508,6 +514,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
         split: 'none',
         firstInputs: ['null'],
         computation: described,
+        ...python,
       };
     }
     const opened = await openDataset({
@@ -536,11 +543,17 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       split: opened.mode,
       firstInputs,
       computation: described,
+      ...python,
     };
   }
 
   private async start(script: Source, dataset: Source | null, options: BatchOptions): Promise<BatchInfo> {
-    const computation = this.sourcePath(script, 'script');
+    const scriptPath = this.sourcePath(script, 'script');
+    const { computation } = chosenComputation(
+      scriptPath,
+      await outlinePythonFile(scriptPath),
+      options.function,
+    );
     const datasetPath = dataset === null ? null : this.sourcePath(dataset, 'dataset');
     // Checks what can be checked before a batch exists, so that mistakes come back as the answer.
     const opened =
@@ -673,8 +686,15 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       () => this.ended(tracked, null),
       (error: unknown) => this.ended(tracked, error instanceof Error ? error.message : String(error)),
     );
-    // Ended one way or another (a batch that cannot resume included): not to be resumed again.
-    if (marker !== null) void batch.done.catch(() => undefined).finally(() => rm(marker, { force: true }));
+    // Ended one way or another (a batch that cannot resume included): not to be resumed again;
+    // unless another process holds the folder: the marker is that process's batch's.
+    if (marker !== null) {
+      void batch.done.then(
+        () => rm(marker, { force: true }),
+        (error: unknown) =>
+          (error as { code?: unknown }).code === ErrorCode.Locked ? undefined : rm(marker, { force: true }),
+      );
+    }
     this.batches.push(tracked);
     while (this.batches.length > KEPT_BATCHES) {
       const oldest = this.batches.findIndex((candidate) => candidate.endedAt !== null);
@@ -879,13 +899,10 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       const parsed = parseJoinCode(input.joinCode);
       if (!parsed.ok) throw new DeskGridError(ErrorCode.JoinCode, parsed.reason);
     }
-    if (input.peers !== undefined) {
-      for (const peer of input.peers) {
-        if (!/^(?:[0-9a-f]{64}@)?(?:\[[^\]]+\]|[^:@\s]+)(?::\d{1,5})?$/.test(peer.trim())) {
-          throw new DeskGridError(ErrorCode.Usage, `"${peer}" is not a node address: use HOST or HOST:PORT`);
-        }
-      }
-    }
+    // New peers are checked before anything changes, with the parser the node starts with (saved
+    // ones stay as they are: a bad one is skipped with a warning at start, never blocks a save).
+    const saved = new Set(loadSettings(home).peers ?? []);
+    for (const peer of input.peers ?? []) if (!saved.has(peer)) canonicalPeer(peer);
     if (input.cores !== undefined || input.accepting !== undefined) {
       cluster.setSharing({
         ...(input.cores === undefined ? {} : { cores: input.cores }),
@@ -894,7 +911,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
     }
     saveSettings(home, {
       ...(input.cores === undefined ? {} : { cores: input.cores }),
-      ...(input.peers === undefined ? {} : { peers: input.peers.map((peer) => peer.trim()) }),
+      ...(input.peers === undefined ? {} : { peers: input.peers }),
       ...(input.joinCode === undefined ? {} : { joinCode: input.joinCode }),
     });
     this.pushNodes();

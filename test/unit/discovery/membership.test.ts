@@ -183,7 +183,7 @@ describe('Membership goodbyes', () => {
     const { membership, see, clock } = harness();
     see(1);
     clock.now += 10;
-    membership.goodbye(nodeId(1));
+    membership.goodbye(nodeId(1), '10.0.0.1');
     expect(states(membership)).toEqual({ 'desk-1': 'offline' });
     clock.now += 10;
     see(1);
@@ -194,7 +194,7 @@ describe('Membership goodbyes', () => {
     const { membership, clock } = harness();
     membership.see({ ad: ad(1), address: '10.0.0.1', seenAt: clock.now });
     clock.now += 50;
-    membership.goodbye(nodeId(1));
+    membership.goodbye(nodeId(1), '10.0.0.1');
     membership.see({ ad: ad(1), address: '10.0.0.1', seenAt: clock.now - 20 });
     membership.see({ ad: ad(1), address: '10.0.0.1', seenAt: clock.now });
     expect(states(membership)).toEqual({ 'desk-1': 'offline' });
@@ -202,7 +202,7 @@ describe('Membership goodbyes', () => {
 
   it('ignores a goodbye from a node it does not know', () => {
     const { membership, events } = harness();
-    membership.goodbye(nodeId(7));
+    membership.goodbye(nodeId(7), '10.0.0.7');
     expect(membership.list()).toEqual([]);
     expect(events).toEqual([]);
   });
@@ -214,6 +214,9 @@ describe('Membership addresses', () => {
     see(1, {}, '10.0.0.1');
     clock.now += 100;
     see(1, {}, '192.168.1.1');
+    // A second address is believed once the node proved itself there.
+    expect(membership.get(nodeId(1))?.addresses).toEqual(['10.0.0.1']);
+    membership.proved(nodeId(1), { address: '192.168.1.1', port: 7717 });
     expect(membership.get(nodeId(1))?.addresses).toEqual(['192.168.1.1', '10.0.0.1']);
     // Only the second address keeps answering (the first lease is gone).
     for (let i = 0; i < 4; i++) {
@@ -273,7 +276,7 @@ describe('Membership events', () => {
   it('emits down on goodbye, and once only when the node is then forgotten', () => {
     const { membership, see, clock, events } = harness();
     see(1);
-    membership.goodbye(nodeId(1));
+    membership.goodbye(nodeId(1), '10.0.0.1');
     membership.sweep(clock.now + 60_000);
     expect(events.map((e) => e.event)).toEqual(['up', 'down']);
     expect(membership.list()).toEqual([]);
@@ -297,14 +300,16 @@ describe('Membership events', () => {
   });
 
   it('emits changed when a trusted node changes its details or address', () => {
-    const { see, clock, events } = harness();
+    const { membership, see, clock, events } = harness();
     see(1);
     clock.now += 100;
     see(1, { name: 'renamed' });
     clock.now += 100;
     see(1, { name: 'renamed', port: 7718 });
+    membership.proved(nodeId(1), { address: '10.0.0.1', port: 7718 });
     clock.now += 100;
     see(1, { name: 'renamed', port: 7718 }, '10.9.9.9');
+    membership.proved(nodeId(1), { address: '10.9.9.9', port: 7718 });
     clock.now += 100;
     see(1, { name: 'renamed', port: 7718 }, '10.9.9.9');
     expect(events.map((e) => e.event)).toEqual(['up', 'changed', 'changed', 'changed']);
@@ -337,5 +342,66 @@ describe('Membership bounds', () => {
     see(1);
     expect(states(membership, clock.now + 500)).toEqual({ 'desk-1': 'trusted' });
     expect(states(membership, clock.now + 1000)).toEqual({});
+  });
+});
+
+describe('Membership against forged answers', () => {
+  it('does not move a node to another address or port on an answer alone, but raises a claim', () => {
+    const { membership, see, clock, events } = harness();
+    const claims: unknown[] = [];
+    membership.on('claim', (claim) => claims.push(claim));
+    see(1, {}, '10.0.0.1');
+    clock.now += 100;
+    see(1, { port: 9999, name: 'forged' }, '10.0.0.66');
+    see(1, { port: 9999, name: 'forged' }, '10.0.0.66');
+    clock.now += 100;
+    see(1, {}, '10.0.0.66');
+    expect(membership.get(nodeId(1))).toMatchObject({ addresses: ['10.0.0.1'], port: 7717, name: 'desk-1' });
+    expect(claims).toEqual([
+      { id: nodeId(1), name: 'forged', address: '10.0.0.66', port: 9999 },
+      { id: nodeId(1), name: 'desk-1', address: '10.0.0.66', port: 7717 },
+    ]);
+    expect(events.map((e) => e.event)).toEqual(['up']);
+    // Claims do not keep a node alive: only its believed address does.
+    for (let i = 0; i < 5; i++) {
+      clock.now += 1000;
+      see(1, {}, '10.0.0.66');
+    }
+    expect(membership.get(nodeId(1))?.state).toBe('offline');
+  });
+
+  it('believes a claim once proven, and ignores a refuted one for a while', () => {
+    const { membership, see, clock } = harness();
+    const claims: unknown[] = [];
+    membership.on('claim', (claim) => claims.push(claim));
+    see(1, {}, '10.0.0.1');
+    see(1, { port: 9999 }, '10.0.0.66');
+    membership.refuted(nodeId(1), { address: '10.0.0.66', port: 9999 });
+    clock.now += 40_000;
+    see(1, { port: 9999 }, '10.0.0.66');
+    expect(claims).toHaveLength(1);
+    see(1, { port: 7718 }, '10.0.0.2');
+    membership.proved(nodeId(1), { address: '10.0.0.2', port: 7718 });
+    expect(membership.get(nodeId(1))).toMatchObject({ addresses: ['10.0.0.2'], port: 7718 });
+  });
+
+  it('drops a node whose only believed endpoint fails its proof', () => {
+    const { membership, see, events } = harness();
+    see(1, {}, '10.0.0.66');
+    membership.refuted(nodeId(1), { address: '10.0.0.66', port: 7717 });
+    expect(membership.list()).toEqual([]);
+    expect(events.map((e) => e.event)).toEqual(['up', 'down']);
+    see(1, {}, '10.0.0.66');
+    expect(membership.list()).toEqual([]);
+  });
+
+  it('ignores a goodbye sent from an address the node is not at', () => {
+    const { membership, see, events } = harness();
+    see(1, {}, '10.0.0.1');
+    membership.goodbye(nodeId(1), '10.0.0.66');
+    expect(membership.get(nodeId(1))?.state).toBe('trusted');
+    membership.goodbye(nodeId(1), '10.0.0.1');
+    expect(membership.get(nodeId(1))?.state).toBe('offline');
+    expect(events.map((e) => e.event)).toEqual(['up', 'down']);
   });
 });
