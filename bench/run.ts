@@ -12,8 +12,11 @@
 //   w5_tiny_3nodes, w2_scaling, node_death_rerun
 //                 three nodes of one core each: a large batch of tiny jobs, scaling over 1..3
 //                 nodes, and a node SIGKILLed mid-batch (grid.ts)
+//   worker_start_*, isolation_*
+//                 what keeping submitters apart costs: a confined worker's start, and a core
+//                 shared by two submitters (isolation.ts)
 //
-// DESKGRID_BENCH_ONLY=local,cold_start,remote,discovery,grid runs only the parts named;
+// DESKGRID_BENCH_ONLY=local,cold_start,remote,discovery,grid,isolation runs only the parts named;
 // `python` runs only w1_py and w2_py on this machine's workers.
 
 import { spawn } from 'node:child_process';
@@ -24,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { Cluster } from '../main/engine/index.js';
 import { discoveryBench } from './discovery.js';
 import { gridBench } from './grid.js';
+import { isolationBench } from './isolation.js';
 import { remoteBench } from './remote.js';
 import { REPEATS, emit, percentile, round, runPythonWorkloads, runWorkloads } from './workloads.js';
 
@@ -96,6 +100,7 @@ const PARTS: Record<string, () => Promise<void>> = {
   remote: remoteBench,
   discovery: discoveryBench,
   grid: gridBench,
+  isolation: isolationBench,
 };
 
 async function main(): Promise<void> {

@@ -56,6 +56,8 @@ export const ErrorCode = {
   Settings: 'DG_ERR_SETTINGS',
   /** A results folder or data folder is in use by another living process. */
   Locked: 'DG_ERR_LOCKED',
+  /** The node cannot confine other people's jobs and its owner refuses to run them unconfined. */
+  Unconfined: 'DG_ERR_UNCONFINED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

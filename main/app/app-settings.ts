@@ -20,6 +20,10 @@ const appSettingsSchema = v.object({
   }),
   pauseOnBattery: v.optional(v.boolean(), true),
   paused: v.optional(v.boolean(), false),
+  /** Whether other people's (confined) jobs may use the network (`deskgrid node --job-network`). */
+  jobNetwork: v.optional(v.boolean(), true),
+  /** Where their jobs cannot be confined: refuse them, or run them unconfined (`--unconfined-jobs`). */
+  unconfinedJobs: v.optional(v.picklist(['refuse', 'accept']), 'refuse'),
 });
 
 export type AppSettings = v.InferOutput<typeof appSettingsSchema>;

@@ -275,7 +275,11 @@ async function startEngine(home: string): Promise<Cluster> {
     ...(interfaces.length === 0 ? {} : { discover: { interfaces } }),
   };
   try {
-    return await Cluster.start({ ...networked, serve: { port: DEFAULT_NODE_PORT } });
+    const { jobNetwork, unconfinedJobs } = loadAppSettings(home);
+    return await Cluster.start({
+      ...networked,
+      serve: { port: DEFAULT_NODE_PORT, jobNetwork, unconfinedJobs },
+    });
   } catch (error) {
     // A `deskgrid node` on this machine has the port, or this data folder (and so this node's
     // identity): use the cluster without serving it.

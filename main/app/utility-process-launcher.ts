@@ -4,10 +4,15 @@
 // messages are structured clones either way. Crash handling is the pool's: it learns of every
 // exit through onExit and starts a replacement.
 //
+// Other submitters' jobs run confined (options.sandbox): a utility process cannot be started
+// through bwrap or sandbox-exec, so those workers are plain child processes of Electron's own
+// binary run as Node (ELECTRON_RUN_AS_NODE), started through the sandbox like the CLI's workers.
+//
 // `fork` is Electron's utilityProcess.fork, passed in so that tests can drive this adapter with
 // a stand-in built on real Node child processes (there is no Electron binary in CI).
 
 import type { ToWorker } from '../../shared/worker-protocol.js';
+import { ChildProcessLauncher } from '../engine/pool/child-process-launcher.js';
 import { workerEntryPath } from '../engine/pool/worker-entry.js';
 import type {
   LaunchOptions,
@@ -45,14 +50,21 @@ export type UtilityFork = (
 
 export class UtilityProcessLauncher implements WorkerLauncher {
   private readonly entry = workerEntryPath();
+  private readonly confined: ChildProcessLauncher;
 
   /** `env`: the workers' whole environment (default: this process's). */
   constructor(
     private readonly fork: UtilityFork,
     private readonly options: { env?: NodeJS.ProcessEnv } = {},
-  ) {}
+  ) {
+    this.confined = new ChildProcessLauncher({
+      env: { ...(options.env ?? process.env), ELECTRON_RUN_AS_NODE: '1' },
+      execPath: process.execPath,
+    });
+  }
 
   launch(options: LaunchOptions): WorkerChannel {
+    if (options.sandbox) return this.confined.launch(options);
     const execArgv = ['--enable-source-maps'];
     if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
     const child = this.fork(this.entry, [], {

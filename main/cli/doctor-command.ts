@@ -8,13 +8,14 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../engine/doctor/diagnose.js';
 import { defaultDataHome } from '../engine/paths.js';
 import { waitOption } from './nodes-command.js';
+import { SECRET_OPTIONS, SECRET_USAGE_LINES, secretFromOptions } from './secret-input.js';
 
 export const DOCTOR_USAGE = `usage: deskgrid doctor [options]
 
 Checks this computer's network and settings for DeskGrid and says what to fix.
 
 options:
-  --secret CODE   the cluster's join code (else DESKGRID_SECRET, else the one saved by deskgrid join)
+${SECRET_USAGE_LINES}
   --wait S        seconds to listen for nodes on the LAN (default 3)`;
 
 export async function doctorCommand(argv: string[]): Promise<number> {
@@ -24,7 +25,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parseCommandArgs(
     argv,
-    { secret: { type: 'string' }, wait: { type: 'string' } },
+    { ...SECRET_OPTIONS, wait: { type: 'string' } },
     DOCTOR_USAGE,
   );
   if (positionals.length > 0) {
@@ -35,7 +36,8 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   }
   const waitS = waitOption(values.wait, DEFAULT_DOCTOR_WAIT_S);
   const findings = await diagnose({
-    secret: values.secret,
+    secret: secretFromOptions(values, 'doctor'),
+    ...(values['secret-file'] === undefined ? {} : { secretSource: '--secret-file' }),
     waitS,
     home: defaultDataHome(),
     onListen: () => process.stderr.write(`listening on the LAN for ${waitS} s...\n`),

@@ -18,13 +18,14 @@ import { loadSettings, resolveJoinCode } from '../engine/settings.js';
 import { UiServer, defaultRendererDir } from '../engine/ui/ui-server.js';
 import { UiService } from '../engine/ui/ui-service.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
+import { SECRET_OPTIONS, SECRET_USAGE_LINES, secretFromOptions } from './secret-input.js';
 
 export const NODE_USAGE = `usage: deskgrid node [options]
 
 Shares this machine's cores with the cluster until stopped (Ctrl-C or SIGTERM).
 
 options:
-  --secret CODE   the cluster's join code (else DESKGRID_SECRET, else the one saved by deskgrid join)
+${SECRET_USAGE_LINES}
   --port P        TCP port of the job server (default ${DEFAULT_NODE_PORT})
   --listen IP     address to listen on (default: all)
   --cores N       cores to share (default: all)
@@ -33,6 +34,12 @@ options:
   --share MODE    when to run other people's jobs: always (default), when-idle[=SECONDS] (needs
                   --owner-activity) or hours=FROM-TO (local time, like hours=18-8); when sharing
                   stops, their running jobs are suspended, and handed back after 10 minutes
+  --job-network on|off
+                  whether other people's jobs may use the network (default on)
+  --unconfined-jobs refuse|accept
+                  where this computer cannot confine other people's jobs (no bubblewrap,
+                  Windows): refuse them (default) or run them unconfined, able to read and
+                  change whatever your user can
   --owner-activity FILE
                   the owner's last input is this file's modification time (touch it on input)
   --max-per-submitter N
@@ -55,7 +62,9 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(
     argv,
     {
-      secret: { type: 'string' },
+      ...SECRET_OPTIONS,
+      'job-network': { type: 'string' },
+      'unconfined-jobs': { type: 'string' },
       port: { type: 'string' },
       listen: { type: 'string' },
       cores: { type: 'string' },
@@ -76,7 +85,7 @@ export async function nodeCommand(argv: string[]): Promise<number> {
     throw new DeskGridError(ErrorCode.Usage, `unexpected argument "${positionals.join(' ')}"\n${NODE_USAGE}`);
   }
   const home = values.data ?? defaultDataHome();
-  const joinCode = resolveJoinCode({ flag: values.secret, home });
+  const joinCode = resolveJoinCode({ flag: secretFromOptions(values, 'node'), home });
   if (joinCode === null) {
     throw new DeskGridError(
       ErrorCode.JoinCode,
@@ -109,6 +118,11 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   });
   const keepDays = numberOption('--keep-days', values['keep-days'], { min: 0, integer: false });
   const keepMb = numberOption('--keep-mb', values['keep-mb'], { min: 0, integer: false });
+  const jobNetwork = choice('--job-network', values['job-network'], ['on', 'off'] as const) ?? 'on';
+  const unconfinedJobs = choice('--unconfined-jobs', values['unconfined-jobs'], [
+    'refuse',
+    'accept',
+  ] as const);
   const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {
@@ -121,6 +135,8 @@ export async function nodeCommand(argv: string[]): Promise<number> {
         ...(maxPerSubmitter === undefined ? {} : { maxPerSubmitter }),
         ...(keepDays === undefined ? {} : { keepDays }),
         ...(keepMb === undefined ? {} : { keepMb }),
+        ...(unconfinedJobs === undefined ? {} : { unconfinedJobs }),
+        jobNetwork: jobNetwork === 'on',
       },
       // The node announces itself and keeps a view of the others, to tell its submitters; with
       // the UI it submits batches too, and uses them.
@@ -150,7 +166,8 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   process.stdout.write(
     `deskgrid node ${shortNodeId(cluster.nodeId)} "${cluster.identity.name}" sharing ${cluster.stats().cores} cores\n` +
       `id: ${cluster.nodeId}\n` +
-      `listening on ${shown.map((host) => `${host}:${address?.port ?? port}`).join(', ')}\n`,
+      `listening on ${shown.map((host) => `${host}:${address?.port ?? port}`).join(', ')}\n` +
+      `other people's jobs: ${describeConfinement(cluster.jobConfinement?.mode ?? 'refused', jobNetwork)}\n`,
   );
 
   if (interfaces.length > 0) {
@@ -267,4 +284,23 @@ async function startUi(
   }
   process.stdout.write(`UI: open ${server.url}\n`);
   return { service, server };
+}
+
+/** One of a few words, or a usage error naming them. */
+function choice<const T extends string>(
+  flag: string,
+  text: string | undefined,
+  words: readonly T[],
+): T | undefined {
+  if (text === undefined) return undefined;
+  const word = words.find((candidate) => candidate === text);
+  if (word === undefined)
+    throw new DeskGridError(ErrorCode.Usage, `${flag} takes ${words.join(' or ')}, not "${text}"`);
+  return word;
+}
+
+function describeConfinement(mode: string, network: 'on' | 'off'): string {
+  if (mode === 'refused') return 'refused (this computer cannot confine them)';
+  if (mode === 'unconfined') return 'run UNCONFINED (--unconfined-jobs accept)';
+  return `confined (${mode}), network ${network}`;
 }

@@ -11,6 +11,7 @@ import { surveyLan, type ShownState, type SurveyedNode } from '../engine/doctor/
 import { defaultDataHome } from '../engine/paths.js';
 import { resolveJoinCode } from '../engine/settings.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
+import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 
 export const NODES_USAGE = `usage: deskgrid nodes [options]
 
@@ -35,7 +36,7 @@ export async function nodesCommand(argv: string[]): Promise<number> {
     {
       wait: { type: 'string' },
       json: { type: 'boolean', default: false },
-      secret: { type: 'string' },
+      ...SECRET_OPTIONS,
       interface: { type: 'string' },
     },
     NODES_USAGE,
@@ -54,7 +55,7 @@ export async function nodesCommand(argv: string[]): Promise<number> {
     );
   }
   const home = defaultDataHome();
-  const joinCode = resolveJoinCode({ flag: values.secret, home });
+  const joinCode = resolveJoinCode({ flag: secretFromOptions(values, 'nodes'), home });
   const interfaces = chosenInterfaces(values.interface);
   if (joinCode === null) {
     process.stderr.write(

@@ -20,6 +20,7 @@ import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
 import { lanInterfaces } from '../engine/discovery/interfaces.js';
 import { EXIT_INTERRUPTED } from './exit-status.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
+import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 
 export const RUN_USAGE = `usage: deskgrid run <computation> [dataset] [options]
        deskgrid run --resume DIR [options]
@@ -184,7 +185,7 @@ function parseRunArgs(argv: string[]): RunArgs {
       program: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       resume: { type: 'string' },
-      secret: { type: 'string' },
+      ...SECRET_OPTIONS,
       peer: { type: 'string', multiple: true },
       'no-local': { type: 'boolean', default: false },
       probe: { type: 'string' },
@@ -233,7 +234,7 @@ function parseRunArgs(argv: string[]): RunArgs {
     program: values.program,
     json: values.json,
     resume: values.resume,
-    secret: values.secret,
+    secret: secretFromOptions(values, 'run'),
     peers: values.peer ?? [],
     local: !values['no-local'],
     probe: values.probe,

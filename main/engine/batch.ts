@@ -31,6 +31,7 @@ import type { Computation, ResultMessage } from '../../shared/worker-protocol.js
 import type { DatasetItem } from './dataset/dataset-item.js';
 import { createLogger } from './log.js';
 import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner } from './pool/task.js';
+import { ownTenancy, type Fits } from './pool/tenancy.js';
 import type { NodeTraits, Requirements } from './requirements.js';
 import { unmet } from './requirements.js';
 import type { BatchStore, StatusCounts } from './store/batch-store.js';
@@ -297,8 +298,9 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
    * a job still running on another node, the oldest first, so a straggler cannot hold the
    * batch back (reentrant computations only: the job may then run twice).
    */
-  takeTask(taker: NodeTraits): Task | undefined {
+  takeTask(taker: NodeTraits, fits?: Fits): Task | undefined {
     if (this.state !== 'running' || this.prepared === null) return undefined;
+    if (fits && !fits(ownTenancy(this.prepared.computation))) return undefined;
     for (const queue of this.iterators) if (queue.results.length >= ITERATOR_HIGH_WATER) return undefined;
     if (unmet(taker, this.prepared.requirements) !== null) return undefined;
     const job = this.queued.shift() ?? this.speculativeJob(taker.id);

@@ -35,6 +35,7 @@ import { lockDataFolder } from './node-lock.js';
 import { dataPaths, defaultDataHome } from './paths.js';
 import { ChildProcessLauncher } from './pool/child-process-launcher.js';
 import type { Task } from './pool/task.js';
+import type { Fits } from './pool/tenancy.js';
 import type { WorkerLauncher } from './pool/worker-launcher.js';
 import { WorkerPool } from './pool/worker-pool.js';
 import {
@@ -49,6 +50,8 @@ import type { StorageKeeper, StorageLimits } from './storage/storage-keeper.js';
 import { DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MB, KeptResults } from './remote/kept-results.js';
 import { PeerHints } from './remote/peer-hints.js';
 import { SubmitterSession } from './remote/submitter-session.js';
+import { checkConfinement, type Confinement } from './sandbox/confinement-check.js';
+import { jobConfinement, type JobConfinement, type UnconfinedPolicy } from './sandbox/job-confinement.js';
 import type { FolderLock } from './store/folder-lock.js';
 import { JobServer } from './transport/job-server.js';
 import { readPackageVersion } from './version.js';
@@ -124,6 +127,13 @@ export interface ServeOptions {
   keepMb?: number;
   /** Cores one submitter may use at once here (default: all); the others share the rest fairly. */
   maxPerSubmitter?: number;
+  /**
+   * Where other people's jobs cannot be confined (no bubblewrap, no sandbox-exec, Windows):
+   * refuse them (default) or run them unconfined, with a warning.
+   */
+  unconfinedJobs?: UnconfinedPolicy;
+  /** Whether other people's confined jobs may use the network (default true). */
+  jobNetwork?: boolean;
 }
 
 /** What this node shares with other submitters (the desktop app's tray and owner policy set it). */
@@ -154,7 +164,7 @@ export interface ClusterStats {
 /** A source of tasks for the scheduler. */
 interface TaskSource {
   readonly priority: number;
-  takeTask(taker: NodeTraits): Task | undefined;
+  takeTask(taker: NodeTraits, fits?: Fits): Task | undefined;
 }
 
 const EXPIRE_INTERVAL_MS = 60 * 60 * 1000;
@@ -214,6 +224,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private discovering = false;
   private kept: KeptResults | null = null;
   private runtimes: string[] = [];
+  private confinement: JobConfinement | null = null;
   /** Nodes 'node' was emitted for; none before start() has returned, when nobody can listen yet. */
   private readonly announced = new WeakSet<RemoteNode>();
   private started = false;
@@ -242,6 +253,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   get nodeId(): string {
     return this.identity.id;
+  }
+
+  /** How other people's jobs run here (null: this cluster does not serve others). */
+  get jobConfinement(): Pick<JobConfinement, 'mode' | 'warning'> | null {
+    return this.confinement;
   }
 
   /** The job server's address, when this cluster serves others. */
@@ -285,12 +301,19 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     // Looked up while the workers start (not before: that would delay every cold start); known
     // before start() returns, so before the first job is matched against them.
     const runtimes = detectRuntimes();
+    // Proved while the workers start too: a confined probe takes as long as a worker's start.
+    const confinementCheck = options.serve
+      ? checkConfinement(home).catch((error: unknown): Confinement => ({
+          ok: false,
+          reason: `the check failed: ${String(error)}`,
+        }))
+      : null;
     let cluster: Cluster | null = null;
     const pool = new WorkerPool({
       size: cores,
       launcher:
         options.launcher ?? new ChildProcessLauncher(options.serve ? { env: scrubbedEnvironment() } : {}),
-      nextTask: () => cluster?.nextLocalTask(),
+      nextTask: (fits) => cluster?.nextLocalTask(fits),
       ...(options.maxMemoryMb === undefined ? {} : { maxHeapMb: options.maxMemoryMb }),
       onBroken: (error) => {
         broken.error = error;
@@ -307,7 +330,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     cluster.storage.start();
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());
-      if (network && options.serve) await cluster.serve(network, options.serve);
+      if (network && options.serve && confinementCheck)
+        await cluster.serve(network, options.serve, await confinementCheck);
       if (network) {
         await cluster.connectAll(network, peers, rememberedPeers, moreMayCome);
       }
@@ -543,9 +567,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** For this machine's workers: this node's batches and other submitters' sessions, in turn. */
-  private nextLocalTask(): Task | undefined {
+  private nextLocalTask(fits: Fits): Task | undefined {
     const sources: TaskSource[] = [...this.batches, ...this.sessions];
-    const [task, cursor] = byPriority(sources, this.localCursor, this.localTraits());
+    const [task, cursor] = byPriority(sources, this.localCursor, this.localTraits(), fits);
     this.localCursor = cursor;
     return task;
   }
@@ -621,10 +645,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** This node's offer to other submitters as of now; `arriving`: to one that just connected. */
   private currentOffer(arriving = false): Offer {
     const network = this.network;
+    // A node that refuses other people's jobs offers them no cores, so they go elsewhere.
+    const offered = this.accepting && this.confinement?.refusal == null ? this.pool.size : 0;
     const busy = this.pool.stats().busy;
     return describeThisNode(
       this.identity.name,
-      this.accepting ? this.pool.size : 0,
+      offered,
       network?.version ?? readPackageVersion(),
       this.runtimes,
       busy,
@@ -663,8 +689,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.waitingShown = shown?.message ?? null;
   }
 
-  private async serve(network: Network, where: ServeOptions): Promise<void> {
+  private async serve(network: Network, where: ServeOptions, check: Confinement): Promise<void> {
     const paths = dataPaths(this.home);
+    const confinement = jobConfinement(check, where.unconfinedJobs ?? 'refuse', where.jobNetwork ?? true);
+    this.confinement = confinement;
+    if (confinement.warning !== null) this.warn(confinement.warning);
+    log.info("other submitters' jobs", { mode: confinement.mode });
     const kept = new KeptResults(paths.node, {
       days: where.keepDays ?? DEFAULT_KEEP_DAYS,
       megabytes: where.keepMb ?? DEFAULT_KEEP_MB,
@@ -690,7 +720,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           maxResultBytes: Math.min(network.maxFrameBytes, connection.peer.maxFrameBytes),
           pump: () => this.pool.pump(),
           cancelTask: (task) => this.pool.cancel(task),
-          probe: (computation) => this.pool.probe(computation),
+          probe: (computation, tenancy) => this.pool.probe(computation, tenancy),
+          confinement,
           ended: (ended) => this.sessions.delete(ended),
           kept,
           sessionsOf: (submitter) => [...this.sessions].filter((other) => other.submitterId === submitter),
@@ -1042,6 +1073,7 @@ function byPriority(
   sources: readonly TaskSource[],
   cursor: number,
   taker: NodeTraits,
+  fits?: Fits,
 ): [Task | undefined, number] {
   let highest = -Infinity;
   let lowest = Infinity;
@@ -1049,13 +1081,14 @@ function byPriority(
     highest = Math.max(highest, source.priority);
     lowest = Math.min(lowest, source.priority);
   }
-  if (highest === lowest) return roundRobin(sources, cursor, taker);
+  if (highest === lowest) return roundRobin(sources, cursor, taker, fits);
   const levels = [...new Set(sources.map((source) => source.priority))].sort((a, b) => b - a);
   for (const level of levels) {
     const [task, next] = roundRobin(
       sources.filter((source) => source.priority === level),
       cursor,
       taker,
+      fits,
     );
     if (task) return [task, next];
   }
@@ -1066,10 +1099,11 @@ function roundRobin(
   sources: readonly TaskSource[],
   cursor: number,
   taker: NodeTraits,
+  fits?: Fits,
 ): [Task | undefined, number] {
   const count = sources.length;
   for (let step = 0; step < count; step += 1) {
-    const task = sources[(cursor + step) % count]?.takeTask(taker);
+    const task = sources[(cursor + step) % count]?.takeTask(taker, fits);
     if (task) return [task, (cursor + step + 1) % count];
   }
   return [undefined, cursor];

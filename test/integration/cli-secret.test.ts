@@ -110,6 +110,15 @@ describe('deskgrid join', () => {
     expect(existsSync(join(home(), 'settings.json'))).toBe(false);
   });
 
+  it('takes the code from --secret-file, and refuses it together with --secret', async () => {
+    const code = await newCode();
+    const missing = await deskgrid(['doctor', '--secret-file', join(home(), 'no-such-file'), '--wait', '0']);
+    expect(missing.code, details(missing)).not.toBe(0);
+    expect(missing.stderr).toMatch(/the join code file .*no-such-file cannot be read: ENOENT/);
+    const both = await deskgrid(['doctor', '--secret', code, '--secret-file', 'x', '--wait', '0']);
+    expectOneLineError(both, 'give the join code once: --secret or --secret-file, not both');
+  });
+
   it('asks for a code when none is given', async () => {
     const run = await deskgrid(['join']);
     expect(run.code, details(run)).toBe(2);

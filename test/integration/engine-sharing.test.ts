@@ -38,11 +38,13 @@ describe('Cluster.setSharing', () => {
   it('shares more cores at once and the submitter sees the new offer', async () => {
     expect(node.setSharing({ cores: 2 })).toEqual({ accepting: true, cores: 2 });
     await until(() => offeredCores() === 2, 'the submitter to see 2 cores');
-    const batch = submitter.submit({ computation: fixture('sleep.mjs'), inputs: Array(12).fill(100) });
+    // Long enough that the submitter's own core cannot finish alone while the node starts the
+    // sandboxed worker of this submitter's computation (a cold start: workers are never shared).
+    const batch = submitter.submit({ computation: fixture('sleep.mjs'), inputs: Array(16).fill(250) });
     const results: JobResult[] = [];
     batch.on('result', (result) => results.push(result));
     await batch.done;
-    expectEveryIndexOnce(results, 12);
+    expectEveryIndexOnce(results, 16);
     expect(results.filter((result) => result.node === node.nodeId).length).toBeGreaterThan(0);
   });
 

@@ -118,7 +118,8 @@ describe('deskgrid node --share when-idle', () => {
       status: 'done',
       node: nodeId,
       attempts: 1,
-      value: { pid: stopped.pid, input: JOB_MS },
+      // The job's pid is its own sandbox's (the stopped worker is the sandbox around it).
+      value: { input: JOB_MS },
     });
     expect(node.stdoutSoFar()).toContain("not sharing (owner-active): others' jobs suspend");
   });

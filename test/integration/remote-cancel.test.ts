@@ -14,7 +14,9 @@ import { useServedNode, useSubmitter } from '../support/served-node.js';
 import { useTempFolder } from '../support/temp-folder.js';
 import { until } from '../support/until.js';
 
-const served = useServedNode('remote-cancel', 2);
+// Unconfined (its owner's choice): the programs note their pids in a folder of the test, which a
+// confined job could not reach.
+const served = useServedNode('remote-cancel', 2, true);
 const pair = useSubmitter(served);
 const tmp = useTempFolder();
 let node: Cluster;

@@ -23,6 +23,7 @@ import { FrameDecoder, encodeFrame, type Frame } from '../../main/engine/transpo
 import { computeProof, exportKeyingMaterial } from '../../main/engine/transport/handshake.js';
 import { PeerConnection, peerCertificateId } from '../../main/engine/transport/peer-connection.js';
 import { generateJoinCode } from '../../shared/join-code.js';
+import { withoutSandbox } from '../support/served-node.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_MAGIC,
@@ -51,12 +52,15 @@ beforeAll(async () => {
   honest = loadIdentity(submitterHome).identity;
   attacker = loadIdentity(join(work, 'attacker-home')).identity;
   relayIdentity = loadIdentity(join(work, 'relay-home')).identity;
-  node = await Cluster.start({
-    home: nodeHome,
-    cores: 1,
-    secret: CODE,
-    serve: { host: '127.0.0.1', port: 0 },
-  });
+  // Unconfined: the side-effect job must be able to leave its marker outside its folder.
+  node = await withoutSandbox(() =>
+    Cluster.start({
+      home: nodeHome,
+      cores: 1,
+      secret: CODE,
+      serve: { host: '127.0.0.1', port: 0, unconfinedJobs: 'accept' },
+    }),
+  );
   const address = node.address;
   if (address === null) throw new Error('the node does not serve');
   expect(address.host).toBe('127.0.0.1');

@@ -39,6 +39,10 @@ export interface NodeOptions {
   readyWhen?: 'listening' | 'announcing';
   /** DESKGRID_LOG for the node (default: none): its JSON log lines then come on stderr. */
   log?: LogLevel;
+  /** More arguments for `deskgrid node`. */
+  args?: string[];
+  /** More environment for the node (HOME, DESKGRID_BWRAP...). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A DESKGRID_LOG level. */
@@ -148,9 +152,9 @@ export class LanNodes {
     const home = this.homeOf(`node-${on.name}`);
     const args = [CLI_ENTRY, 'node', '--secret', options.code];
     if (options.listen ?? true) args.push('--listen', on.address);
-    args.push('--port', String(NODE_PORT), '--cores', String(options.cores));
+    args.push('--port', String(NODE_PORT), '--cores', String(options.cores), ...(options.args ?? []));
     const child = this.theLan().spawn(on, process.execPath, args, {
-      env: this.environment(home, options.log),
+      env: { ...this.environment(home, options.log), ...options.env },
       cwd: REPO_ROOT,
     });
     let stdout = '';

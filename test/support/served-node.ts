@@ -20,19 +20,25 @@ export interface ServedNode {
   peer(): string;
 }
 
-/** Registers beforeAll/afterAll hooks that serve a node of `cores` cores; read the fields inside tests. */
-export function useServedNode(name: string, cores = 1): ServedNode {
+/**
+ * Registers beforeAll/afterAll hooks that serve a node of `cores` cores; read the fields inside
+ * tests. `unconfined`: a node whose owner runs other people's jobs unconfined (it finds no
+ * sandbox and accepts them anyway), for tests whose jobs must leave traces outside their folder.
+ */
+export function useServedNode(name: string, cores = 1, unconfined = false): ServedNode {
   const code = generateJoinCode();
   let work = '';
   let node: Cluster | undefined;
   beforeAll(async () => {
     work = realpathSync(mkdtempSync(join(tmpdir(), `deskgrid-${name}-`)));
-    node = await Cluster.start({
-      home: join(work, 'node'),
-      cores,
-      secret: code,
-      serve: { host: '127.0.0.1', port: 0 },
-    });
+    const start = () =>
+      Cluster.start({
+        home: join(work, 'node'),
+        cores,
+        secret: code,
+        serve: { host: '127.0.0.1', port: 0, ...(unconfined ? { unconfinedJobs: 'accept' as const } : {}) },
+      });
+    node = await (unconfined ? withoutSandbox(start) : start());
   });
   afterAll(async () => {
     await node?.destroy();
@@ -80,4 +86,19 @@ export function useSubmitter(served: ServedNode): { readonly submitter: Cluster 
       return submitter;
     },
   };
+}
+
+/**
+ * Starts a node that finds no sandbox (give it `unconfinedJobs: 'accept'`): for tests whose jobs
+ * must leave a trace outside their folder, which a confined job cannot.
+ */
+export async function withoutSandbox<T>(start: () => Promise<T>): Promise<T> {
+  const bwrap = process.env['DESKGRID_BWRAP'];
+  process.env['DESKGRID_BWRAP'] = '/nonexistent/bwrap';
+  try {
+    return await start();
+  } finally {
+    if (bwrap === undefined) delete process.env['DESKGRID_BWRAP'];
+    else process.env['DESKGRID_BWRAP'] = bwrap;
+  }
 }

@@ -9,6 +9,7 @@ import { describeInterfaces, lanInterfaces } from '../discovery/interfaces.js';
 import { clusterId } from '../identity/cluster-key.js';
 import { shortNodeId } from '../identity/node-identity.js';
 import { resolveJoinCode, settingsFile, type ResolvedJoinCode } from '../settings.js';
+import { confinementFinding } from '../sandbox/confinement-finding.js';
 import { surveyLan, type SurveyedNode } from './lan-survey.js';
 
 /** Clocks further apart than this make results' times disagree visibly. */
@@ -41,6 +42,8 @@ export async function diagnose(options: DiagnoseOptions): Promise<Finding[]> {
 
   const usable = lanInterfaces();
   findings.push(interfaceFinding(usable.map((i) => `${i.name} (${i.address})`)));
+  // Proved while the LAN is surveyed: the probe takes as long as starting a worker.
+  const confinement = confinementFinding(home);
 
   let joinCode: ResolvedJoinCode | null = null;
   try {
@@ -99,6 +102,7 @@ export async function diagnose(options: DiagnoseOptions): Promise<Finding[]> {
     }
   }
 
+  findings.push(await confinement);
   return findings;
 }
 

@@ -1,67 +1,97 @@
-// The plain-Node adapter of the worker launcher: each worker is a forked Node process with an
-// IPC channel using structured-clone ("advanced") serialization, like Electron's utilityProcess.
+// The plain-Node adapter of the worker launcher: each worker is a Node process with an IPC
+// channel using structured-clone ("advanced") serialization, like Electron's utilityProcess.
+// A confined worker is the same process started through its sandbox's confiner (bwrap,
+// sandbox-exec): the IPC channel is an inherited file descriptor, which the sandbox keeps.
 
-import { fork } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import type { LaunchOptions, WorkerChannel, WorkerExit, WorkerLauncher } from './worker-launcher.js';
 import { workerEntryPath } from './worker-entry.js';
 
 const STDERR_TAIL_BYTES = 8192;
 
+export interface ChildProcessLauncherOptions {
+  /** The workers' whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** The Node executable (default: this one); the desktop app passes Electron's, run as Node. */
+  execPath?: string;
+}
+
 export class ChildProcessLauncher implements WorkerLauncher {
   private readonly entry = workerEntryPath();
 
-  /** `env`: the workers' whole environment (default: this process's). */
-  constructor(private readonly options: { env?: NodeJS.ProcessEnv } = {}) {}
+  constructor(private readonly options: ChildProcessLauncherOptions = {}) {}
 
   launch(options: LaunchOptions): WorkerChannel {
     const execArgv = ['--enable-source-maps'];
     if (options.maxHeapMb !== undefined) execArgv.push(`--max-old-space-size=${options.maxHeapMb}`);
-    const child = fork(this.entry, [], {
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      execArgv,
-      ...(this.options.env === undefined ? {} : { env: this.options.env }),
-    });
-    let tail = '';
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      tail = (tail + chunk).slice(-STDERR_TAIL_BYTES);
-    });
-    // A send racing the worker's death must not crash the engine; the exit handler reports it.
-    child.on('error', () => undefined);
-    const exited = new Promise<WorkerExit>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-    });
-    return {
-      get pid() {
-        return child.pid;
-      },
-      send: (message) => {
-        if (child.connected) child.send(message);
-      },
-      onMessage: (listener) => child.on('message', listener),
-      onExit: (listener) => {
-        // Wait for stderr to drain so that the crash reason is in the tail.
-        void exited.then(async (exit) => {
-          if (child.stderr && !child.stderr.readableEnded) {
-            await new Promise<void>((done) => {
-              const timer = setTimeout(done, 200);
-              child.stderr?.once('end', () => {
-                clearTimeout(timer);
-                done();
-              });
-            });
-          }
-          listener(exit);
-        });
-      },
-      stderrTail: () => tail,
-      close: () => {
-        if (child.connected) child.disconnect();
-      },
-      kill: () => {
-        child.kill('SIGKILL');
-      },
-    };
+    const stdio: ['ignore', 'ignore', 'pipe', 'ipc'] = ['ignore', 'ignore', 'pipe', 'ipc'];
+    const env = this.options.env ?? process.env;
+    let child: ChildProcess;
+    if (options.sandbox) {
+      const { confiner, plan } = options.sandbox;
+      const line = confiner.wrap(
+        { command: this.options.execPath ?? process.execPath, args: [...execArgv, this.entry] },
+        plan,
+      );
+      child = spawn(line.command, line.args, {
+        stdio,
+        serialization: 'advanced',
+        env: { ...env, ...confiner.environment(plan) },
+      });
+    } else {
+      child = fork(this.entry, [], {
+        serialization: 'advanced',
+        stdio,
+        execArgv,
+        ...(this.options.execPath === undefined ? {} : { execPath: this.options.execPath }),
+        ...(this.options.env === undefined ? {} : { env: this.options.env }),
+      });
+    }
+    return channelOf(child, options.sandbox?.confiner.ownPidNamespace === true);
   }
+}
+
+function channelOf(child: ChildProcess, ownPidNamespace: boolean): WorkerChannel {
+  let tail = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    tail = (tail + chunk).slice(-STDERR_TAIL_BYTES);
+  });
+  // A send racing the worker's death must not crash the engine; the exit handler reports it.
+  child.on('error', () => undefined);
+  const exited = new Promise<WorkerExit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return {
+    get pid() {
+      return child.pid;
+    },
+    ownPidNamespace,
+    send: (message) => {
+      if (child.connected) child.send(message);
+    },
+    onMessage: (listener) => child.on('message', listener),
+    onExit: (listener) => {
+      // Wait for stderr to drain so that the crash reason is in the tail.
+      void exited.then(async (exit) => {
+        if (child.stderr && !child.stderr.readableEnded) {
+          await new Promise<void>((done) => {
+            const timer = setTimeout(done, 200);
+            child.stderr?.once('end', () => {
+              clearTimeout(timer);
+              done();
+            });
+          });
+        }
+        listener(exit);
+      });
+    },
+    stderrTail: () => tail,
+    close: () => {
+      if (child.connected) child.disconnect();
+    },
+    kill: () => {
+      child.kill('SIGKILL');
+    },
+  };
 }

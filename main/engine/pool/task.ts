@@ -4,6 +4,7 @@
 
 import type { JobError } from '../../../shared/errors.js';
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
+import type { Tenancy } from './tenancy.js';
 
 /**
  * Who hears how a task ended. `acknowledge`, when given, is called once the outcome is durable
@@ -52,6 +53,8 @@ export interface Task {
   node: string | null;
   /** Its batch's name for nodes that keep results of vanished submitters (null: they keep none). */
   readonly keep: string | null;
+  /** Whose worker may run it (absent: this node's own, see tenancy.ts). */
+  readonly tenancy?: Tenancy;
 }
 
 /**

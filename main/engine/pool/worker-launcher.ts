@@ -3,6 +3,7 @@
 // (main/app). Both run worker-service/main.js unchanged and carry structured-clone messages.
 
 import type { ToWorker } from '../../../shared/worker-protocol.js';
+import type { Sandbox } from '../sandbox/sandbox-plan.js';
 
 export interface WorkerExit {
   code: number | null;
@@ -12,6 +13,11 @@ export interface WorkerExit {
 export interface WorkerChannel {
   /** The worker's process id, once known. */
   readonly pid: number | undefined;
+  /**
+   * The worker runs in a pid namespace of its own (a bubblewrap sandbox): the pids it reports mean
+   * nothing here, and stopping or measuring it means the whole process tree under `pid`.
+   */
+  readonly ownPidNamespace?: boolean;
   /** Sends a message; throws if the value cannot be serialized. */
   send(message: ToWorker): void;
   onMessage(listener: (message: unknown) => void): void;
@@ -28,6 +34,8 @@ export interface WorkerChannel {
 export interface LaunchOptions {
   /** V8 heap limit for the worker, in MB (jobs that exceed it crash their worker). */
   maxHeapMb?: number;
+  /** Start the worker confined (other submitters' jobs); absent: as this process's user. */
+  sandbox?: Sandbox;
 }
 
 export interface WorkerLauncher {

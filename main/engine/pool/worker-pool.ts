@@ -7,6 +7,10 @@
 // Timeouts, cancellation of a running job and memory limits all kill the worker: JS code cannot
 // be interrupted otherwise. The running task then fails with the reason, the tasks queued
 // behind it go back to their owners untouched, and a fresh worker takes the dead one's place.
+//
+// Each worker serves one tenancy (tenancy.ts): one submitter's one computation, confined in a
+// sandbox of its own for other submitters. Tasks go only to workers of their tenancy; a tenancy
+// without one takes over an idle worker, or the next to drain of the busiest tenancy.
 
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
@@ -20,7 +24,18 @@ import {
 } from '../../../shared/worker-protocol.js';
 import { createLogger } from '../log.js';
 import { residentBytes } from './process-memory.js';
+import { processTree } from './process-tree.js';
 import type { Task } from './task.js';
+import {
+  IDLE_GRACE_MS,
+  SLICE_MS,
+  ownTenancy,
+  pickVictim,
+  serves,
+  tenancyOf,
+  type Fits,
+  type Tenancy,
+} from './tenancy.js';
 import type { WorkerChannel, WorkerExit, WorkerLauncher } from './worker-launcher.js';
 
 const log = createLogger('pool');
@@ -39,8 +54,8 @@ const MAX_TRACKED_COMPUTATIONS = 256;
 export interface PoolOptions {
   size: number;
   launcher: WorkerLauncher;
-  /** Gives the next task to run, or undefined when there is none right now. */
-  nextTask: () => Task | undefined;
+  /** Gives the next task that `fits` accepts, or undefined when there is none right now. */
+  nextTask: (fits: Fits) => Task | undefined;
   /** V8 heap limit per worker, in MB. */
   maxHeapMb?: number;
   /** Called if workers keep dying before they start: the pool cannot run anything. */
@@ -77,8 +92,22 @@ class PoolWorker {
   handingBack = false;
   /** The pool killed it: a program it reports having started after that is killed at once. */
   killed = false;
+  /** When it began serving its tenancy (ready, or given one); its slice counts from here. */
+  boundAt = Date.now();
+  /** Since when it has held no task (null: it holds some). */
+  idleSince: number | null = null;
+  /** A task of another tenancy that takes this worker's place once it has drained. */
+  successor: Task | null = null;
+  /** Probes waiting for a load in it: it is not idle, whatever its inflight says. */
+  probing = 0;
+  /** Loads and runs given while it starts, sent once it is ready. */
+  readonly pendingLoads: Computation[] = [];
+  readonly pendingRuns: RunMessage[] = [];
 
-  constructor(readonly channel: WorkerChannel) {}
+  constructor(
+    readonly channel: WorkerChannel,
+    public tenancy: Tenancy | null,
+  ) {}
 }
 
 interface Waiter {
@@ -112,6 +141,7 @@ export class WorkerPool {
   private pumpScheduled = false;
   private readonly loadedBefore = new Set<string>();
   private readonly memoryTimer: NodeJS.Timeout;
+  private leaveTimer: NodeJS.Timeout | null = null;
   private target: number;
 
   constructor(private readonly options: PoolOptions) {
@@ -141,8 +171,10 @@ export class WorkerPool {
     for (let i = serving.length; i < size; i += 1) this.launch();
     const surplus = serving.sort((a, b) => a.inflight.length - b.inflight.length).slice(size);
     for (const worker of surplus) {
-      worker.retiring = true;
-      if (worker.inflight.length === 0) worker.channel.close();
+      const successor = worker.successor;
+      worker.successor = null;
+      successor?.owner.onRequeue(successor);
+      this.retire(worker);
     }
     this.pump();
   }
@@ -161,20 +193,38 @@ export class WorkerPool {
    * Loads a computation in one worker and resolves when it loaded, or rejects with its load
    * error (a syntax error, no default export), so a batch can fail before any job is tried.
    */
-  async probe(computation: Computation): Promise<void> {
-    // Ids are content hashes: a computation that loaded once loads again.
-    if (this.loadedBefore.has(computation.id)) return;
+  async probe(computation: Computation, tenancy: Tenancy = ownTenancy(computation)): Promise<void> {
+    // Ids are content hashes: a computation that loaded once for a tenancy loads again.
+    const loadKey = `${tenancy.key}\n${computation.id}`;
+    if (this.loadedBefore.has(loadKey)) return;
     await this.whenAnyReady();
-    // A worker stopped for the machine's owner would answer only once continued.
-    const ready = [...this.workers].filter((w) => w.state === 'ready');
-    const worker = ready.find((w) => w.suspended === null) ?? ready[0];
-    if (!worker) throw this.brokenError();
+    const worker = this.workerFor(tenancy);
+    worker.probing += 1;
     return new Promise((resolve, reject) => {
       const waiting = this.probes.get(computation.id) ?? [];
       waiting.push({ worker, resolve, reject });
       this.probes.set(computation.id, waiting);
       this.sendLoad(worker, computation, true);
     });
+  }
+
+  /** A worker to load a tenancy's computation in: one of its own, else a fresh one for it. */
+  private workerFor(tenancy: Tenancy): PoolWorker {
+    const live = [...this.workers].filter((w) => w.state !== 'exited' && !w.retiring && w.successor === null);
+    const mine = live.filter((w) => w.tenancy?.key === tenancy.key);
+    // A worker stopped for the machine's owner would answer only once continued.
+    const existing = mine.find((w) => w.suspended === null) ?? mine[0];
+    if (existing) return existing;
+    const fresh = live.find((w) => w.tenancy === null && w.state === 'ready' && serves(w, tenancy));
+    if (fresh) {
+      this.bind(fresh, tenancy);
+      return fresh;
+    }
+    const idle = live.find((w) => this.isIdle(w));
+    if (idle) this.retire(idle);
+    // With no idle worker this one is over the count for a while: the pool trims itself back
+    // when workers drain.
+    return this.launch(tenancy);
   }
 
   /**
@@ -194,6 +244,7 @@ export class WorkerPool {
   /** Stops a task: one still waiting in a worker is dropped there, a running one kills its worker. */
   cancel(task: Task): void {
     task.cancelRequested = true;
+    if (this.dropSuccessor(task)) return;
     const worker = this.workerOfTask.get(task.id);
     if (!worker) return;
     if (worker.inflight[0] === task) {
@@ -225,7 +276,7 @@ export class WorkerPool {
       // The program first, so that the worker never sees it end while itself stopped.
       signalGroup(worker.programPid, 'SIGSTOP');
       for (const pid of worker.helperPids) signalGroup(pid, 'SIGSTOP');
-      signalProcess(worker.channel.pid, 'SIGSTOP');
+      signalWorker(worker.channel, 'SIGSTOP');
     }
     return true;
   }
@@ -236,7 +287,7 @@ export class WorkerPool {
       const suspended = worker.suspended;
       if (!suspended) continue;
       worker.suspended = null;
-      signalProcess(worker.channel.pid, 'SIGCONT');
+      signalWorker(worker.channel, 'SIGCONT');
       for (const pid of worker.helperPids) signalGroup(pid, 'SIGCONT');
       signalGroup(worker.programPid, 'SIGCONT');
       if (suspended.remainingMs !== null) this.armTimeout(worker, suspended.remainingMs);
@@ -260,6 +311,11 @@ export class WorkerPool {
    */
   handBack(which: (task: Task) => boolean): void {
     for (const worker of this.workers) {
+      const successor = worker.successor;
+      if (successor && which(successor)) {
+        worker.successor = null;
+        successor.owner.onRequeue(successor);
+      }
       const head = worker.inflight[0];
       if (worker.state === 'exited' || !head || !which(head)) continue;
       worker.handingBack = true;
@@ -272,6 +328,8 @@ export class WorkerPool {
     if (this.state === 'closed') return;
     this.state = 'closing';
     clearInterval(this.memoryTimer);
+    if (this.leaveTimer) clearTimeout(this.leaveTimer);
+    this.requeueSuccessors();
     const exits = [...this.workers].map((worker) => this.exitOf(worker));
     for (const worker of this.workers) if (worker.inflight.length === 0) worker.channel.close();
     const grace = setTimeout(() => {
@@ -287,6 +345,8 @@ export class WorkerPool {
     if (this.state === 'closed') return;
     this.state = 'closing';
     clearInterval(this.memoryTimer);
+    if (this.leaveTimer) clearTimeout(this.leaveTimer);
+    this.requeueSuccessors();
     const exits = [...this.workers].map((worker) => this.exitOf(worker));
     for (const worker of this.workers) this.kill(worker, null);
     await Promise.all(exits);
@@ -329,14 +389,111 @@ export class WorkerPool {
     );
   }
 
-  private launch(): void {
-    const channel = this.options.launcher.launch(
-      this.options.maxHeapMb === undefined ? {} : { maxHeapMb: this.options.maxHeapMb },
-    );
-    const worker = new PoolWorker(channel);
+  /** Starts a worker for a tenancy (null: unconfined, for whichever of this node's own comes first). */
+  private launch(tenancy: Tenancy | null = null): PoolWorker {
+    const channel = this.options.launcher.launch({
+      ...(this.options.maxHeapMb === undefined ? {} : { maxHeapMb: this.options.maxHeapMb }),
+      ...(tenancy?.sandbox ? { sandbox: tenancy.sandbox } : {}),
+    });
+    const worker = new PoolWorker(channel, tenancy);
     this.workers.add(worker);
     channel.onMessage((raw) => this.receive(worker, raw));
     channel.onExit((exit) => this.exited(worker, exit));
+    return worker;
+  }
+
+  private bind(worker: PoolWorker, tenancy: Tenancy): void {
+    if (worker.tenancy === null) {
+      worker.tenancy = tenancy;
+      worker.boundAt = Date.now();
+    }
+  }
+
+  /** Ends a worker once it holds nothing (at once when idle); it is not replaced. */
+  private retire(worker: PoolWorker): void {
+    worker.retiring = true;
+    if (worker.inflight.length === 0 && worker.probing === 0) worker.channel.close();
+  }
+
+  /**
+   * Whether an idle worker may go to another tenancy now: its slice is over, or no task of its
+   * own came for a while (a submitter's next jobs are often on their way: leaving at the first
+   * gap would change hands at every gap).
+   */
+  private mayLeave(worker: PoolWorker, now: number): boolean {
+    return (
+      now - worker.boundAt >= SLICE_MS ||
+      (worker.idleSince !== null && now - worker.idleSince >= IDLE_GRACE_MS)
+    );
+  }
+
+  /** Pumps again when the first idle worker that may not leave yet may. */
+  private pumpWhenFree(now: number): void {
+    if (this.leaveTimer !== null) return;
+    let at = Infinity;
+    for (const worker of this.workers) {
+      if (worker.state !== 'ready' || worker.retiring || worker.inflight.length > 0) continue;
+      if (this.mayLeave(worker, now)) continue;
+      at = Math.min(at, worker.boundAt + SLICE_MS, (worker.idleSince ?? now) + IDLE_GRACE_MS);
+    }
+    if (at === Infinity) return;
+    this.leaveTimer = setTimeout(() => {
+      this.leaveTimer = null;
+      this.pump();
+    }, at - now);
+    this.leaveTimer.unref();
+  }
+
+  private isIdle(worker: PoolWorker): boolean {
+    return (
+      worker.state === 'ready' &&
+      !worker.retiring &&
+      worker.suspended === null &&
+      worker.inflight.length === 0 &&
+      worker.probing === 0 &&
+      worker.successor === null
+    );
+  }
+
+  /** Whether a worker takes more tasks now (a worker due to hand over takes none after its slice). */
+  private isOpen(worker: PoolWorker): boolean {
+    return (
+      worker.state !== 'exited' &&
+      !worker.retiring &&
+      worker.suspended === null &&
+      worker.inflight.length < this.depth(worker) &&
+      (worker.successor === null || Date.now() - worker.boundAt < SLICE_MS)
+    );
+  }
+
+  /** A worker that drained hands over to its successor: a fresh worker of the successor's tenancy. */
+  private switchTo(worker: PoolWorker, task: Task): PoolWorker {
+    this.retire(worker);
+    const fresh = this.launch(tenancyOf(task));
+    return fresh;
+  }
+
+  private dropSuccessor(task: Task): boolean {
+    for (const worker of this.workers) {
+      if (worker.successor !== task) continue;
+      worker.successor = null;
+      task.owner.onFailure(
+        task,
+        'cancelled',
+        { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+        { startedAt: null, endedAt: Date.now() },
+      );
+      return true;
+    }
+    return false;
+  }
+
+  private requeueSuccessors(): void {
+    for (const worker of this.workers) {
+      const successor = worker.successor;
+      worker.successor = null;
+      successor?.owner.onRequeue(successor);
+    }
   }
 
   /**
@@ -355,44 +512,107 @@ export class WorkerPool {
 
   private fillWorkers(): void {
     const outgoing = new Map<PoolWorker, RunMessage[]>();
-    // Each task to the least loaded worker, so that a short dataset spreads over all workers, also
-    // when its tasks arrive one per pump while it is read (a fixed worker order would give them
-    // all to the first worker, leaving the others idle).
+    const give = (worker: PoolWorker, task: Task): void => {
+      this.bind(worker, tenancyOf(task));
+      const run = this.dispatch(worker, task);
+      if (worker.state !== 'ready') {
+        worker.pendingRuns.push(run);
+        return;
+      }
+      const runs = outgoing.get(worker);
+      if (runs) runs.push(run);
+      else outgoing.set(worker, [run]);
+    };
+    const now = Date.now();
+    // Workers that drained hand over to the tenancy waiting for them.
+    for (const worker of [...this.workers]) {
+      const successor = worker.successor;
+      if (
+        successor === null ||
+        worker.state !== 'ready' ||
+        worker.inflight.length > 0 ||
+        worker.probing > 0 ||
+        !this.mayLeave(worker, now)
+      )
+        continue;
+      worker.successor = null;
+      give(this.switchTo(worker, successor), successor);
+    }
+    // Each task to the least loaded worker of its tenancy, so that a short dataset spreads over all
+    // its workers, also when its tasks arrive one per pump while it is read (a fixed worker order
+    // would give them all to the first worker, leaving the others idle).
     for (;;) {
+      const open = [...this.workers].filter((worker) => this.isOpen(worker));
+      if (open.length === 0) break;
+      const task = this.options.nextTask((tenancy) => open.some((worker) => serves(worker, tenancy)));
+      if (!task) break;
+      const tenancy = tenancyOf(task);
       let target: PoolWorker | null = null;
-      for (const worker of this.workers) {
-        if (
-          worker.state !== 'ready' ||
-          worker.retiring ||
-          worker.suspended !== null ||
-          worker.inflight.length >= this.depth(worker)
-        )
-          continue;
+      for (const worker of open) {
+        if (!serves(worker, tenancy)) continue;
         if (target === null || worker.inflight.length < target.inflight.length) target = worker;
       }
-      if (target === null) break;
-      const task = this.options.nextTask();
+      // The scheduler's `fits` promised one.
+      if (target === null) throw new Error('the scheduler gave a task no open worker serves');
+      give(target, task);
+    }
+    // Idle workers go to tenancies that wait (none of their own tasks came).
+    for (const worker of [...this.workers]) {
+      if (!this.isIdle(worker) || !this.mayLeave(worker, now)) continue;
+      const task = this.options.nextTask(() => true);
       if (!task) break;
-      const run = this.dispatch(target, task);
-      const runs = outgoing.get(target);
-      if (runs) runs.push(run);
-      else outgoing.set(target, [run]);
+      give(this.switchTo(worker, task), task);
+    }
+    // Only now: a worker over the count that still had work got it above.
+    this.trimSurplus();
+    // A tenancy with no worker at all gets the next one to drain of the busiest tenancy.
+    for (;;) {
+      const candidates = [...this.workers].filter(
+        (worker) => worker.state === 'ready' && !worker.retiring && worker.successor === null,
+      );
+      const served = new Set(
+        [...this.workers].flatMap((worker) => [
+          ...(worker.tenancy !== null && !worker.retiring ? [worker.tenancy.key] : []),
+          ...(worker.successor !== null ? [tenancyOf(worker.successor).key] : []),
+        ]),
+      );
+      if (candidates.length === 0) break;
+      const task = this.options.nextTask((tenancy) => !served.has(tenancy.key));
+      if (!task) break;
+      const victim = pickVictim(candidates);
+      if (victim === undefined) break;
+      victim.successor = task;
     }
     for (const [worker, runs] of outgoing) this.sendRuns(worker, runs);
+    this.pumpWhenFree(now);
+  }
+
+  /** Workers over the pool's size (started for a probe) end as soon as they are idle. */
+  private trimSurplus(): void {
+    let serving = [...this.workers].filter((worker) => !worker.retiring).length;
+    for (const worker of this.workers) {
+      if (serving <= this.target) return;
+      if (!this.isIdle(worker)) continue;
+      this.retire(worker);
+      serving -= 1;
+    }
   }
 
   private sendLoad(worker: PoolWorker, computation: Computation, force = false): void {
     if (worker.loaded.has(computation.id) && !force) return;
     worker.loaded.add(computation.id);
-    worker.channel.send({ t: 'load', computation });
+    if (worker.state === 'ready') worker.channel.send({ t: 'load', computation });
+    else worker.pendingLoads.push(computation);
   }
 
   /** Makes a task the worker's; the run message goes out with the others of this round. */
   private dispatch(worker: PoolWorker, task: Task): RunMessage {
     this.sendLoad(worker, task.computation);
     worker.inflight.push(task);
+    worker.idleSince = null;
     this.workerOfTask.set(task.id, worker);
-    if (worker.inflight.length === 1) this.startHead(worker);
+    // A starting worker's head starts (and its timeout runs) once the worker is ready.
+    if (worker.inflight.length === 1 && worker.state === 'ready') this.startHead(worker);
     return {
       id: task.id,
       computationId: task.computation.id,
@@ -516,12 +736,19 @@ export class WorkerPool {
           return;
         }
         worker.state = 'ready';
-        this.startFailures = 0;
+        // Its slice counts from now: starting is not serving.
+        worker.boundAt = Date.now();
+        if (worker.inflight.length === 0) worker.idleSince = worker.boundAt;
+        if (worker.tenancy?.sandbox == null) this.startFailures = 0;
+        for (const computation of worker.pendingLoads.splice(0))
+          worker.channel.send({ t: 'load', computation });
+        if (worker.pendingRuns.length > 0) this.sendRuns(worker, worker.pendingRuns.splice(0));
+        this.startHead(worker);
         this.notifyReady();
         this.pump();
         return;
       case 'loaded':
-        this.loadedBefore.add(message.computationId);
+        if (worker.tenancy !== null) this.loadedBefore.add(`${worker.tenancy.key}\n${message.computationId}`);
         this.settleProbes(worker, message.computationId, null);
         return;
       case 'load-error':
@@ -556,6 +783,14 @@ export class WorkerPool {
         return;
       }
       case 'spawned':
+        // Inside a pid namespace of its own the pid names nothing here (signalling it could hit
+        // an unrelated process): the sandbox's whole process tree is what gets stopped, and
+        // killing the sandbox kills its programs.
+        if (worker.channel.ownPidNamespace) {
+          if (worker.suspended && worker.inflight[0]?.id === message.id)
+            signalWorker(worker.channel, 'SIGSTOP');
+          return;
+        }
         // Sent just before the worker was killed or died: its program, in a process group of
         // its own, would outlive it (a cancelled job's program running on to its end).
         if (worker.killed || worker.state === 'exited') {
@@ -583,6 +818,8 @@ export class WorkerPool {
         return;
       }
       case 'helper':
+        // A sandbox's pids are its own (see 'spawned'): its tree is stopped, measured and killed whole.
+        if (worker.channel.ownPidNamespace) return;
         if (message.running) worker.helperPids.add(message.pid);
         else worker.helperPids.delete(message.pid);
         return;
@@ -601,6 +838,7 @@ export class WorkerPool {
       return;
     }
     worker.inflight.shift();
+    if (worker.inflight.length === 0) worker.idleSince = Date.now();
     this.workerOfTask.delete(head.id);
     this.clearHead(worker);
     const duration = result.endedAt - result.startedAt;
@@ -616,7 +854,11 @@ export class WorkerPool {
     head.owner.onResult(head, result);
     if (worker.state === 'ready') {
       this.startHead(worker);
-      if ((this.state === 'closing' || worker.retiring) && worker.inflight.length === 0)
+      if (
+        (this.state === 'closing' || worker.retiring) &&
+        worker.inflight.length === 0 &&
+        worker.probing === 0
+      )
         worker.channel.close();
     }
     this.pump();
@@ -634,6 +876,9 @@ export class WorkerPool {
     worker.inflight.length = 0;
     for (const task of [head, ...waiting]) if (task) this.workerOfTask.delete(task.id);
     this.rejectProbesOf(worker);
+    const successor = worker.successor;
+    worker.successor = null;
+    if (successor) successor.owner.onRequeue(successor);
 
     const killed = worker.killReason;
     // Handed back (the owner's machine sleeps), or the job the worker was killed for finished just
@@ -652,7 +897,8 @@ export class WorkerPool {
     this.exitWaiters.delete(worker);
 
     if (this.state !== 'running' || worker.retiring) return;
-    if (wasStarting) {
+    // A sandbox that cannot start is its tenancy's problem (its job failed above), not the pool's.
+    if (wasStarting && worker.tenancy?.sandbox == null) {
       this.startFailures += 1;
       log.warn('worker exited before it started', { exit, stderr: worker.channel.stderrTail() });
       if (this.startFailures >= MAX_START_FAILURES) {
@@ -686,6 +932,8 @@ export class WorkerPool {
     if (rest.length > 0) this.probes.set(computationId, rest);
     else this.probes.delete(computationId);
     if (error) worker.loaded.delete(computationId);
+    worker.probing = Math.max(0, worker.probing - mine.length);
+    if (worker.retiring && worker.inflight.length === 0 && worker.probing === 0) worker.channel.close();
     for (const probe of mine) {
       if (error) probe.reject(error);
       else probe.resolve();
@@ -713,10 +961,15 @@ export class WorkerPool {
     for (const worker of this.workers) {
       const head = worker.inflight[0];
       if (!head || head.maxMemoryBytes === null || worker.channel.pid === undefined) continue;
-      let used =
-        (residentBytes(worker.channel.pid) ?? 0) +
-        (worker.programPid === null ? 0 : (residentBytes(worker.programPid) ?? 0));
-      for (const pid of worker.helperPids) used += residentBytes(pid) ?? 0;
+      const pids = worker.channel.ownPidNamespace
+        ? processTree(worker.channel.pid)
+        : [
+            worker.channel.pid,
+            ...(worker.programPid === null ? [] : [worker.programPid]),
+            ...worker.helperPids,
+          ];
+      let used = 0;
+      for (const pid of pids) used += residentBytes(pid) ?? 0;
       if (used <= head.maxMemoryBytes) continue;
       const limitMb = Math.round(head.maxMemoryBytes / 1048576);
       this.kill(worker, {
@@ -762,6 +1015,16 @@ function killProcessGroup(pid: number | null): void {
   } catch {
     // already gone
   }
+}
+
+/** Signals a worker; a sandboxed one with everything in its sandbox (programs included). */
+function signalWorker(channel: WorkerChannel, signal: 'SIGSTOP' | 'SIGCONT'): void {
+  if (channel.pid === undefined) return;
+  if (!channel.ownPidNamespace) {
+    signalProcess(channel.pid, signal);
+    return;
+  }
+  for (const pid of processTree(channel.pid)) signalProcess(pid, signal);
 }
 
 function signalGroup(pid: number | null, signal: 'SIGSTOP' | 'SIGCONT'): void {

@@ -4,10 +4,13 @@
 // provisional values and output files back.
 //
 // Jobs run in their own folder under the node's data folder; the pool's workers have a scrubbed
-// environment (see the cluster's launcher), so nothing of the node's user leaks into them.
+// environment (see the cluster's launcher), so nothing of the node's user leaks into them. Each
+// computation of this session gets workers of its own, confined to its bundle (read-only) and
+// this session's job folder (see pool/tenancy.ts and sandbox/). Cached bundles and input files
+// are checked against their hashes when used: a changed one is never run.
 
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
@@ -30,8 +33,11 @@ import type { Computation, ResultMessage } from '../../../shared/worker-protocol
 import { programInterpreter } from '../computation/interpreter.js';
 import { createLogger } from '../log.js';
 import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
+import type { Tenancy } from '../pool/tenancy.js';
+import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
+import { bundleIntact } from './verified-cache.js';
 import { pythonOnThisNode } from '../computation/python-computation.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
 
@@ -46,7 +52,9 @@ export interface SessionHost {
   maxResultBytes: number;
   pump(): void;
   cancelTask(task: Task): void;
-  probe(computation: Computation): Promise<void>;
+  probe(computation: Computation, tenancy: Tenancy): Promise<void>;
+  /** How other people's jobs run here: confined, refused, or unconfined by the owner's choice. */
+  confinement: JobConfinement;
   ended(session: SubmitterSession): void;
   /** The node's journal of jobs whose results outlive their submitter's connection. */
   kept: KeptResults;
@@ -82,7 +90,7 @@ interface PendingLoad {
 }
 
 export class SubmitterSession {
-  private readonly computations = new Map<string, Computation>();
+  private readonly computations = new Map<string, { computation: Computation; tenancy: Tenancy }>();
   private readonly pendingLoads = new Map<string, PendingLoad[]>();
   private readonly queue: Task[] = [];
   private readonly running = new Map<number, { task: Task; remoteId: number }>();
@@ -133,15 +141,29 @@ export class SubmitterSession {
   /** Other submitters' jobs share this node's cores in turns, whatever their batches' priority. */
   readonly priority = 0;
 
-  /** The scheduler's call: the next job of this submitter, if any. */
-  takeTask(): Task | undefined {
+  /** The scheduler's call: the next job of this submitter that `fits`, if any. */
+  takeTask(_taker?: unknown, fits?: (tenancy: Tenancy) => boolean): Task | undefined {
     if (this.host.maxRunning !== null && this.running.size >= this.host.maxRunning) return undefined;
-    const task = this.queue.shift();
+    const at = fits === undefined ? 0 : this.firstFitting(fits);
+    const task = this.queue[at];
     if (!task) return undefined;
+    this.queue.splice(at, 1);
     this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
     const ref = keepables.get(task)?.ref;
     if (ref) log.debug('job started', { batch: ref.batch, index: ref.index, attempt: ref.attempt });
     return task;
+  }
+
+  /** Index of the first queued job `fits` accepts (-1: none); asked once per computation. */
+  private firstFitting(fits: (tenancy: Tenancy) => boolean): number {
+    const refused = new Set<Tenancy>();
+    for (const [at, task] of this.queue.entries()) {
+      const tenancy = task.tenancy;
+      if (tenancy === undefined || refused.has(tenancy)) continue;
+      if (fits(tenancy)) return at;
+      refused.add(tenancy);
+    }
+    return -1;
   }
 
   /** Tells the submitter what this node offers now (cores 0: send nothing more). */
@@ -284,12 +306,22 @@ export class SubmitterSession {
 
   /** The entry files of the computations this session loaded: their bundles are in use. */
   computationEntries(): string[] {
-    return [...this.computations.values()].map((computation) => computation.entry);
+    return [...this.computations.values()].map((loaded) => loaded.computation.entry);
   }
 
   private async load(request: PendingLoad): Promise<void> {
+    const refusal = this.host.confinement.refusal;
+    if (refusal !== null) {
+      this.connection.send({
+        t: 'load-error',
+        key: request.key,
+        error: { code: ErrorCode.Unconfined, message: refusal, stack: null },
+      });
+      return;
+    }
     const bundleDir = join(this.host.bundlesDir, request.bundle);
-    if (await pathExists(bundleDir)) await markUsed(bundleDir);
+    // A changed bundle (by hand, or by an unconfined job) is dropped and asked for again.
+    if (await bundleIntact(bundleDir, request.bundle)) await markUsed(bundleDir);
     else {
       const waiting = this.pendingLoads.get(request.bundle) ?? [];
       waiting.push(request);
@@ -314,8 +346,20 @@ export class SubmitterSession {
                 interpreter: await programInterpreter(entry),
                 stdin: request.stdin,
               };
-      if (computation.kind !== 'program') await this.host.probe(computation);
-      this.computations.set(request.key, computation);
+      // The workers' sandbox binds this folder: it must exist before the first starts. A
+      // connection that ended meanwhile runs nothing more: its folder must not come back.
+      if (this.ended) return;
+      await mkdir(this.sessionDir, { recursive: true, mode: 0o700 });
+      if (this.ended && !this.detached) {
+        await rm(this.sessionDir, { recursive: true, force: true });
+        return;
+      }
+      const tenancy: Tenancy = {
+        key: `${this.sessionDir}\n${computation.id}`,
+        sandbox: this.host.confinement.sandboxFor([bundleDir], [this.sessionDir]),
+      };
+      if (computation.kind !== 'program') await this.host.probe(computation, tenancy);
+      this.computations.set(request.key, { computation, tenancy });
       this.connection.send({ t: 'loaded', key: request.key });
     } catch (error) {
       this.connection.send({
@@ -391,8 +435,8 @@ export class SubmitterSession {
     let offset = 0;
     const refs: JobRef[] = [];
     for (const job of jobs) {
-      const computation = this.computations.get(job.key);
-      if (!computation)
+      const loaded = this.computations.get(job.key);
+      if (!loaded)
         throw new DeskGridError(
           ErrorCode.Protocol,
           `job ${job.id} uses computation ${job.key}, never loaded`,
@@ -411,17 +455,27 @@ export class SubmitterSession {
           throw new DeskGridError(ErrorCode.Protocol, `unsafe input file name ${JSON.stringify(name)}`);
         }
         const source = join(this.host.filesDir, job.input.hash);
-        // The job gets its own copy, under its original name, inside its own folder.
+        // The job gets its own copy, under its original name, inside its own folder: checked
+        // against its hash first, so that a changed cache entry never reaches a job.
+        const bytes = await readFile(source);
+        if (createHash('sha256').update(bytes).digest('hex') !== job.input.hash) {
+          await rm(source, { force: true });
+          throw new DeskGridError(
+            ErrorCode.Protocol,
+            `the cached input file ${job.input.hash.slice(0, 12)} was changed on this node; it was dropped, run the batch again`,
+          );
+        }
         const local = join(jobDir, 'in', name);
         await mkdir(join(jobDir, 'in'), { recursive: true });
-        await copyFile(source, local);
+        await writeFile(local, bytes);
         input = local;
         inputIsFile = true;
       }
       const task: Task = {
         id,
         owner: this.owner,
-        computation,
+        computation: loaded.computation,
+        tenancy: loaded.tenancy,
         index: job.index,
         attempt: job.attempt,
         input,
