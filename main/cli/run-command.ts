@@ -96,8 +96,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   // An unreachable peer does not stop the run, but the user should know it was left out.
   for (const warning of cluster.warnings) process.stderr.write(`deskgrid: warning: ${warning}\n`);
   cluster.on('warning', (warning) => process.stderr.write(`\ndeskgrid: warning: ${warning}\n`));
+  // A node that shares nothing yet is found, not used: the 'waiting' line says why.
   cluster.on('node', (node) =>
-    process.stderr.write(`\ndeskgrid: using node ${node.name} (${node.cores} cores)\n`),
+    process.stderr.write(
+      node.cores > 0
+        ? `\ndeskgrid: using node ${node.name} (${node.cores} cores)\n`
+        : `\ndeskgrid: found node ${node.name} (it shares no cores now)\n`,
+    ),
   );
   cluster.on('waiting', (waiting) => process.stderr.write(`\ndeskgrid: ${waiting.message}\n`));
   if (discover !== null && !args.local) {

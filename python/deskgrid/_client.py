@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -17,12 +18,12 @@ _FLAGS = {
     "retries": "--retries",
     "max_memory": "--max-memory",
     "cores": "--cores",
-    "secret": "--secret",
     "python": "--python",
     "priority": "--priority",
     "out": "--out",
 }
 _CANCELLED_EXIT = 130
+_ERROR_CODE = re.compile(r"\((DG_ERR_[A-Z_]+)\)$", re.MULTILINE)
 
 
 class DeskGridError(Exception):
@@ -31,6 +32,8 @@ class DeskGridError(Exception):
     def __init__(self, message, exit_code=None):
         super().__init__(message)
         self.exit_code = exit_code
+        found = _ERROR_CODE.search(message)
+        self.code = found.group(1) if found else None
 
 
 def _command():
@@ -71,13 +74,18 @@ def _computation(function):
 
 
 def _arguments(options):
+    """The command's flags, and its environment: the join code goes there, never on the command
+    line, where every local user could read it in the process list."""
     args = []
+    env = dict(os.environ)
     options = dict(options)
     options.setdefault("python", sys.executable)
     for key, value in options.items():
         if value is None:
             continue
-        if key in _FLAGS:
+        if key == "secret":
+            env["DESKGRID_SECRET"] = str(value)
+        elif key in _FLAGS:
             args += [_FLAGS[key], str(value)]
         elif key == "local":
             if not value:
@@ -94,7 +102,7 @@ def _arguments(options):
                     args += ["--require", "%s=%s" % (name, one)]
         else:
             raise TypeError("deskgrid: unknown option %r" % key)
-    return args
+    return args, env
 
 
 def _write_inputs(inputs):
@@ -122,7 +130,7 @@ class Batch(object):
 
     def __init__(self, function, inputs, options):
         computation = _computation(function)
-        arguments = _arguments(options)
+        arguments, env = _arguments(options)
         self._inputs, self.total = _write_inputs(inputs)
         self._results = []
         self._consumed = False
@@ -136,7 +144,7 @@ class Batch(object):
         try:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                universal_newlines=True, encoding="utf-8",
+                universal_newlines=True, encoding="utf-8", env=env,
             )
         except OSError as error:
             os.unlink(self._inputs)
@@ -168,10 +176,12 @@ class Batch(object):
             self._stderr_reader.join()
             if os.path.exists(self._inputs):
                 os.unlink(self._inputs)
-        # 0: every job done; 1: some failed (their results say why); 130: cancelled.
-        if code in (0, 1) or (code == _CANCELLED_EXIT and self._cancelled):
-            return
         said = [line[len("deskgrid: "):].strip() for line in self._stderr if line.startswith("deskgrid: ")]
+        # 0: every job done; 130: cancelled; 1: some jobs failed (their results say why), unless
+        # the batch itself failed, which the command says in a line ending with its DG_ERR_ code.
+        batch_failed = any(_ERROR_CODE.search(line) for line in said)
+        if code == 0 or (code == 1 and not batch_failed) or (code == _CANCELLED_EXIT and self._cancelled):
+            return
         message = " ".join(said) or "".join(self._stderr).strip() or "deskgrid exited with code %s" % code
         raise DeskGridError(message, code)
 

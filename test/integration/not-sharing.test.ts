@@ -66,8 +66,14 @@ function submitterOfNoCores(): Promise<Cluster> {
 
 function runAgainstNode(range: string) {
   return startCli(
-    ['run', fixture('double.mjs'), '--range', range, '--no-local', '--json', ...served.peerArgs()],
-    { home: join(tmp.root, 'home'), cwd: tmp.root, timeLimitMs: 60_000 },
+    ['run', fixture('double.mjs'), '--range', range, '--no-local', '--json', '--peer', served.peer()],
+    // The code through the environment, so stderr holds only what this test is about.
+    {
+      home: join(tmp.root, 'home'),
+      cwd: tmp.root,
+      timeLimitMs: 60_000,
+      env: { DESKGRID_SECRET: served.code },
+    },
   );
 }
 
@@ -98,10 +104,11 @@ describe('a submitter whose nodes share nothing', () => {
   it('ends the run with DG_ERR_NO_NODE when no node will share by itself (paused by its owner)', async () => {
     node.setSharing({ accepting: false });
     const result = await runAgainstNode('0:3').result;
-    // A failure, not a usage mistake (1 once every DeskGridError no longer exits 2).
-    expect(result.code, details(result)).not.toBe(0);
+    // A failure, not a usage mistake.
+    expect(result.code, details(result)).toBe(1);
     expect(splitLines(result.stderr)).toEqual([
-      `deskgrid: no node shares cores now, nor will by itself: ${node.identity.name} (sharing paused by its owner); resume sharing there, or run with more nodes or local cores`,
+      `deskgrid: found node ${node.identity.name} (it shares no cores now)`,
+      `deskgrid: no node shares cores now, nor will by itself: ${node.identity.name} (sharing paused by its owner); resume sharing there, or run with more nodes or local cores (DG_ERR_NO_NODE)`,
     ]);
     expect(result.stdout).toBe('');
 
