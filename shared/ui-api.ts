@@ -157,6 +157,24 @@ export const jobDetailSchema = v.object({
 });
 export type JobDetail = v.InferOutput<typeof jobDetailSchema>;
 
+export const UNCONFINED_POLICIES = ['refuse', 'accept'] as const;
+
+/** How other people's jobs run on this node now, and what its owner saved for its next start. */
+export const otherJobsSchema = v.object({
+  /** "bubblewrap" (or another sandbox) when confined, "refused", "unconfined"; null: this node serves no one. */
+  mode: v.nullable(v.string()),
+  /** Whether confined jobs may use the network, as this node runs. */
+  network: v.boolean(),
+  /** The line for the owner when jobs are refused or run unconfined; null when all is well. */
+  warning: v.nullable(v.string()),
+  /** Saved choices; they take effect when this node restarts. */
+  savedNetwork: v.boolean(),
+  savedUnconfined: v.picklist(UNCONFINED_POLICIES),
+  /** The saved choices differ from what the running node does: a restart applies them. */
+  restartNeeded: v.boolean(),
+});
+export type OtherJobs = v.InferOutput<typeof otherJobsSchema>;
+
 export const settingsViewSchema = v.object({
   nodeId: v.string(),
   nodeName: v.string(),
@@ -172,6 +190,7 @@ export const settingsViewSchema = v.object({
   sharingAdjustable: v.boolean(),
   peers: v.array(v.string()),
   dataFolder: v.string(),
+  otherJobs: otherJobsSchema,
 });
 export type SettingsView = v.InferOutput<typeof settingsViewSchema>;
 
@@ -308,6 +327,9 @@ export const UI_CALLS = {
       peers: v.optional(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(300)))),
       /** Saved for the next start (the running node keeps its code). */
       joinCode: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100))),
+      /** Saved for the next start, like the join code. */
+      jobNetwork: v.optional(v.boolean()),
+      unconfinedJobs: v.optional(v.picklist(UNCONFINED_POLICIES)),
     }),
     output: settingsViewSchema,
   },

@@ -1,6 +1,7 @@
 // The desktop app's own settings, <home>/app-settings.json: when to share (the owner policy's
 // mode), whether to share on battery, and a pause that lasts across restarts. The cores to share
-// live in the node's settings.json, which the CLI shares.
+// live in the node's settings.json, which the CLI shares, and so do the job network and what to
+// do with jobs that cannot be confined (the UI's settings save them there).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,10 +21,6 @@ const appSettingsSchema = v.object({
   }),
   pauseOnBattery: v.optional(v.boolean(), true),
   paused: v.optional(v.boolean(), false),
-  /** Whether other people's (confined) jobs may use the network (`deskgrid node --job-network`). */
-  jobNetwork: v.optional(v.boolean(), true),
-  /** Where their jobs cannot be confined: refuse them, or run them unconfined (`--unconfined-jobs`). */
-  unconfinedJobs: v.optional(v.picklist(['refuse', 'accept']), 'refuse'),
 });
 
 export type AppSettings = v.InferOutput<typeof appSettingsSchema>;

@@ -29,7 +29,7 @@ import { lanInterfaces } from '../engine/discovery/interfaces.js';
 import { createLogger } from '../engine/log.js';
 import { OwnerController } from '../engine/owner/owner-controller.js';
 import { APP_NAME } from '../engine/paths.js';
-import { loadSettings, resolveJoinCode, saveSettings } from '../engine/settings.js';
+import { loadSettings, resolveJoinCode, saveSettings, savedJobChoices } from '../engine/settings.js';
 import { CONTENT_SECURITY_POLICY } from '../engine/ui/ui-server.js';
 import { APP_SCHEME, isAppUrl, rendererFile } from './app-origin.js';
 import { loadAppSettings, ownerSettingsOf, saveAppSettings, shareModeOf } from './app-settings.js';
@@ -275,10 +275,9 @@ async function startEngine(home: string): Promise<Cluster> {
     ...(interfaces.length === 0 ? {} : { discover: { interfaces } }),
   };
   try {
-    const { jobNetwork, unconfinedJobs } = loadAppSettings(home);
     return await Cluster.start({
       ...networked,
-      serve: { port: DEFAULT_NODE_PORT, jobNetwork, unconfinedJobs },
+      serve: { port: DEFAULT_NODE_PORT, ...savedJobChoices(home) },
     });
   } catch (error) {
     // A `deskgrid node` on this machine has the port, or this data folder (and so this node's

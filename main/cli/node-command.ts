@@ -35,11 +35,12 @@ ${SECRET_USAGE_LINES}
                   --owner-activity) or hours=FROM-TO (local time, like hours=18-8); when sharing
                   stops, their running jobs are suspended, and handed back after 10 minutes
   --job-network on|off
-                  whether other people's jobs may use the network (default on)
+                  whether other people's jobs may use the network (default: as saved in
+                  the UI's settings, else on)
   --unconfined-jobs refuse|accept
                   where this computer cannot confine other people's jobs (no bubblewrap,
-                  Windows): refuse them (default) or run them unconfined, able to read and
-                  change whatever your user can
+                  Windows): refuse them (default, unless the UI's settings saved accept) or
+                  run them unconfined, able to read and change whatever your user can
   --owner-activity FILE
                   the owner's last input is this file's modification time (touch it on input)
   --max-per-submitter N
@@ -118,11 +119,14 @@ export async function nodeCommand(argv: string[]): Promise<number> {
   });
   const keepDays = numberOption('--keep-days', values['keep-days'], { min: 0, integer: false });
   const keepMb = numberOption('--keep-mb', values['keep-mb'], { min: 0, integer: false });
-  const jobNetwork = choice('--job-network', values['job-network'], ['on', 'off'] as const) ?? 'on';
-  const unconfinedJobs = choice('--unconfined-jobs', values['unconfined-jobs'], [
-    'refuse',
-    'accept',
-  ] as const);
+  // A flag wins over what the UI's settings saved, for this start.
+  const saved = loadSettings(home);
+  const jobNetwork =
+    choice('--job-network', values['job-network'], ['on', 'off'] as const) ??
+    (saved.jobNetwork === false ? 'off' : 'on');
+  const unconfinedJobs =
+    choice('--unconfined-jobs', values['unconfined-jobs'], ['refuse', 'accept'] as const) ??
+    saved.unconfinedJobs;
   const interfaces = values['no-discovery'] || !discoveryAllowed() ? [] : announceOn(listen);
   let cluster: Cluster;
   try {

@@ -256,7 +256,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** How other people's jobs run here (null: this cluster does not serve others). */
-  get jobConfinement(): Pick<JobConfinement, 'mode' | 'warning'> | null {
+  get jobConfinement(): Pick<JobConfinement, 'mode' | 'warning' | 'network'> | null {
     return this.confinement;
   }
 

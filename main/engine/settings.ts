@@ -33,6 +33,10 @@ export interface Settings {
    * `[NODE-ID@]HOST:PORT`; an entry edited by hand into something else is skipped with a warning.
    */
   peers?: string[];
+  /** Whether other people's confined jobs may use the network (`--job-network`); default: yes. */
+  jobNetwork?: boolean;
+  /** Where their jobs cannot be confined: refuse them (default) or run them unconfined. */
+  unconfinedJobs?: 'refuse' | 'accept';
 }
 
 /** Fields to change; a field set to undefined is removed from the file. */
@@ -70,6 +74,8 @@ const SettingsSchema = v.looseObject({
       'peers must be a list',
     ),
   ),
+  jobNetwork: v.optional(v.boolean('jobNetwork must be true or false')),
+  unconfinedJobs: v.optional(v.picklist(['refuse', 'accept'], 'unconfinedJobs must be "refuse" or "accept"')),
 });
 
 type StoredSettings = v.InferOutput<typeof SettingsSchema>;
@@ -80,12 +86,26 @@ export function settingsFile(home: string): string {
 
 /** The saved settings; none saved yet gives `{}`. */
 export function loadSettings(home: string): Settings {
-  const { joinCode, name, cores, peers } = readStored(home);
+  const { joinCode, name, cores, peers, jobNetwork, unconfinedJobs } = readStored(home);
   return {
     ...(joinCode === undefined ? {} : { joinCode }),
     ...(name === undefined ? {} : { name }),
     ...(cores === undefined ? {} : { cores }),
     ...(peers === undefined ? {} : { peers }),
+    ...(jobNetwork === undefined ? {} : { jobNetwork }),
+    ...(unconfinedJobs === undefined ? {} : { unconfinedJobs }),
+  };
+}
+
+/**
+ * The owner's saved choices about other people's jobs, ready to spread into the serve options of
+ * a start (the app's; the CLI's flags override them): unset ones keep the node's defaults.
+ */
+export function savedJobChoices(home: string): Pick<Settings, 'jobNetwork' | 'unconfinedJobs'> {
+  const { jobNetwork, unconfinedJobs } = loadSettings(home);
+  return {
+    ...(jobNetwork === undefined ? {} : { jobNetwork }),
+    ...(unconfinedJobs === undefined ? {} : { unconfinedJobs }),
   };
 }
 

@@ -5,6 +5,7 @@
 import type {
   BatchInfo,
   DeskGridApi,
+  OtherJobs,
   ResultRow,
   StorageView,
   UiCallName,
@@ -60,6 +61,15 @@ export class FakeEngine implements DeskGridApi {
   batches: BatchInfo[] = [];
   /** What getStorage answers; clearStorage empties the parts it names. */
   storage: StorageView = { parts: [] };
+  /** How other people's jobs run, as getSettings answers; setSettings saves the two choices. */
+  otherJobs: OtherJobs = {
+    mode: 'bubblewrap',
+    network: true,
+    warning: null,
+    savedNetwork: true,
+    savedUnconfined: 'refuse',
+    restartNeeded: false,
+  };
 
   constructor(private readonly rows: number) {}
 
@@ -95,6 +105,13 @@ export class FakeEngine implements DeskGridApi {
           rows: matching.slice(query.offset, query.offset + query.limit).map(row),
         };
       }
+      case 'setSettings': {
+        const { jobNetwork, unconfinedJobs } = input as UiInput<'setSettings'>;
+        const savedNetwork = jobNetwork ?? this.otherJobs.savedNetwork;
+        const savedUnconfined = unconfinedJobs ?? this.otherJobs.savedUnconfined;
+        this.otherJobs = { ...this.otherJobs, savedNetwork, savedUnconfined, restartNeeded: true };
+        return this.answer('getSettings', {});
+      }
       case 'getSettings':
         return {
           nodeId: 'a'.repeat(64),
@@ -108,6 +125,7 @@ export class FakeEngine implements DeskGridApi {
           sharingAdjustable: true,
           peers: [],
           dataFolder: '/data',
+          otherJobs: this.otherJobs,
         };
       case 'getStorage':
         return this.storage;

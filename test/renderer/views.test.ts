@@ -350,4 +350,52 @@ describe('SettingsView', () => {
     expect(view.querySelector('[role="alert"]')?.textContent).toMatch(/^invalid peer "a:b:c": /);
     expect(view.querySelectorAll('.peers li')).toHaveLength(2);
   });
+
+  it("shows how other people's jobs run here, and saves the owner's two choices for the next start", async () => {
+    const engine = new FakeEngine(0);
+    engine.otherJobs = { ...engine.otherJobs, network: false, savedNetwork: false };
+    const view = show(SettingsView, new AppState(engine));
+    await settle();
+    const status = () => view.querySelector('.jobs-status')?.textContent;
+    expect(status()).toBe("Other people's jobs: confined (bubblewrap), network off");
+    // Where jobs are confined, refusing or accepting unconfined ones is no question.
+    expect(view.querySelector('select[aria-label="Jobs that cannot be confined"]')).toBeNull();
+    const network = [...view.querySelectorAll('label')]
+      .find((label) => label.textContent?.includes('use the network'))
+      ?.querySelector('input');
+    if (!network) throw new Error('no job network switch');
+    expect(network.checked).toBe(false);
+    network.click();
+    await settle();
+    expect(engine.calls.filter((call) => call.name === 'setSettings').map((call) => call.input)).toEqual([
+      { jobNetwork: true },
+    ]);
+    expect(view.textContent).toContain('take effect when this node restarts');
+
+    const refusing = new FakeEngine(0);
+    refusing.otherJobs = {
+      ...refusing.otherJobs,
+      mode: 'refused',
+      warning: "this node cannot confine other people's jobs (no bubblewrap), so it refuses them",
+    };
+    if (mounted) void unmount(mounted);
+    const second = show(SettingsView, new AppState(refusing));
+    await settle();
+    expect(second.querySelector('.jobs-status')?.textContent).toBe(
+      "Other people's jobs: cannot be confined here: refused",
+    );
+    expect(second.textContent).toContain('no bubblewrap');
+    const policy = second.querySelector<HTMLSelectElement>(
+      'select[aria-label="Jobs that cannot be confined"]',
+    );
+    if (!policy) throw new Error('no unconfined choice');
+    expect(policy.value).toBe('refuse');
+    policy.value = 'accept';
+    policy.dispatchEvent(new Event('change', { bubbles: true }));
+    await settle();
+    expect(refusing.calls.filter((call) => call.name === 'setSettings').map((call) => call.input)).toEqual([
+      { unconfinedJobs: 'accept' },
+    ]);
+    expect(second.textContent).toContain('run unconfined');
+  });
 });

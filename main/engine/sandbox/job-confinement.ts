@@ -16,6 +16,8 @@ export interface JobConfinement {
   readonly warning: string | null;
   /** How jobs of others run here, in a word ("bubblewrap", "unconfined", "refused"). */
   readonly mode: string;
+  /** Whether confined jobs may use the network (the owner's choice at start). */
+  readonly network: boolean;
   /** The sandbox of a submitter's workers: its bundle read-only, its job folder read-write. */
   sandboxFor(readOnly: string[], readWrite: string[]): Sandbox | null;
 }
@@ -31,6 +33,7 @@ export function jobConfinement(
       refusal: null,
       warning: null,
       mode: check.mechanism,
+      network,
       sandboxFor: (readOnly, readWrite) => ({ confiner, plan: { readOnly, readWrite, network } }),
     };
   }
@@ -39,9 +42,10 @@ export function jobConfinement(
       refusal: null,
       warning: `other people's jobs run UNCONFINED on this computer (${check.reason}): they can read and change whatever your user can`,
       mode: 'unconfined',
+      network,
       sandboxFor: () => null,
     };
   }
   const refusal = `this node cannot confine other people's jobs (${check.reason}), so it refuses them; its owner can accept them unconfined with --unconfined-jobs accept`;
-  return { refusal, warning: refusal, mode: 'refused', sandboxFor: () => null };
+  return { refusal, warning: refusal, mode: 'refused', network, sandboxFor: () => null };
 }

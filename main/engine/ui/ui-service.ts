@@ -26,6 +26,7 @@ import {
   type JobDetail,
   type NodeInfo,
   type ResultRow,
+  type OtherJobs,
   type SettingsView,
   type StorageView,
   type Source,
@@ -43,7 +44,7 @@ import { openDataset } from '../dataset/open-dataset.js';
 import { clusterId } from '../identity/cluster-key.js';
 import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../doctor/diagnose.js';
 import { dataPaths, newRunFolder } from '../paths.js';
-import { canonicalPeer, loadSettings, resolveJoinCode, saveSettings } from '../settings.js';
+import { canonicalPeer, loadSettings, resolveJoinCode, saveSettings, type Settings } from '../settings.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** How often progress and new results are pushed. */
@@ -890,6 +891,7 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       sharingAdjustable: true,
       peers: saved.peers ?? [],
       dataFolder: home,
+      otherJobs: otherJobsOf(cluster.jobConfinement, saved),
     };
   }
 
@@ -913,10 +915,43 @@ export class UiService extends EventEmitter<UiServiceEvents> {
       ...(input.cores === undefined ? {} : { cores: input.cores }),
       ...(input.peers === undefined ? {} : { peers: input.peers }),
       ...(input.joinCode === undefined ? {} : { joinCode: input.joinCode }),
+      ...(input.jobNetwork === undefined ? {} : { jobNetwork: input.jobNetwork }),
+      ...(input.unconfinedJobs === undefined ? {} : { unconfinedJobs: input.unconfinedJobs }),
     });
     this.pushNodes();
     return this.settings();
   }
+}
+
+/**
+ * How other people's jobs run here and what the owner saved; the confinement is decided at start,
+ * so a saved change waits for a restart. Where jobs run confined, the unconfined choice changes
+ * nothing until confinement stops working, so it never asks for a restart.
+ */
+function otherJobsOf(running: Cluster['jobConfinement'], saved: Settings): OtherJobs {
+  const savedNetwork = saved.jobNetwork ?? true;
+  const savedUnconfined = saved.unconfinedJobs ?? 'refuse';
+  if (running === null) {
+    return {
+      mode: null,
+      network: savedNetwork,
+      warning: null,
+      savedNetwork,
+      savedUnconfined,
+      restartNeeded: false,
+    };
+  }
+  const policyChanged =
+    (running.mode === 'refused' && savedUnconfined === 'accept') ||
+    (running.mode === 'unconfined' && savedUnconfined === 'refuse');
+  return {
+    mode: running.mode,
+    network: running.network,
+    warning: running.warning,
+    savedNetwork,
+    savedUnconfined,
+    restartNeeded: policyChanged || savedNetwork !== running.network,
+  };
 }
 
 /** The join code this node would start with; a damaged one is no code to show. */
