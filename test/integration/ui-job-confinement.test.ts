@@ -1,6 +1,7 @@
 // The UI's view of how other people's jobs run on this node, over real served clusters: confined
 // by bubblewrap with the network cut, or refused where no sandbox works; and the owner's two
-// choices saved in settings.json, shown as waiting for a restart, and in force after one.
+// choices saved in settings.json, shown as waiting for a restart, and in force after one, in the
+// app's start and in deskgrid node's (whose flag overrides the saved choice).
 
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,9 +9,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { Cluster } from '../../main/engine/cluster.js';
-import { loadSettings, savedJobChoices } from '../../main/engine/settings.js';
+import { loadSettings, saveSettings, savedJobChoices } from '../../main/engine/settings.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
+import { killGroup, startCli } from '../support/run-cli.js';
 import { withoutSandbox } from '../support/served-node.js';
+import { until } from '../support/until.js';
 
 const started: Cluster[] = [];
 const folders: string[] = [];
@@ -100,4 +103,31 @@ describe("the UI's view of other people's jobs", () => {
       again.close();
     }
   });
+
+  it(
+    'deskgrid node starts with the job network the settings saved, unless its flag says otherwise',
+    { timeout: 120_000 },
+    async () => {
+      const home = freshHome();
+      saveSettings(home, { joinCode: generateJoinCode(), jobNetwork: false });
+      const common = ['node', '--port', '0', '--no-discovery', '--cores', '1'];
+      for (const [flags, line] of [
+        [[], 'confined (bubblewrap), network off'],
+        [['--job-network', 'on'], 'confined (bubblewrap), network on'],
+      ] as const) {
+        const node = startCli([...common, ...flags], { home, timeLimitMs: 60_000 });
+        try {
+          await until(
+            () => node.stdoutSoFar().includes("other people's jobs:"),
+            'the node to say how jobs run',
+            45_000,
+          );
+          expect(node.stdoutSoFar()).toContain(`other people's jobs: ${line}`);
+        } finally {
+          killGroup(node.pid);
+          await node.result.catch(() => undefined);
+        }
+      }
+    },
+  );
 });
