@@ -289,6 +289,11 @@ describe.skipIf(reason !== null)('the UI against deskgrid node --ui on a LAN of 
     await expect
       .poll(() => page.getByRole('switch', { name: 'Accept jobs from the cluster' }).isChecked())
       .toBe(true);
+    // How other people's jobs run here, told without running the doctor.
+    await expect
+      .poll(() => page.locator('.jobs-status').textContent())
+      .toBe("Other people's jobs: confined (bubblewrap), network on");
+    expect(await page.getByRole('switch', { name: 'Let their jobs use the network' }).isChecked()).toBe(true);
     await page.getByRole('button', { name: 'Run checks' }).click();
     const findings = page.getByRole('list', { name: 'Doctor findings' });
     await expect.poll(() => findings.textContent(), { timeout: 30_000 }).toContain('join code set');
