@@ -170,12 +170,14 @@ describe('a data folder in use by a node', () => {
     'refuses a second node at once, naming the first; a submitting run there is allowed',
     { timeout: 90_000 },
     async () => {
-      const nodeArgs = ['node', '--port', '0', '--no-discovery', '--cores', '1', '--secret', CODE];
-      const first = startCli(nodeArgs, { home: home(), cwd: tmp.root, timeLimitMs: 80_000 });
+      // The code through the environment: --secret would add its warning to what is asserted.
+      const nodeArgs = ['node', '--port', '0', '--no-discovery', '--cores', '1'];
+      const env = { DESKGRID_SECRET: CODE };
+      const first = startCli(nodeArgs, { home: home(), cwd: tmp.root, timeLimitMs: 80_000, env });
       try {
         await until(() => first.stdoutSoFar().includes('listening on'), 'the first node to listen');
 
-        const second = await deskgrid(nodeArgs);
+        const second = await deskgrid(nodeArgs, { env });
         expectRefused(
           second,
           new RegExp(
@@ -184,7 +186,7 @@ describe('a data folder in use by a node', () => {
         );
         expect(second.stdout).toBe('');
         // The UI's node is a node too.
-        expectRefused(await deskgrid([...nodeArgs, '--ui']), /is in use by another DeskGrid node/);
+        expectRefused(await deskgrid([...nodeArgs, '--ui'], { env }), /is in use by another DeskGrid node/);
 
         const job = tmp.write('double.mjs', 'export default async (n) => n * 2;\n');
         const run = await deskgrid([
@@ -207,7 +209,7 @@ describe('a data folder in use by a node', () => {
       expect(existsSync(join(home(), 'node.lock'))).toBe(false);
 
       // Stopped: the folder is free for the next node.
-      const next = startCli(nodeArgs, { home: home(), cwd: tmp.root });
+      const next = startCli(nodeArgs, { home: home(), cwd: tmp.root, env });
       try {
         await until(() => next.stdoutSoFar().includes('listening on'), 'the next node to listen');
       } finally {

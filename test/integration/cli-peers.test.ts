@@ -104,8 +104,10 @@ describe('deskgrid peers', () => {
   it('deskgrid run uses a saved peer, then finds the node again through known-nodes.json', async () => {
     const added = await deskgrid(['peers', 'add', `127.0.0.1:${port}`]);
     expect(added.code, details(added)).toBe(0);
-    const args = ['run', DOUBLE, '--range', '0:20', '--secret', CODE, '--no-local', '--json'];
-    const first = await deskgrid(args);
+    // The code through the environment: the run must print no warning at all.
+    const args = ['run', DOUBLE, '--range', '0:20', '--no-local', '--json'];
+    const env = { DESKGRID_SECRET: CODE };
+    const first = await deskgrid(args, { env });
     expect(first.code, details(first)).toBe(0);
     expect(resultNodes(first)).toEqual(Array<string>(20).fill(node.nodeId));
 
@@ -116,7 +118,7 @@ describe('deskgrid peers', () => {
 
     const removed = await deskgrid(['peers', 'remove', `127.0.0.1:${port}`]);
     expect(removed.code, details(removed)).toBe(0);
-    const second = await deskgrid(args);
+    const second = await deskgrid(args, { env });
     expect(second.code, details(second)).toBe(0);
     expect(resultNodes(second)).toEqual(Array<string>(20).fill(node.nodeId));
     expect(second.stderr).not.toMatch(/warning/);

@@ -24,7 +24,7 @@ MIN_VERSION = (3, 8)
 IN_FD = 3
 OUT_FD = 4
 MAX_OUTPUT_CHARS = 1024 * 1024
-# Results of tiny jobs are written together: at most this long after the first one waiting.
+# What a job says while it runs (progress, logs) is written together: at most this long late.
 FLUSH_AFTER_S = 0.002
 FLUSH_BYTES = 256 * 1024
 
@@ -506,7 +506,10 @@ def main():
                 cancelled.discard(run["id"])
                 emit({"t": "dropped", "id": run["id"]})
                 continue
-            queue_frame(run_job(computation, run, stdout, stderr, loop), now=not pending and not inbox)
+            # Each result is written before the next job starts: a job that kills its interpreter
+            # (os._exit, a segfault, the OOM killer) would take results still in the buffer with
+            # it, and the host would then blame the earliest job without a result, not this one.
+            queue_frame(run_job(computation, run, stdout, stderr, loop), now=True)
             continue
         cancelled.clear()
         flush()
