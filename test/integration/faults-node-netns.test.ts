@@ -7,7 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  childrenOf,
+  descendantsOf,
   useFaultLab,
   ended,
   expectCompleteAndDone,
@@ -79,7 +79,7 @@ describe.skipIf(reason !== null)('a failing node', () => {
       const out = lab.out('out-straggler');
       const batch = lab.newBatch(1, JOBS, out);
       await waitFor('most results', () => resultCount(batch) >= JOBS - 30, 30_000, batch.stderr);
-      const frozen = childrenOf(pid);
+      const frozen = descendantsOf(pid);
       expect(frozen.length).toBeGreaterThan(0);
       for (const worker of frozen) process.kill(worker, 'SIGSTOP');
       try {

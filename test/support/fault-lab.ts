@@ -161,11 +161,27 @@ export function expectCompleteAndDone(results: readonly JobResult[], jobs: numbe
   return byIndex;
 }
 
-/** The pids of the living children of a process (a node's workers), from /proc. */
-export function childrenOf(pid: number): number[] {
+/**
+ * Every process below `pid`, children first: a node's workers, and for other people's jobs the
+ * sandbox (bwrap) with the worker it runs inside, so freezing them all freezes the work itself.
+ */
+export function descendantsOf(pid: number): number[] {
   const found: number[] = [];
-  for (const task of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ')) {
-    if (task.trim() !== '') found.push(Number(task));
+  const pending = [pid];
+  // Bounded: a process tree deeper or wider than this is not a test node's.
+  for (let step = 0; step < 10_000 && pending.length > 0; step++) {
+    const parent = pending.shift() as number;
+    let children: string;
+    try {
+      children = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const task of children.split(' ')) {
+      if (task.trim() === '') continue;
+      found.push(Number(task));
+      pending.push(Number(task));
+    }
   }
   return found;
 }
