@@ -3,6 +3,7 @@
 // huge or hostile), random bodies, and raw frame bytes for headers that are not objects.
 
 import { serialize } from 'node:v8';
+import { seededRandom } from '../../soak/schedule.js';
 
 export type Random = () => number;
 
@@ -19,17 +20,8 @@ export const OFFER_TEMPLATE = {
   name: 'n',
 };
 
-/** mulberry32: a tiny, good-enough seeded generator. */
-export function seeded(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The soak's seeded generator (mulberry32), so a fuzz seed replays like a soak seed. */
+export const seeded: (seed: number) => Random = seededRandom;
 
 export function pick<T>(random: Random, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;
