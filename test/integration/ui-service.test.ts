@@ -2,7 +2,9 @@
 // contract, uploads stay inside their folder and within their limits, and a batch submitted from
 // uploaded files can be previewed, run, paged, searched, inspected, retried, exported and cancelled.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateJoinCode, parseJoinCode } from '../../shared/join-code.js';
 import type { UiEvent } from '../../shared/ui-api.js';
@@ -32,9 +34,20 @@ function service(limits?: { maxBytes?: number; maxFiles?: number }): UiService {
   });
 }
 
-/** Job 0 takes longest: it finishes after others, so finish order and index order differ. */
-const LATE_FIRST =
-  'export default async (n) => { if (Number(n) === 0) await new Promise((r) => setTimeout(r, 300)); return n; };\n';
+/**
+ * Job 0 finishes after job 19, so finish order and index order differ: it waits (10 s at most)
+ * for the mark job 19 leaves. Waiting a fixed time was not enough: a new computation gets its
+ * second worker only once another computation's worker is handed over and started afresh.
+ */
+const LAST_MARK = join(tmpdir(), `deskgrid-ui-late-first-${process.pid}-${Date.now()}`);
+const LATE_FIRST = `import { existsSync, writeFileSync } from 'node:fs';
+export default async (n) => {
+  if (Number(n) === 19) writeFileSync(${JSON.stringify(LAST_MARK)}, '');
+  for (let waited = 0; Number(n) === 0 && waited < 10_000 && !existsSync(${JSON.stringify(LAST_MARK)}); waited += 20)
+    await new Promise((r) => setTimeout(r, 20));
+  return n;
+};
+`;
 
 /** 0 to n - 1, a line each. */
 const numbers = (n: number): string => Array.from({ length: n }, (_, at) => at).join('\n');
@@ -235,6 +248,7 @@ describe('UiService', () => {
         expect(Math.max(...ended.throughput.map((sample) => sample.rate))).toBeGreaterThan(0);
       } finally {
         ui.close();
+        rmSync(LAST_MARK, { force: true });
       }
     },
   );
