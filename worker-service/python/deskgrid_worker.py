@@ -439,8 +439,8 @@ def run_job(computation, run, stdout, stderr, loop):
         "stdout": stdout.getvalue(),
         "stderr": stderr.getvalue(),
         "exitCode": None,
-        "startedAt": started * 1000.0,
-        "endedAt": ended * 1000.0,
+        "startedAt": int(started * 1000),
+        "endedAt": int(ended * 1000),
         "hasOutputs": bool(ctx is not None and ctx.made_output_dir and os.listdir(ctx._dir)),
         "cpuMs": (time.process_time() - cpu) * 1000.0,
     }
