@@ -15,7 +15,8 @@ const ours = (...layers) =>
 const noElectron = { group: ['electron'], message: 'only main/app and the preload may import electron' };
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'test-output/'] },
+  // build/types holds declarations read by shared/tsconfig.json only, outside the project service.
+  { ignores: ['dist/', 'node_modules/', 'test-output/', 'build/types/'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -6,13 +6,13 @@ import type { Computation } from '../../shared/worker-protocol.js';
 
 export interface Requirements {
   /** Commands the node must have on its PATH, e.g. ["python3"] or ["Rscript"]. */
-  runtimes?: string[];
+  runtimes?: string[] | undefined;
   /** Operating systems allowed, as Node names them: "linux", "darwin", "win32". */
-  os?: string[];
+  os?: string[] | undefined;
   /** Free memory the node must have when the job is handed to it, in MB. */
-  memoryMb?: number;
+  memoryMb?: number | undefined;
   /** Run only on this node: its id (or the start of it, as `deskgrid nodes` shows it) or its name. */
-  node?: string;
+  node?: string | undefined;
 }
 
 /** What the scheduler knows of a node when it hands it a job. */

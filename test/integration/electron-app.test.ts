@@ -28,6 +28,13 @@ if (binary === null) {
   );
 }
 
+/** Playwright wants every variable set: the environment's unset entries are left out. */
+function withoutUnset(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
 describe.skipIf(binary === null)('the desktop app in Electron', () => {
   let home = '';
   let electronApp: ElectronApplication;
@@ -38,7 +45,7 @@ describe.skipIf(binary === null)('the desktop app in Electron', () => {
     electronApp = await _electron.launch({
       executablePath: binary ?? '',
       args: [REPO_ROOT],
-      env: { ...process.env, DESKGRID_HOME: home, DESKGRID_DISCOVERY: 'off' },
+      env: { ...withoutUnset(process.env), DESKGRID_HOME: home, DESKGRID_DISCOVERY: 'off' },
       timeout: 60_000,
     });
     page = await electronApp.firstWindow();

@@ -52,8 +52,8 @@ export interface LanHost {
 
 export interface LanSpawnOptions {
   /** Environment of the program (default: this process's environment). */
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
+  env?: NodeJS.ProcessEnv | undefined;
+  cwd?: string | undefined;
   /** Default 'pipe' for all three streams. */
   stdio?: StdioOptions;
 }

@@ -21,7 +21,9 @@ async function writeLarge(name: string, parts: Iterable<string>): Promise<string
 }
 
 /** Counts the items and keeps only the first and last. */
-async function summarise(path: string): Promise<{ count: number; first?: DatasetItem; last?: DatasetItem }> {
+async function summarise(
+  path: string,
+): Promise<{ count: number; first: DatasetItem | undefined; last: DatasetItem | undefined }> {
   const dataset = await openDataset({ path });
   let count = 0;
   let first: DatasetItem | undefined;
