@@ -2,8 +2,9 @@
 //   shared/          imports nothing of ours and no Node, DOM or Electron APIs
 //   worker-service/  imports shared/ only
 //   main/engine/     imports shared/ (and starts worker-service/ processes), never electron
-//   main/cli/        imports main/engine and shared/
-//   main/app/        the Electron shell: imports main/engine, shared/ and electron
+//   main/cli/        imports shared/ and the engine's public face only (main/engine/index.ts and
+//                    the light entry modules main/engine/entry/*.ts), never its internals
+//   main/app/        the Electron shell: imports shared/, electron and the engine's public face
 //   renderer/        imports shared/ only (the engine is reached through shared/ui-api.ts)
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -12,6 +13,12 @@ import svelte from 'eslint-plugin-svelte';
 
 const ours = (...layers) =>
   layers.map((layer) => ({ group: [`**/${layer}/**`], message: `do not import ${layer}/ here` }));
+// The engine's public face: its index and the light entries beside it; any other engine module
+// is an internal the CLI and the app must not reach (main/engine/index.ts says which is which).
+const engineFace = {
+  regex: '(^|/)engine/(?!index\\.js$|entry/[a-z-]+\\.js$)',
+  message: "use the engine's public face: main/engine/index.ts or a light main/engine/entry/ module",
+};
 const noElectron = { group: ['electron'], message: 'only main/app and the preload may import electron' };
 
 export default tseslint.config(
@@ -108,14 +115,17 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [...ours('worker-service', 'renderer', 'app'), noElectron] },
+        { patterns: [...ours('worker-service', 'renderer', 'app'), engineFace, noElectron] },
       ],
     },
   },
   {
     files: ['main/app/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ours('worker-service', 'renderer', 'cli') }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [...ours('worker-service', 'renderer', 'cli'), engineFace] },
+      ],
     },
   },
   {

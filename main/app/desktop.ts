@@ -23,14 +23,20 @@ import {
 } from 'electron';
 import { ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
-import { Cluster, scrubbedEnvironment } from '../engine/cluster.js';
-import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
-import { lanInterfaces } from '../engine/discovery/interfaces.js';
-import { createLogger } from '../engine/log.js';
-import { OwnerController } from '../engine/owner/owner-controller.js';
-import { APP_NAME } from '../engine/paths.js';
-import { loadSettings, resolveJoinCode, saveSettings, savedJobChoices } from '../engine/settings.js';
-import { CONTENT_SECURITY_POLICY } from '../engine/ui/ui-server.js';
+import {
+  Cluster,
+  scrubbedEnvironment,
+  discoveryAllowed,
+  lanInterfaces,
+  createLogger,
+  OwnerController,
+  APP_NAME,
+  loadSettings,
+  resolveJoinCode,
+  saveSettings,
+  savedJobChoices,
+  CONTENT_SECURITY_POLICY,
+} from '../engine/index.js';
 import { APP_SCHEME, isAppUrl, rendererFile } from './app-origin.js';
 import { loadAppSettings, ownerSettingsOf, saveAppSettings, shareModeOf } from './app-settings.js';
 import { batchNotices, type EndedBatch } from './batch-notices.js';

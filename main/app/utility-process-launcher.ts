@@ -12,14 +12,14 @@
 // a stand-in built on real Node child processes (there is no Electron binary in CI).
 
 import type { ToWorker } from '../../shared/worker-protocol.js';
-import { ChildProcessLauncher } from '../engine/pool/child-process-launcher.js';
-import { workerEntryPath } from '../engine/pool/worker-entry.js';
-import type {
-  LaunchOptions,
-  WorkerChannel,
-  WorkerExit,
-  WorkerLauncher,
-} from '../engine/pool/worker-launcher.js';
+import {
+  ChildProcessLauncher,
+  workerEntryPath,
+  type LaunchOptions,
+  type WorkerChannel,
+  type WorkerExit,
+  type WorkerLauncher,
+} from '../engine/entry/worker.js';
 
 const STDERR_TAIL_BYTES = 8192;
 const STDERR_DRAIN_MS = 200;

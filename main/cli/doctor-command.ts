@@ -4,9 +4,9 @@
 
 import { parseCommandArgs, wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-// The module itself rather than the engine's index: a quick command need not load the Cluster.
-import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../engine/doctor/diagnose.js';
-import { defaultDataHome } from '../engine/paths.js';
+// Light entries rather than the engine's index: a quick command need not load the Cluster.
+import { DEFAULT_DOCTOR_WAIT_S, diagnose } from '../engine/entry/doctor.js';
+import { defaultDataHome } from '../engine/entry/settings.js';
 import { waitOption } from './nodes-command.js';
 import { SECRET_OPTIONS, SECRET_USAGE_LINES, secretFromOptions } from './secret-input.js';
 

@@ -7,9 +7,7 @@ import { wantsHelp } from './options.js';
 import { askOnTerminal } from './secret-input.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { formatJoinCode, parseJoinCode } from '../../shared/join-code.js';
-import { clusterId } from '../engine/identity/cluster-key.js';
-import { defaultDataHome } from '../engine/paths.js';
-import { loadSettings, saveSettings } from '../engine/settings.js';
+import { clusterId, defaultDataHome, loadSettings, saveSettings } from '../engine/entry/settings.js';
 
 export const JOIN_USAGE = `usage: deskgrid join [CODE]
 

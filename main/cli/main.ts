@@ -3,7 +3,7 @@
 // that `deskgrid run` starts fast.
 
 import { DeskGridError } from '../../shared/errors.js';
-import { readPackageVersion } from '../engine/version.js';
+import { readPackageVersion } from '../engine/entry/settings.js';
 import { EXIT_USAGE, exitStatusOf } from './exit-status.js';
 
 const USAGE = `usage: deskgrid <command> [options]

@@ -5,18 +5,24 @@
 import { networkInterfaces } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
-import { Cluster } from '../engine/cluster.js';
-import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
-import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
+import {
+  Cluster,
+  lanInterfaces,
+  type LanInterface,
+  discoveryAllowed,
+  shortNodeId,
+  defaultDataHome,
+  activityFileSignals,
+  OwnerController,
+  DEFAULT_OWNER_SETTINGS,
+  parseShareMode,
+  loadSettings,
+  resolveJoinCode,
+  UiServer,
+  defaultRendererDir,
+  UiService,
+} from '../engine/index.js';
 
-import { shortNodeId } from '../engine/identity/node-identity.js';
-import { defaultDataHome } from '../engine/paths.js';
-import { activityFileSignals } from '../engine/owner/activity-file.js';
-import { OwnerController } from '../engine/owner/owner-controller.js';
-import { DEFAULT_OWNER_SETTINGS, parseShareMode } from '../engine/owner/owner-policy.js';
-import { loadSettings, resolveJoinCode } from '../engine/settings.js';
-import { UiServer, defaultRendererDir } from '../engine/ui/ui-server.js';
-import { UiService } from '../engine/ui/ui-service.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 import { SECRET_OPTIONS, SECRET_USAGE_LINES, secretFromOptions } from './secret-input.js';
 

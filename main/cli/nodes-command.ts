@@ -3,13 +3,17 @@
 // checked by dialling them as a submitter would.
 
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
-import { lanInterfaces, type LanInterface } from '../engine/discovery/interfaces.js';
-import { shortNodeId } from '../engine/identity/node-identity.js';
-// The module itself rather than the engine's index: a quick command need not load the Cluster.
-import { surveyLan, type ShownState, type SurveyedNode } from '../engine/doctor/lan-survey.js';
-import { defaultDataHome } from '../engine/paths.js';
-import { resolveJoinCode } from '../engine/settings.js';
+// Light entries rather than the engine's index: a quick command need not load the Cluster.
+import {
+  discoveryAllowed,
+  lanInterfaces,
+  type LanInterface,
+  shortNodeId,
+  surveyLan,
+  type ShownState,
+  type SurveyedNode,
+} from '../engine/entry/doctor.js';
+import { defaultDataHome, resolveJoinCode } from '../engine/entry/settings.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';
 

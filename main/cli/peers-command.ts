@@ -5,8 +5,7 @@
 import { wantsHelp } from './options.js';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
-import { defaultDataHome } from '../engine/paths.js';
-import { canonicalPeer, loadSettings, saveSettings } from '../engine/settings.js';
+import { defaultDataHome, canonicalPeer, loadSettings, saveSettings } from '../engine/entry/settings.js';
 
 export const PEERS_USAGE = `usage: deskgrid peers add HOST[:PORT]
        deskgrid peers remove HOST[:PORT]

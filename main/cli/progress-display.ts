@@ -3,7 +3,7 @@
 // times a second from the batch's stats (never once per job).
 
 import { MultiBar, type SingleBar } from 'cli-progress';
-import type { Batch } from '../engine/batch.js';
+import type { Batch } from '../engine/index.js';
 
 const REDRAW_INTERVAL_MS = 200;
 

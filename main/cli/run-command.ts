@@ -8,16 +8,20 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { toResultLine } from '../../shared/result-line.js';
-import { Cluster } from '../engine/cluster.js';
-import type { Batch } from '../engine/batch.js';
-import type { SplitMode } from '../engine/dataset/dataset-item.js';
-import { defaultDataHome, newRunFolder } from '../engine/paths.js';
-import type { SubmitOptions } from '../engine/prepare-batch.js';
-import type { Requirements } from '../engine/requirements.js';
-import { RESULTS_FILE } from '../engine/store/batch-store.js';
-import { loadSettings, resolveJoinCode } from '../engine/settings.js';
-import { discoveryAllowed } from '../engine/discovery/discovery-switch.js';
-import { lanInterfaces } from '../engine/discovery/interfaces.js';
+import {
+  Cluster,
+  type Batch,
+  type SplitMode,
+  defaultDataHome,
+  newRunFolder,
+  type SubmitOptions,
+  type Requirements,
+  RESULTS_FILE,
+  loadSettings,
+  resolveJoinCode,
+  discoveryAllowed,
+  lanInterfaces,
+} from '../engine/index.js';
 import { EXIT_INTERRUPTED } from './exit-status.js';
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';
 import { SECRET_OPTIONS, secretFromOptions } from './secret-input.js';

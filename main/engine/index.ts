@@ -1,7 +1,14 @@
-// DeskGrid's Node API: `import { Cluster } from 'deskgrid'`.
+// The engine's public face. Programs use it as DeskGrid's Node API (`import { Cluster } from
+// 'deskgrid'`); DeskGrid's own shells, the CLI (main/cli) and the desktop app (main/app), reach
+// the engine only through it and through the light entry modules in entry/ (lint-enforced):
+//   entry/doctor.ts    `deskgrid nodes` and `doctor`: the LAN survey and diagnosis, without the Cluster
+//   entry/settings.ts  this computer's data home, saved settings, cluster id and version
+//   entry/worker.ts    what a host needs to start the engine's workers its own way
+// Everything the entries export is exported here too.
 
 export {
   Cluster,
+  scrubbedEnvironment,
   type ClusterEvents,
   type ClusterOptions,
   type ClusterStats,
@@ -11,8 +18,9 @@ export { Batch, type BatchEvents } from './batch.js';
 export type { Waiting, WaitingNode } from './waiting-for-nodes.js';
 export type { NotSharing, NotSharingReason } from '../../shared/not-sharing.js';
 export type { SubmitOptions } from './prepare-batch.js';
+export type { Requirements } from './requirements.js';
 export type { SplitMode } from './dataset/dataset-item.js';
-export type { WorkerLauncher, WorkerChannel, LaunchOptions, WorkerExit } from './pool/worker-launcher.js';
+export { RESULTS_FILE } from './store/batch-store.js';
 export { DeskGridError, ErrorCode, type JobError } from '../../shared/errors.js';
 export type {
   BatchStats,
@@ -26,11 +34,23 @@ export type {
 } from '../../shared/job.js';
 export type { JobContext, ComputationFunction } from '../../shared/job-context.js';
 export { toResultLine } from '../../shared/result-line.js';
+
+// Hosting a node in a long-running process (`deskgrid node`, the desktop app): the UI the
+// renderer talks to, the owner's sharing policy, the engine's logger.
+export { UiService, type UiServiceOptions } from './ui/ui-service.js';
+export { UiServer, defaultRendererDir, CONTENT_SECURITY_POLICY } from './ui/ui-server.js';
+export { OwnerController } from './owner/owner-controller.js';
+export { activityFileSignals } from './owner/activity-file.js';
 export {
-  surveyLan,
-  type NodeCheck,
-  type ShownState,
-  type SurveyedNode,
-  type SurveyOptions,
-} from './doctor/lan-survey.js';
-export { diagnose, DEFAULT_DOCTOR_WAIT_S, type DiagnoseOptions, type Finding } from './doctor/diagnose.js';
+  DEFAULT_OWNER_SETTINGS,
+  parseShareMode,
+  type OwnerSettings,
+  type OwnerSignals,
+  type ShareMode,
+  type SharingReason,
+} from './owner/owner-policy.js';
+export { createLogger, type Logger } from './log.js';
+
+export * from './entry/doctor.js';
+export * from './entry/settings.js';
+export * from './entry/worker.js';
