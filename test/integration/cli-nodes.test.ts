@@ -11,6 +11,7 @@ import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT as PORT, type LanNode } from '../support/lan-nodes.js';
 import { netnsUnavailableReason, type Lan, type LanExecResult, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT } from '../support/run-cli.js';
+import { until } from '../support/until.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] deskgrid nodes / doctor tests skipped: ${reason}`);
@@ -53,12 +54,12 @@ async function startDeskgridOn(
   const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
     child.once('close', (code) => resolve({ code, stdout, stderr })),
   );
-  const started = Date.now();
-  while (!/^listening on /m.test(stderr)) {
-    if (child.exitCode !== null || Date.now() - started > 20_000) {
-      throw new Error(`deskgrid ${args.join(' ')} did not start listening:\n${stdout}\n${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  await until(
+    () => /^listening on /m.test(stderr) || child.exitCode !== null,
+    () => `deskgrid ${args.join(' ')} to start listening:\n${stdout}\n${stderr}`,
+  );
+  if (!/^listening on /m.test(stderr)) {
+    throw new Error(`deskgrid ${args.join(' ')} exited before listening:\n${stdout}\n${stderr}`);
   }
   return { done };
 }

@@ -22,6 +22,7 @@ import {
 } from '../support/run-cli.js';
 import { details } from '../support/cli-home.js';
 import { useTempFolder } from '../support/temp-folder.js';
+import { eventually } from '../support/until.js';
 
 const tmp = useTempFolder();
 
@@ -29,7 +30,6 @@ const JOBS = 300;
 const KILL_AFTER_RESULTS = 80;
 const WAIT_FOR_RESULTS_MS = 20_000;
 const WAIT_FOR_WORKERS_MS = 5_000;
-const POLL_MS = 10;
 
 // Each job notes its index in the file named by DG_TEST_EXECUTIONS before doing its work, so the
 // log shows every job that started, finished or not.
@@ -74,11 +74,8 @@ async function leftoverWorkers(pgid: number): Promise<number[]> {
     killGroup(pgid);
     return [];
   }
-  let leftover = livingGroupMembers(pgid);
-  for (let waited = 0; leftover.length > 0 && waited < WAIT_FOR_WORKERS_MS; waited += POLL_MS) {
-    await sleep(POLL_MS);
-    leftover = livingGroupMembers(pgid);
-  }
+  await eventually(() => livingGroupMembers(pgid).length === 0, WAIT_FOR_WORKERS_MS);
+  const leftover = livingGroupMembers(pgid);
   if (leftover.length > 0) killGroup(pgid);
   return leftover;
 }
@@ -120,11 +117,11 @@ function startBatch(): BatchRun {
 
 /** Waits, bounded, until results.jsonl has `count` lines or the CLI has exited; `onPoll` runs each round. */
 async function waitForResults(batch: BatchRun, count: number, onPoll?: () => void): Promise<void> {
-  for (let waited = 0; waited < WAIT_FOR_RESULTS_MS; waited += POLL_MS) {
-    if (batch.cli.child.exitCode !== null || countLines(batch.resultsFile) >= count) return;
+  await eventually(() => {
+    if (batch.cli.child.exitCode !== null || countLines(batch.resultsFile) >= count) return true;
     onPoll?.();
-    await sleep(POLL_MS);
-  }
+    return false;
+  }, WAIT_FOR_RESULTS_MS);
 }
 
 /** Runs `deskgrid run --resume` on the batch's folder to the end. */

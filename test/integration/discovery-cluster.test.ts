@@ -11,6 +11,7 @@ import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT as PORT, type LanNode } from '../support/lan-nodes.js';
 import { netnsUnavailableReason, type Lan, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT, splitLines } from '../support/run-cli.js';
+import { until } from '../support/until.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] discovery cluster tests skipped: ${reason}`);
@@ -109,10 +110,11 @@ describe.skipIf(reason !== null)('batches follow LAN membership', () => {
       const exited = new Promise<number | null>((resolve) => run.once('close', (code) => resolve(code)));
 
       // Once the batch is under way on the first node, a second node of the cluster joins.
-      const started = Date.now();
-      while (splitLines(stdout).length < 20 && Date.now() - started < 30_000 && run.exitCode === null) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await until(
+        () => splitLines(stdout).length >= 20 || run.exitCode !== null,
+        () => `20 results\n${stderr}`,
+        30_000,
+      );
       expect(splitLines(stdout).length, stderr).toBeGreaterThanOrEqual(20);
       late = await startNode(host(3), CODE);
 

@@ -20,6 +20,7 @@ import { Membership } from '../../main/engine/discovery/membership.js';
 import { WIRE_PROTOCOL_VERSION } from '../../shared/wire-protocol.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../support/netns.js';
 import { REPO_ROOT } from '../support/run-cli.js';
+import { until } from '../support/until.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] mDNS discovery tests skipped: ${reason}`);
@@ -34,7 +35,6 @@ const CODE = generateJoinCode();
 const CLUSTER = clusterId(CODE);
 const OTHER_CLUSTER = clusterId(generateJoinCode());
 const PORT = DEFAULT_NODE_PORT;
-const POLL_MS = 25;
 
 const zeroconfMissing = pythonZeroconfMissing();
 
@@ -142,20 +142,18 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Polls `condition` until it holds; fails after `timeoutMs` with `explain()` in the message. */
+/**
+ * Polls `condition` until it holds (until.ts); fails after `timeoutMs` of polling with
+ * `explain()` in the message. Gives the time it took, which the tests print.
+ */
 async function waitUntil(
   condition: () => boolean,
   timeoutMs: number,
   explain: () => string,
 ): Promise<number> {
   const started = Date.now();
-  for (let round = 0; round < Math.ceil(timeoutMs / POLL_MS) + 1; round++) {
-    if (condition()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) break;
-    await sleep(POLL_MS);
-  }
-  if (condition()) return Date.now() - started;
-  throw new Error(`not within ${timeoutMs} ms: ${explain()}`);
+  await until(condition, explain, timeoutMs);
+  return Date.now() - started;
 }
 
 function report(...announcers: Announcer[]): () => string {

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DeskGridError, ErrorCode, type Cluster, type JobResult } from '../../main/engine/index.js';
 import { fixture } from '../support/engine-cluster.js';
 import { useServedNode, useSubmitter } from '../support/served-node.js';
+import { until } from '../support/until.js';
 
 const served = useServedNode('scheduling');
 const pair = useSubmitter(served);
@@ -144,9 +145,6 @@ describe('stragglers', () => {
     const summary = await batch.done;
     expect(summary.done).toBe(8);
     // The attempts left on the node were stopped: its core is free again.
-    for (let waited = 0; node.stats().busyCores > 0; waited += 20) {
-      if (waited > 10_000) throw new Error('the node still runs the overtaken jobs');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(() => node.stats().busyCores === 0, 'the node to stop the overtaken jobs', 10_000);
   });
 });

@@ -23,6 +23,7 @@ import {
   type LanHost,
 } from '../support/netns.js';
 import { REPO_ROOT } from '../support/run-cli.js';
+import { eventually } from '../support/until.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] network namespace tests skipped: ${reason}`);
@@ -171,7 +172,10 @@ async function reaches(lan: Lan, from: LanHost, to: LanHost, port: number): Prom
   return result.code === 0 && result.stdout.trim() === `pong ${to.address}`;
 }
 
-/** Retries `reaches` (bounded) until it is true; for links that were just brought up. */
+/**
+ * Retries `reaches` until it is true, for links that were just brought up: ten tries, each a
+ * probe of up to a second, so a count of tries bounds it rather than until.ts's polling time.
+ */
 async function reachesSoon(lan: Lan, from: LanHost, to: LanHost, port: number): Promise<boolean> {
   for (let attempt = 0; attempt < 10; attempt++) {
     if (await reaches(lan, from, to, port)) return true;
@@ -207,21 +211,22 @@ async function multicast(
   return { text, lines: await Promise.all(outputs) };
 }
 
-/** Whether a pid is gone or a zombie (dead, not yet reaped by init) within 2 s. */
-async function diesSoon(pid: number): Promise<boolean> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    let state: string | undefined;
-    try {
-      // `pid (comm) S ...`: the state follows the last ')'.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    } catch {
-      return true;
-    }
-    if (state === 'Z' || state === 'X') return true;
-    await sleep(20);
+/** Whether a pid is gone or a zombie (dead, not yet reaped by init). */
+function isDead(pid: number): boolean {
+  let state: string | undefined;
+  try {
+    // `pid (comm) S ...`: the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return true;
   }
-  return false;
+  return state === 'Z' || state === 'X';
+}
+
+/** Whether a pid is gone or a zombie within 2 s of polling. */
+async function diesSoon(pid: number): Promise<boolean> {
+  return (await eventually(() => isDead(pid), 2000)) !== null;
 }
 
 function highPort(): number {
@@ -469,11 +474,8 @@ setTimeout(() => process.exit(1), 20000);
       child.kill('SIGKILL');
       await gone;
       const started = performance.now();
-      let left = withPrefix(killedPrefix);
-      for (let attempt = 0; attempt < 100 && left.length > 0; attempt++) {
-        await sleep(30);
-        left = withPrefix(killedPrefix);
-      }
+      await eventually(() => withPrefix(killedPrefix).length === 0, 3000);
+      const left = withPrefix(killedPrefix);
       console.log(
         `[netns] watchdog cleaned up after SIGKILL within ${(performance.now() - started).toFixed(0)} ms`,
       );

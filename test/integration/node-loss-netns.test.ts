@@ -12,6 +12,7 @@ import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT } from '../support/lan-nodes.js';
 import { netnsUnavailableReason } from '../support/netns.js';
 import { splitLines } from '../support/run-cli.js';
+import { until } from '../support/until.js';
 
 const reason = netnsUnavailableReason();
 if (reason !== null) console.warn(`[netns] node loss tests skipped: ${reason}`);
@@ -55,14 +56,11 @@ async function runAndKillOne(extra: string[]): Promise<Outcome> {
     '--json',
     ...extra,
   ]);
-  const started = Date.now();
-  while (
-    splitLines(run.stdout()).length < 10 &&
-    run.child.exitCode === null &&
-    Date.now() - started < 30_000
-  ) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await until(
+    () => splitLines(run.stdout()).length >= 10 || run.child.exitCode !== null,
+    () => `10 results\n${run.stderr()}`,
+    30_000,
+  );
   expect(splitLines(run.stdout()).length, run.stderr()).toBeGreaterThanOrEqual(10);
   await grid.theLan().killAll(grid.host(3));
   const code = await run.exited;

@@ -30,6 +30,7 @@ import {
   WIRE_PROTOCOL_VERSION,
   type FileEntry,
 } from '../../shared/wire-protocol.js';
+import { until } from '../support/until.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/engine/', import.meta.url));
 const CODE = generateJoinCode();
@@ -77,14 +78,6 @@ afterAll(async () => {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 function typeOf(header: unknown): unknown {
@@ -284,10 +277,10 @@ interface RawSession {
 /** Asks the node to load a module from `bundle` and waits until it asks for the bundle's files. */
 async function requestLoad(session: RawSession, bundle: string): Promise<void> {
   session.connection.send({ t: 'load', key: 'k', bundle, entry: 'main.mjs', kind: 'module', stdin: false });
-  await waitFor(
+  await until(
     () => session.messages.some((message) => typeOf(message.header) === 'need-bundle'),
-    3000,
     'need-bundle',
+    3000,
   );
 }
 
@@ -303,7 +296,7 @@ async function rawSession(identity: NodeIdentity = attacker): Promise<RawSession
   const messages: Frame[] = [];
   connection.on('message', (header, body) => messages.push({ header, body }));
   const closed = new Promise<DeskGridError | null>((resolve) => connection.once('close', resolve));
-  await waitFor(() => messages.some((message) => typeOf(message.header) === 'offer'), 5000, 'the offer');
+  await until(() => messages.some((message) => typeOf(message.header) === 'offer'), 'the offer', 5000);
   return { connection, messages, closed };
 }
 
@@ -314,11 +307,7 @@ async function loadedSession(source: string): Promise<RawSession> {
   const bundle = hashFileSet(set);
   await requestLoad(session, bundle);
   session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
-  await waitFor(
-    () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
-    5000,
-    'loaded',
-  );
+  await until(() => session.messages.some((message) => typeOf(message.header) === 'loaded'), 'loaded', 5000);
   return session;
 }
 
@@ -470,11 +459,7 @@ describe('a serving node on 127.0.0.1', () => {
     socket.write(
       Buffer.concat([frameBytes(helloFor(socket, attacker, proofKey(CODE))), sideEffectFrames(marker)]),
     );
-    await waitFor(
-      () => observed.frames.some((frame) => typeOf(frame.header) === 'result'),
-      10_000,
-      'a result',
-    );
+    await until(() => observed.frames.some((frame) => typeOf(frame.header) === 'result'), 'a result', 10_000);
     const types = observed.frames.map((frame) => typeOf(frame.header));
     expect(types.slice(0, 2)).toEqual(['hello', 'offer']);
     expect(types).toContain('loaded');
@@ -517,14 +502,14 @@ describe('a serving node on 127.0.0.1', () => {
         expect(error.code).toBe(ErrorCode.Auth);
         expect(error.message).toContain('wrong join code');
         // The node refused the relay's leg: the submitter's proof, forwarded, fails there.
-        await waitFor(() => relay.fromNode.some((header) => isReject(header)), 3000, "the node's refusal");
+        await until(() => relay.fromNode.some((header) => isReject(header)), "the node's refusal", 3000);
         expect(relay.fromNode.map(typeOf)).toEqual(['hello', 'reject']);
         expect(relay.fromNode[1]).toMatchObject({ code: ErrorCode.Auth });
         // And the submitter refused the node's proof, forwarded on its own leg.
-        await waitFor(
+        await until(
           () => relay.fromSubmitter.some((header) => isReject(header)),
-          3000,
           "the submitter's refusal",
+          3000,
         );
         expect(relay.fromSubmitter.map(typeOf)).toEqual(['hello', 'reject']);
         expect(relay.fromSubmitter[0]).toMatchObject({ t: 'hello', nodeId: honest.id });
@@ -551,7 +536,7 @@ describe('a serving node on 127.0.0.1', () => {
         );
         expect(error).toBeInstanceOf(DeskGridError);
         expect((error as DeskGridError).code).toBe(ErrorCode.Identity);
-        await waitFor(() => relay.fromNode.some((header) => isReject(header)), 3000, "the node's refusal");
+        await until(() => relay.fromNode.some((header) => isReject(header)), "the node's refusal", 3000);
         expect(relay.fromNode.find((header) => isReject(header))).toMatchObject({ code: ErrorCode.Identity });
 
         // The Cluster API does not use the node through it either.
@@ -638,7 +623,7 @@ describe('a serving node on 127.0.0.1', () => {
     it("refuses the node's own hello reflected back at it", async () => {
       const socket = await rawTls(attacker);
       const observed = observe(socket);
-      await waitFor(() => observed.frames.length > 0, 3000, "the node's hello");
+      await until(() => observed.frames.length > 0, "the node's hello", 3000);
       const nodeHello = observed.frames[0]?.header as object;
       expect(nodeHello).toMatchObject({ t: 'hello', role: 'node', nodeId: node.nodeId });
       socket.write(frameBytes(nodeHello));
@@ -648,7 +633,7 @@ describe('a serving node on 127.0.0.1', () => {
       // With the id changed to match the certificate, the proof still names the wrong sender.
       const second = await rawTls(attacker);
       const observedSecond = observe(second);
-      await waitFor(() => observedSecond.frames.length > 0, 3000, "the node's hello");
+      await until(() => observedSecond.frames.length > 0, "the node's hello", 3000);
       second.write(frameBytes({ ...(observedSecond.frames[0]?.header as object), nodeId: attacker.id }));
       await closedWithin(observedSecond, 3000);
       expect(observedSecond.frames[1]?.header).toMatchObject({ t: 'reject', code: ErrorCode.Auth });
@@ -740,8 +725,8 @@ describe('a serving node on 127.0.0.1', () => {
     const socket = await rawTls(attacker);
     const observed = observe(socket);
     socket.write(frameBytes(helloFor(socket, attacker, proofKey(CODE))));
-    await waitFor(() => observed.frames.some((frame) => typeOf(frame.header) === 'offer'), 5000, 'the offer');
-    await waitFor(() => node.stats().submitters === 1, 3000, 'the session');
+    await until(() => observed.frames.some((frame) => typeOf(frame.header) === 'offer'), 'the offer', 5000);
+    await until(() => node.stats().submitters === 1, 'the session', 3000);
     const prefix = Buffer.alloc(8);
     prefix.writeUInt32BE(1000, 0);
     prefix.writeUInt32BE(100, 4);
@@ -751,7 +736,7 @@ describe('a serving node on 127.0.0.1', () => {
     // 3.5 s without the rest of the frame; the node checks twice a second.
     expect(closedAt - sentAt).toBeGreaterThan(3000);
     expect(closedAt - sentAt).toBeLessThan(9000);
-    await waitFor(() => node.stats().submitters === 0, 3000, 'the session to end');
+    await until(() => node.stats().submitters === 0, 'the session to end', 3000);
     await expectNodeStillServes();
   });
 
@@ -895,11 +880,7 @@ describe('a serving node on 127.0.0.1', () => {
       const socket = await rawTls(attacker);
       const observed = observe(socket);
       socket.write(frameBytes(helloFor(socket, attacker, proofKey(CODE))));
-      await waitFor(
-        () => observed.frames.some((frame) => typeOf(frame.header) === 'offer'),
-        5000,
-        'the offer',
-      );
+      await until(() => observed.frames.some((frame) => typeOf(frame.header) === 'offer'), 'the offer', 5000);
       const prefix = Buffer.alloc(8);
       prefix.writeUInt32BE(1024 * 1024, 0);
       prefix.writeUInt32BE(100, 4);
@@ -911,7 +892,7 @@ describe('a serving node on 127.0.0.1', () => {
         await sleep(200);
       }
       expect(observed.isClosed()).toBe(true);
-      await waitFor(() => node.stats().submitters === 0, 3000, 'the session to end');
+      await until(() => node.stats().submitters === 0, 'the session to end', 3000);
       await expectNodeStillServes();
     },
   );
@@ -935,10 +916,10 @@ describe('a serving node on 127.0.0.1', () => {
       },
       inputs,
     );
-    await waitFor(
+    await until(
       () => session.messages.filter((message) => typeOf(message.header) === 'result').length === 3,
-      10_000,
       'three results',
+      10_000,
     );
     // Not acknowledged, and the connection is still open: the results wait in the journal.
     const journal = new Database(join(nodeHome, 'node', KEPT_DATABASE), { readonly: true });
@@ -952,7 +933,7 @@ describe('a serving node on 127.0.0.1', () => {
       for (const row of rows) expect(row.bytes).toBeGreaterThan(1000);
       // Acknowledged: gone from the journal.
       session.connection.send({ t: 'ack', ids: [1, 2, 3], kept: [] });
-      await waitFor(
+      await until(
         () =>
           (
             journal
@@ -961,8 +942,8 @@ describe('a serving node on 127.0.0.1', () => {
               )
               .get() as { n: number }
           ).n === 0,
-        5000,
         'the journal to forget acknowledged results',
+        5000,
       );
     } finally {
       journal.close();
@@ -972,7 +953,7 @@ describe('a serving node on 127.0.0.1', () => {
   });
 
   it('is idle and holds no sessions after all of this', async () => {
-    await waitFor(() => node.stats().submitters === 0, 3000, 'sessions to end');
+    await until(() => node.stats().submitters === 0, 'sessions to end', 3000);
     expect(node.stats()).toMatchObject({ busyCores: 0, batches: 0, submitters: 0 });
     expect(tree(join(nodeHome, 'jobs')).filter((path) => !path.includes('/'))).toEqual([]);
   });

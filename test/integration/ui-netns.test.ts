@@ -16,6 +16,7 @@ import { generateJoinCode } from '../../shared/join-code.js';
 import { LanNodes, NODE_PORT, type LanNode } from '../support/lan-nodes.js';
 import { netnsUnavailableReason, type LanHost } from '../support/netns.js';
 import { CLI_ENTRY, REPO_ROOT } from '../support/run-cli.js';
+import { until } from '../support/until.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = join(REPO_ROOT, 'test-output', 'screenshots');
@@ -60,26 +61,25 @@ async function startUiNode(on: LanHost, peers: LanHost[]): Promise<{ node: LanNo
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const started = Date.now();
-  for (;;) {
-    const url = /^UI: open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)$/m.exec(stdout)?.[1];
-    if (url !== undefined) {
-      const node: LanNode = {
-        host: on,
-        home,
-        child,
-        id: /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1] ?? '',
-        stdout: () => stdout,
-        stderr: () => stderr,
-        output: () => stdout + stderr,
-      };
-      return { node, url };
-    }
-    if (child.exitCode !== null || Date.now() - started > 20_000) {
-      throw new Error(`deskgrid node --ui did not print its URL\nstdout:\n${stdout}\nstderr:\n${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  const url = /^UI: open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)$/m;
+  await until(
+    () => url.test(stdout) || child.exitCode !== null,
+    () => `deskgrid node --ui to print its URL\nstdout:\n${stdout}\nstderr:\n${stderr}`,
+  );
+  const printed = url.exec(stdout)?.[1];
+  if (printed === undefined) {
+    throw new Error(`deskgrid node --ui exited without its URL\nstdout:\n${stdout}\nstderr:\n${stderr}`);
   }
+  const node: LanNode = {
+    host: on,
+    home,
+    child,
+    id: /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1] ?? '',
+    stdout: () => stdout,
+    stderr: () => stderr,
+    output: () => stdout + stderr,
+  };
+  return { node, url: printed };
 }
 
 async function shot(name: string): Promise<void> {

@@ -13,6 +13,7 @@ import { LanNodes, NODE_PORT, type LanNode, type LanProcess, type LogLevel } fro
 import { netnsUnavailableReason, type LanHost } from './netns.js';
 import { readJsonLines, splitLines } from './run-cli.js';
 import type { JobEvent } from '../../soak/soak-processes.js';
+import { until } from './until.js';
 
 export type { JobEvent };
 
@@ -120,11 +121,7 @@ export const resultCount = (batch: LanProcess): number => splitLines(batch.stdou
 
 /** Waits (bounded) until `ready()`; fails with `context()` if it never is. */
 export async function waitFor(what: string, ready: () => boolean, timeoutMs: number, context: () => string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${context()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await until(ready, () => `${what}\n${context()}`, timeoutMs);
 }
 
 /** The batch's exit status once it has ended; fails (with its output) if it takes too long. */

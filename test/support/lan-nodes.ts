@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { createLan, type Lan, type LanHost } from './netns.js';
 import { CLI_ENTRY, REPO_ROOT } from './run-cli.js';
+import { until } from './until.js';
 
 /** The job port every node of these tests listens on: the default, as on an office LAN. */
 export const NODE_PORT = DEFAULT_NODE_PORT;
@@ -169,19 +170,16 @@ export class LanNodes {
       output += chunk;
     });
     const ready = READY_LINE[options.readyWhen ?? 'listening'];
-    const started = Date.now();
-    while (!ready.test(stdout)) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(
-          `deskgrid node on ${on.name} exited (${child.exitCode ?? child.signalCode})\n${stdout}\n${stderr}`,
-        );
-      }
-      if (Date.now() - started > START_TIMEOUT_MS) {
-        throw new Error(
-          `deskgrid node on ${on.name} was not ready within ${START_TIMEOUT_MS / 1000} s\nstdout:\n${stdout}\nstderr:\n${stderr}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
+    await until(
+      () => ready.test(stdout) || exited(),
+      () => `deskgrid node on ${on.name} to be ready\nstdout:\n${stdout}\nstderr:\n${stderr}`,
+      START_TIMEOUT_MS,
+    );
+    if (!ready.test(stdout)) {
+      throw new Error(
+        `deskgrid node on ${on.name} exited (${child.exitCode ?? child.signalCode})\n${stdout}\n${stderr}`,
+      );
     }
     const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
     if (id === undefined) throw new Error(`deskgrid node printed no id:\n${stdout}`);
