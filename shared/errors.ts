@@ -80,6 +80,11 @@ export class DeskGridError extends Error {
   }
 }
 
+/** The error every cancelled job ends with, wherever the cancel caught it. */
+export function cancelledError(detail = 'the job was cancelled'): JobError {
+  return { code: ErrorCode.Cancelled, message: detail, stack: null };
+}
+
 /** Turns anything thrown into a JobError, keeping the stack where there is one. */
 export function toJobError(thrown: unknown, code: string = ErrorCode.JobThrew): JobError {
   if (thrown instanceof Error) {

@@ -9,13 +9,14 @@
 
 import * as v from 'valibot';
 import { notSharingSchema } from './not-sharing.js';
+import { SPLIT_MODES } from './split-mode.js';
 
 const count = v.pipe(v.number(), v.integer(), v.minValue(0));
 const finalStatus = v.picklist(['done', 'failed', 'timeout', 'cancelled', 'abandoned']);
 const empty = v.object({});
 const batchId = v.pipe(v.string(), v.minLength(1), v.maxLength(100));
 
-export const SPLIT_MODES = ['lines', 'csv', 'jsonl', 'json', 'files'] as const;
+export { SPLIT_MODES };
 export const NODE_STATES = [
   'this computer',
   'trusted',

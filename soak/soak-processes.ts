@@ -9,6 +9,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lan, LanHost } from '../test/support/netns.js';
+import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, whether this runs compiled (dist/soak) or as source under vitest (soak/). */
@@ -16,7 +17,7 @@ const REPO_ROOT = basename(dirname(here)) === 'dist' ? dirname(dirname(here)) : 
 const CLI_ENTRY = join(REPO_ROOT, 'dist/main/cli/main.js');
 const SUBMITTER_ENTRY = join(REPO_ROOT, 'dist/soak/soak-submitter.js');
 
-export const NODE_PORT = 7717;
+export const NODE_PORT = DEFAULT_NODE_PORT;
 const START_TIMEOUT_MS = 30_000;
 /** A submitter answers a cancel at once; a loaded machine may take a moment. */
 const CANCEL_ANSWER_MS = 10_000;

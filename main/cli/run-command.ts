@@ -8,6 +8,7 @@ import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import type { BatchSummary } from '../../shared/job.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { toResultLine } from '../../shared/result-line.js';
+import { isSplitMode, unknownSplitMode } from '../../shared/split-mode.js';
 import {
   Cluster,
   type Batch,
@@ -67,8 +68,6 @@ options:
                     runtime=python3, os=linux, memory=MB (free), node=NAME-OR-ID
                     (a program's interpreter is always required)
   --node NAME       run every job on this node (same as --require node=NAME)`;
-
-const SPLIT_MODES = new Set<string>(['lines', 'csv', 'jsonl', 'json', 'files']);
 
 export async function runCommand(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
@@ -223,16 +222,13 @@ function parseRunArgs(argv: string[]): RunArgs {
   } else if (computation === undefined) {
     throw new DeskGridError(ErrorCode.Usage, `which computation should run?\n${RUN_USAGE}`);
   }
-  if (values.split !== undefined && !SPLIT_MODES.has(values.split)) {
-    throw new DeskGridError(
-      ErrorCode.Usage,
-      `unknown split mode "${values.split}" (use lines, csv, jsonl, json or files)`,
-    );
+  if (values.split !== undefined && !isSplitMode(values.split)) {
+    throw new DeskGridError(ErrorCode.Usage, unknownSplitMode(values.split));
   }
   return {
     computation,
     dataset,
-    split: values.split as SplitMode | undefined,
+    split: values.split,
     range: values.range,
     out: values.out,
     timeout: numberOption('--timeout', values.timeout, { min: 0, integer: false }),

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { DeskGridError, ErrorCode, type JobError } from '../../shared/errors.js';
+import { cancelledError, DeskGridError, ErrorCode, type JobError } from '../../shared/errors.js';
 import {
   emptyStatusCounts,
   type BatchStats,
@@ -850,10 +850,6 @@ function emptyOutcome(endedAt: number): Outcome {
     mayHaveFiles: false,
     node: null,
   };
-}
-
-function cancelledError(): JobError {
-  return { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null };
 }
 
 function moveOutputs(from: string, to: string): void {

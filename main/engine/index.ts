@@ -19,7 +19,7 @@ export type { Waiting, WaitingNode } from './waiting-for-nodes.js';
 export type { NotSharing, NotSharingReason } from '../../shared/not-sharing.js';
 export type { SubmitOptions } from './prepare-batch.js';
 export type { Requirements } from './requirements.js';
-export type { SplitMode } from './dataset/dataset-item.js';
+export { SPLIT_MODES, type SplitMode } from '../../shared/split-mode.js';
 export { RESULTS_FILE } from './store/batch-store.js';
 export { DeskGridError, ErrorCode, type JobError } from '../../shared/errors.js';
 export type {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterId } from '../../main/engine/identity/cluster-key.js';
 import { generateJoinCode } from '../../shared/join-code.js';
+import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../support/netns.js';
 import { REPO_ROOT } from '../support/run-cli.js';
 import { until } from '../support/until.js';
@@ -19,7 +20,7 @@ if (reason !== null) console.warn(`[netns] mDNS forgery tests skipped: ${reason}
 
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/discovery');
 const CLUSTER = clusterId(generateJoinCode());
-const PORT = 7717;
+const PORT = DEFAULT_NODE_PORT;
 const FORGED_PORT = 9999;
 
 interface Line {

@@ -10,7 +10,3 @@ export interface DatasetItem {
   /** The input is a file path (programs with --stdin get the file's content). */
   isFile: boolean;
 }
-
-export type SplitMode = 'lines' | 'csv' | 'jsonl' | 'json' | 'files';
-
-export const SPLIT_MODES: readonly SplitMode[] = ['lines', 'csv', 'jsonl', 'json', 'files'];

@@ -5,8 +5,8 @@ import { open, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
-import { SPLIT_MODES } from './dataset-item.js';
-import type { DatasetItem, SplitMode } from './dataset-item.js';
+import { isSplitMode, unknownSplitMode, type SplitMode } from '../../../shared/split-mode.js';
+import type { DatasetItem } from './dataset-item.js';
 import { describeFsError } from './describe-fs-error.js';
 import { parseRange, splitRange } from './split-range.js';
 
@@ -103,14 +103,8 @@ export function inferSplitMode(path: string, isDirectory: boolean): SplitMode {
 }
 
 function checkSplitMode(split: string): SplitMode {
-  const mode = SPLIT_MODES.find((known) => known === split);
-  if (mode === undefined) {
-    throw new DeskGridError(
-      ErrorCode.Usage,
-      `unknown split mode "${split}" (use ${SPLIT_MODES.slice(0, -1).join(', ')} or ${SPLIT_MODES.at(-1)})`,
-    );
-  }
-  return mode;
+  if (!isSplitMode(split)) throw new DeskGridError(ErrorCode.Usage, unknownSplitMode(split));
+  return split;
 }
 
 async function statDataset(path: string, label: string): Promise<Stats> {

@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
-import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
+import { cancelledError, DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import {
   fromNodeSchema,
   type FromNode,
@@ -179,12 +179,7 @@ export class RemoteNode {
     task.cancelRequested = true;
     // A cancel must not overtake its job's `run`: the node would not know the job, then run it.
     if (this.unsent.delete(task.id)) {
-      this.fail(
-        task,
-        'cancelled',
-        { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
-        null,
-      );
+      this.fail(task, 'cancelled', cancelledError(), null);
       this.afterAnswer();
       return true;
     }

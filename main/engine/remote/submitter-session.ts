@@ -16,7 +16,13 @@ import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
 import { pathExists } from '../path-exists.js';
 import { markUsed } from '../storage/prune-folder.js';
-import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
+import {
+  cancelledError,
+  DeskGridError,
+  ErrorCode,
+  toJobError,
+  type JobError,
+} from '../../../shared/errors.js';
 import {
   cancelMessageSchema,
   isSafeRelativePath,
@@ -787,10 +793,6 @@ function refsOf(tasks: Task[]): JobRef[] {
 
 function remoteIdOf(task: Task): number {
   return remoteIds.get(task) ?? -1;
-}
-
-function cancelledError(): JobError {
-  return { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null };
 }
 
 function isCancel(header: unknown): header is v.InferOutput<typeof cancelMessageSchema> {
