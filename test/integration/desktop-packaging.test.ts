@@ -2,7 +2,10 @@
 // (`--dir`, the step every installer builds on) around a stand-in Electron distribution (a fake
 // binary: none can be downloaded here), without rebuilding native modules for Electron (that
 // needs Electron's headers from the network). Then the packed app is read: its app.asar holds
-// the app, the engine, the worker, the UI and the icons, and none of the tests or sources.
+// the app, the engine, the worker, the UI and the icons, and none of the tests or sources; and
+// the executable's fuses are the ones build/electron-builder.json asks for. The stand-in carries
+// a fuse wire laid out as Electron's binaries carry theirs (sentinel, version, length, one byte a
+// fuse) with Electron's defaults, so electron-builder's real fuse flipping runs on it.
 
 import { spawn } from 'node:child_process';
 import {
@@ -24,6 +27,32 @@ import { REPO_ROOT } from '../support/run-cli.js';
 
 const BUILDER = join(REPO_ROOT, 'node_modules/electron-builder/cli.js');
 const TIME_LIMIT_MS = 240_000;
+
+/** What @electron/fuses looks for in an Electron binary; the fuse wire follows it. */
+const FUSE_SENTINEL = 'dL7pKGdnNz796PbbjQWNKmHXBZaB9tsX';
+/** The fuses of wire version 1 in order, with Electron's defaults ('1' on, '0' off). */
+const FUSES = [
+  ['runAsNode', '1'],
+  ['enableCookieEncryption', '0'],
+  ['enableNodeOptionsEnvironmentVariable', '1'],
+  ['enableNodeCliInspectArguments', '1'],
+  ['enableEmbeddedAsarIntegrityValidation', '0'],
+  ['onlyLoadAppFromAsar', '0'],
+  ['loadBrowserProcessSpecificV8Snapshot', '0'],
+  ['grantFileProtocolExtraPrivileges', '1'],
+] as const;
+
+/** The fuses of an Electron binary by name, '1' on and '0' off. */
+function fusesOf(binary: string): Record<string, string> {
+  const bytes = readFileSync(binary);
+  const at = bytes.indexOf(FUSE_SENTINEL);
+  if (at === -1) throw new Error(`${binary} has no fuse wire`);
+  const wire = at + FUSE_SENTINEL.length;
+  const length = bytes[wire + 1] ?? 0;
+  return Object.fromEntries(
+    FUSES.slice(0, length).map(([name], i) => [name, String.fromCharCode(bytes[wire + 2 + i] ?? 0)]),
+  );
+}
 
 interface AsarEntry {
   files?: Record<string, AsarEntry>;
@@ -65,7 +94,19 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'deskgrid-pack-'));
   const electronDist = join(work, 'electron');
   mkdirSync(join(electronDist, 'resources'), { recursive: true });
-  writeFileSync(join(electronDist, 'electron'), '#!/bin/sh\necho "stand-in for the Electron binary"\n');
+  const wire = Buffer.concat([
+    Buffer.from(FUSE_SENTINEL),
+    Buffer.from([1, FUSES.length]),
+    Buffer.from(FUSES.map(([, state]) => state).join('')),
+  ]);
+  writeFileSync(
+    join(electronDist, 'electron'),
+    Buffer.concat([
+      Buffer.from('#!/bin/sh\necho "stand-in for the Electron binary"\nexit 0\n# '),
+      wire,
+      Buffer.from('\n'),
+    ]),
+  );
   chmodSync(join(electronDist, 'electron'), 0o755);
   writeFileSync(join(electronDist, 'version'), '42.11.18');
   writeFileSync(join(electronDist, 'LICENSE'), '');
@@ -138,6 +179,31 @@ describe('the packed desktop app (linux, --dir)', () => {
         /^node_modules\/(vitest|electron|electron-builder|typescript|eslint|playwright)\//.test(file),
     );
     expect(unwanted).toEqual([]);
+  });
+
+  it("flips the executable's fuses as build/electron-builder.json says", () => {
+    const config = JSON.parse(readFileSync(join(REPO_ROOT, 'build/electron-builder.json'), 'utf8')) as {
+      electronFuses: Record<string, boolean>;
+    };
+    // Other submitters' jobs run in ELECTRON_RUN_AS_NODE children under the sandbox: it stays on.
+    expect(config.electronFuses['runAsNode']).toBe(true);
+    const expected = Object.fromEntries(
+      FUSES.map(([name, state]) => {
+        const wanted = config.electronFuses[name];
+        return [name, wanted === undefined ? state : wanted ? '1' : '0'];
+      }),
+    );
+    expect(fusesOf(join(packed, 'deskgrid-desktop'))).toEqual(expected);
+    // And the ones that harden it are really off or on, whatever the config's spelling.
+    expect(fusesOf(join(packed, 'deskgrid-desktop'))).toMatchObject({
+      runAsNode: '1',
+      enableCookieEncryption: '1',
+      enableNodeOptionsEnvironmentVariable: '0',
+      enableNodeCliInspectArguments: '0',
+      enableEmbeddedAsarIntegrityValidation: '1',
+      onlyLoadAppFromAsar: '1',
+      grantFileProtocolExtraPrivileges: '0',
+    });
   });
 
   it('unpacks the SQLite driver, which must load from disk', () => {

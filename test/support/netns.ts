@@ -4,7 +4,7 @@
 // end of a veth pair whose other end sits on a bridge (`br0`) in a further namespace of its own.
 // NOTHING is added to the root namespace: no bridge, no veth end, no address, no route. Test
 // traffic, multicast and mDNS therefore cannot leave through the machine's real interfaces
-// (see shared/NETWORK-LAB.md). `assertIsolated` checks this for every host as it is created.
+// (see docs/network-lab.md). `assertIsolated` checks this for every host as it is created.
 //
 //   root namespace (untouched: eth0, lo, ...)
 //

@@ -4,7 +4,7 @@
 // service only once: not its re-announcements, not a restart under the same name, and never the
 // loss of a SIGKILLed node (its PTR record lives 8 hours). So this module asks again every
 // `queryIntervalMs` and reports every answer it hears as a fresh sighting; liveness is the
-// caller's rule (see membership.ts). What this measured and works around: shared/NETWORK-LAB.md.
+// caller's rule (see membership.ts). What this measured and works around: docs/network-lab.md.
 
 import type { RemoteInfo } from 'node:dgram';
 import { isIPv4 } from 'node:net';

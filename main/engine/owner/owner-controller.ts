@@ -2,7 +2,7 @@
 // decision into what the cluster does (accept jobs or not, stop or continue other people's
 // running jobs, hand them back) and into the machine's sleep, through a callback. The desktop
 // app reads its signals from Electron's powerMonitor; `deskgrid node --share` from a file the
-// owner's session touches (owner-signals.ts).
+// owner's session touches (activity-file.ts).
 
 import { EventEmitter } from 'node:events';
 import { createLogger } from '../log.js';
