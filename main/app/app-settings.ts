@@ -6,12 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as v from 'valibot';
-import {
-  DEFAULT_OWNER_SETTINGS,
-  type OwnerSettings,
-  type ShareMode,
-  writeAtomically,
-} from '../engine/index.js';
+import { DEFAULT_OWNER_SETTINGS, type OwnerSettings, type ShareMode } from '../engine/entry/host.js';
+import { writeAtomically } from '../engine/index.js';
 
 const minute = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1439));
 

@@ -23,19 +23,17 @@ import {
 } from 'electron';
 import { ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
+import { createLogger, OwnerController, CONTENT_SECURITY_POLICY } from '../engine/entry/host.js';
 import {
   Cluster,
   scrubbedEnvironment,
   discoveryAllowed,
   lanInterfaces,
-  createLogger,
-  OwnerController,
   APP_NAME,
   loadSettings,
   resolveJoinCode,
   saveSettings,
   savedJobChoices,
-  CONTENT_SECURITY_POLICY,
 } from '../engine/index.js';
 import { APP_SCHEME, isAppUrl, rendererFile } from './app-origin.js';
 import { loadAppSettings, ownerSettingsOf, saveAppSettings, shareModeOf } from './app-settings.js';

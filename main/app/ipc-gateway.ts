@@ -6,7 +6,7 @@
 
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
-import { createLogger } from '../engine/index.js';
+import { createLogger } from '../engine/entry/host.js';
 import { CALL_CHANNEL, SNAPSHOT_CHANNEL, type CallReply } from './ipc-channels.js';
 
 const log = createLogger('ipc');

@@ -3,7 +3,7 @@
 
 import { app } from 'electron';
 import { UI_CALLS } from '../../shared/ui-api.js';
-import { UiService } from '../engine/index.js';
+import { UiService } from '../engine/entry/host.js';
 import { prepareDesktop, startDesktop } from './desktop.js';
 
 const prepared = prepareDesktop();

@@ -2,7 +2,7 @@
 // time, battery power, and sleep (from 'suspend' until 'resume'). `changed` is called at once on
 // sleep and wake, so that jobs are handed back before the machine sleeps, not a tick later.
 
-import type { OwnerSignals } from '../engine/index.js';
+import type { OwnerSignals } from '../engine/entry/host.js';
 
 export interface PowerMonitorLike {
   getSystemIdleTime(): number;

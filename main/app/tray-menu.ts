@@ -2,7 +2,7 @@
 // sees is tested without Electron. tray.ts puts them on the real tray.
 
 import type { MenuItemConstructorOptions } from 'electron';
-import type { ShareMode, SharingReason } from '../engine/index.js';
+import type { ShareMode, SharingReason } from '../engine/entry/host.js';
 
 export type TrayStatus = 'idle' | 'working' | 'paused';
 

@@ -6,21 +6,23 @@ import { networkInterfaces } from 'node:os';
 import { DeskGridError, ErrorCode } from '../../shared/errors.js';
 import { DEFAULT_NODE_PORT } from '../../shared/peer-address.js';
 import {
+  activityFileSignals,
+  OwnerController,
+  DEFAULT_OWNER_SETTINGS,
+  parseShareMode,
+  UiServer,
+  defaultRendererDir,
+  UiService,
+} from '../engine/entry/host.js';
+import {
   Cluster,
   lanInterfaces,
   type LanInterface,
   discoveryAllowed,
   shortNodeId,
   defaultDataHome,
-  activityFileSignals,
-  OwnerController,
-  DEFAULT_OWNER_SETTINGS,
-  parseShareMode,
   loadSettings,
   resolveJoinCode,
-  UiServer,
-  defaultRendererDir,
-  UiService,
 } from '../engine/index.js';
 
 import { numberOption, parseCommandArgs, wantsHelp } from './options.js';

@@ -4,7 +4,10 @@
 //   entry/doctor.ts    `deskgrid nodes` and `doctor`: the LAN survey and diagnosis, without the Cluster
 //   entry/settings.ts  this computer's data home, saved settings, cluster id and version
 //   entry/worker.ts    what a host needs to start the engine's workers its own way
-// Everything the entries export is exported here too.
+//   entry/host.ts      hosting a node for people (`deskgrid node`, the app): the UI service and
+//                      server, the owner's sharing policy, the logger
+// What entry/doctor, settings and worker export is exported here too; entry/host is not, so that
+// `deskgrid run` and programs using the Node API do not load the UI's server.
 
 export {
   Cluster,
@@ -34,22 +37,6 @@ export type {
 } from '../../shared/job.js';
 export type { JobContext, ComputationFunction } from '../../shared/job-context.js';
 export { toResultLine } from '../../shared/result-line.js';
-
-// Hosting a node in a long-running process (`deskgrid node`, the desktop app): the UI the
-// renderer talks to, the owner's sharing policy, the engine's logger.
-export { UiService, type UiServiceOptions } from './ui/ui-service.js';
-export { UiServer, defaultRendererDir, CONTENT_SECURITY_POLICY } from './ui/ui-server.js';
-export { OwnerController } from './owner/owner-controller.js';
-export { activityFileSignals } from './owner/activity-file.js';
-export {
-  DEFAULT_OWNER_SETTINGS,
-  parseShareMode,
-  type OwnerSettings,
-  type OwnerSignals,
-  type ShareMode,
-  type SharingReason,
-} from './owner/owner-policy.js';
-export { createLogger, type Logger } from './log.js';
 
 export * from './entry/doctor.js';
 export * from './entry/settings.js';
