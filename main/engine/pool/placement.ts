@@ -3,7 +3,8 @@
 // pipeline-depth.ts says. A tenancy without a worker takes over an idle one, or the next to drain
 // of the busiest tenancy (its successor) once that worker has served its slice or has had nothing
 // of its own to do for a while: a submitter's next jobs are often on their way, and leaving at the
-// first gap would change hands at every gap. A worker changes hands by ending: the new tenancy
+// first gap would change hands at every gap. A move that evens out two tenancies (one holding two
+// idle workers, the other none) needs no wait. A worker changes hands by ending: the new tenancy
 // gets a fresh process (and sandbox).
 
 import type { RunMessage } from '../../../shared/worker-protocol.js';
@@ -105,7 +106,7 @@ export class Placement {
         worker.state !== 'ready' ||
         worker.inflight.length > 0 ||
         worker.probing > 0 ||
-        !this.mayLeave(worker, now)
+        !this.mayLeave(worker, now, tenancyOf(successor))
       )
         continue;
       worker.successor = null;
@@ -129,12 +130,22 @@ export class Placement {
       if (target === null) throw new Error('the scheduler gave a task no open worker serves');
       give(target, task);
     }
-    // Idle workers go to tenancies that wait (none of their own tasks came).
+    // Idle workers go to tenancies that wait (none of their own tasks came): any, once they may
+    // leave; before that, only one that holds fewer workers than theirs would keep.
+    const unbalanced = new Set<string>();
     for (const worker of [...this.crew.workers]) {
-      if (!this.isIdle(worker) || !this.mayLeave(worker, now)) continue;
-      const task = this.options.nextTask(() => true);
-      if (!task) break;
-      give(this.switchTo(worker, task), task);
+      if (!this.isIdle(worker)) continue;
+      const free = this.mayLeave(worker, now, null);
+      const key = worker.tenancy?.key ?? '';
+      if (!free && unbalanced.has(key)) continue;
+      const task = this.options.nextTask((tenancy) => free || this.evensOut(worker, tenancy));
+      if (task) {
+        give(this.switchTo(worker, task), task);
+        continue;
+      }
+      // Nothing waits at all; or nothing a worker of this tenancy may take before its time.
+      if (free) break;
+      unbalanced.add(key);
     }
     // Only now: a worker over the count that still had work got it above.
     this.trimSurplus();
@@ -162,15 +173,40 @@ export class Placement {
   }
 
   /**
-   * Whether an idle worker may go to another tenancy now: its slice is over, or no task of its
-   * own came for a while (a submitter's next jobs are often on their way: leaving at the first
-   * gap would change hands at every gap).
+   * Whether an idle worker may go to another tenancy (`to`; null: any) now: its slice is over, or
+   * no task of its own came for a while (a submitter's next jobs are often on their way: leaving
+   * at the first gap would change hands at every gap), or the move evens out the two tenancies.
    */
-  private mayLeave(worker: PoolWorker, now: number): boolean {
+  private mayLeave(worker: PoolWorker, now: number, to: Tenancy | null): boolean {
     return (
       now - worker.boundAt >= SLICE_MS ||
-      (worker.idleSince !== null && now - worker.idleSince >= IDLE_GRACE_MS)
+      (worker.idleSince !== null && now - worker.idleSince >= IDLE_GRACE_MS) ||
+      (to !== null && this.evensOut(worker, to))
     );
+  }
+
+  /**
+   * Whether a worker moving to `to` leaves its own tenancy still holding at least as many
+   * workers as `to` will. Such a move need not wait for the worker's slice or grace period: its
+   * tenancy keeps warm workers for the jobs it may still get, and as every such move narrows the
+   * gap between two tenancies, workers cannot go back and forth by it. A worker serving nobody
+   * yet (fresh) has nothing warm to keep.
+   */
+  private evensOut(worker: PoolWorker, to: Tenancy): boolean {
+    if (worker.tenancy === null) return true;
+    return this.holders(to.key, worker) < this.holders(worker.tenancy.key, worker) - 1;
+  }
+
+  /** Live workers a tenancy holds; one due to hand over counts for its successor's (`mover` for its own). */
+  private holders(key: string, mover: PoolWorker): number {
+    let count = 0;
+    for (const worker of this.crew.workers) {
+      if (worker.state === 'exited' || worker.retiring || worker.run.killed) continue;
+      const holds =
+        worker !== mover && worker.successor !== null ? tenancyOf(worker.successor) : worker.tenancy;
+      if (holds?.key === key) count += 1;
+    }
+    return count;
   }
 
   /** Pumps again when the first idle worker that may not leave yet may. */
@@ -179,7 +215,7 @@ export class Placement {
     let at = Infinity;
     for (const worker of this.crew.workers) {
       if (worker.state !== 'ready' || worker.retiring || worker.inflight.length > 0) continue;
-      if (this.mayLeave(worker, now)) continue;
+      if (this.mayLeave(worker, now, null)) continue;
       at = Math.min(at, worker.boundAt + SLICE_MS, (worker.idleSince ?? now) + IDLE_GRACE_MS);
     }
     if (at === Infinity) return;
