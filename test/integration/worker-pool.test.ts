@@ -2,12 +2,14 @@
 // scheduler (a queue) feeds it tasks, and an owner records how each task ended. A worker that
 // dies mid-task fails that task only and hands the tasks queued behind it back untouched; a
 // timeout, a memory limit and a cancel end the running task with their verdict; a task cancelled
-// while it waits is dropped by its worker; a hand-back requeues without blame; and a computation
-// arriving while another one's workers idle takes one of them at once.
+// while it waits is dropped by its worker; a hand-back requeues without blame; a computation
+// arriving while another one's workers idle takes one of them at once; a probe fails a module that
+// does not load; and workers that cannot start make the pool give up with one error.
 
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, type JobError } from '../../shared/errors.js';
+import { ErrorCode, type DeskGridError, type JobError } from '../../shared/errors.js';
 import type { Computation, ResultMessage } from '../../shared/worker-protocol.js';
 import { ChildProcessLauncher } from '../../main/engine/pool/child-process-launcher.js';
 import { nextTaskId, type Task, type TaskOwner } from '../../main/engine/pool/task.js';
@@ -25,7 +27,8 @@ type Ending =
 const tmp = useTempFolder();
 
 /** A pool of `size` workers fed from a queue; every task's endings and progress are recorded. */
-function harness(size: number) {
+function harness(size: number, launcher = new ChildProcessLauncher()) {
+  const broken: DeskGridError[] = [];
   const queue: Task[] = [];
   const endings = new Map<number, Ending[]>();
   const started = new Set<number>();
@@ -50,14 +53,12 @@ function harness(size: number) {
   };
   const pool = new WorkerPool({
     size,
-    launcher: new ChildProcessLauncher(),
+    launcher,
     nextTask: (fits) => {
       const at = queue.findIndex((task) => fits(tenancyOf(task)));
       return at < 0 ? undefined : queue.splice(at, 1)[0];
     },
-    onBroken: (error) => {
-      throw error;
-    },
+    onBroken: (error) => broken.push(error),
   });
   const task = (
     computation: Computation,
@@ -89,7 +90,7 @@ function harness(size: number) {
   /** The task's last ending, once it has one that is not a requeue. */
   const ended = (one: Task): Promise<Ending> =>
     until(() => endingsOf(one).find((ending) => ending.kind !== 'requeue'), `task ${one.id} to end`);
-  return { pool, queue, task, submit, endingsOf, ended, started };
+  return { pool, queue, task, submit, endingsOf, ended, started, broken };
 }
 
 const module = (name: string): Computation => ({ kind: 'module', id: `test:${name}`, entry: fixture(name) });
@@ -214,6 +215,32 @@ describe('the worker pool alone', () => {
       await Promise.resolve();
       expect(pool.stats().inflight).toBe(1);
       expect(await ended(other)).toEqual({ kind: 'result', value: 'ok other' });
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('loads a computation ahead of its jobs, and rejects one that does not load with its error', async () => {
+    const { pool } = harness(1);
+    try {
+      await expect(pool.probe(misbehave)).resolves.toBeUndefined();
+      const entry = join(tmp.root, 'broken.mjs');
+      writeFileSync(entry, 'export default (;\n');
+      await expect(pool.probe({ kind: 'module', id: 'test:broken', entry })).rejects.toMatchObject({
+        code: ErrorCode.ModuleLoad,
+      });
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('gives up with one clear error when its workers keep exiting before they start', async () => {
+    // Real processes that exit at once: `false` in place of Node.
+    const { pool, broken } = harness(1, new ChildProcessLauncher({ execPath: '/bin/false' }));
+    try {
+      await expect(pool.whenReady()).rejects.toMatchObject({ code: ErrorCode.WorkerCrashed });
+      expect(broken).toHaveLength(1);
+      expect(broken[0]?.message).toMatch(/keep exiting before they start \(3 in a row\)/);
     } finally {
       await pool.destroy();
     }

@@ -227,7 +227,7 @@ export class Placement {
   }
 
   /** Whether a worker holds nothing and may take over another tenancy's work. */
-  isIdle(worker: PoolWorker): boolean {
+  private isIdle(worker: PoolWorker): boolean {
     return (
       worker.state === 'ready' &&
       worker.run.state.kind === 'idle' &&
