@@ -167,7 +167,9 @@ export function shownError(error: unknown): ShownError {
 
 /** The message of anything a call threw, as one sentence for the user. */
 export function errorText(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  // An Error, or a plain { code, message }: the fields are read, whatever carried them.
+  const said = (error as { message?: unknown } | null | undefined)?.message;
+  const message = typeof said === 'string' ? said : String(error);
   // Electron wraps errors from the main process: "Error invoking remote method 'x': Error: ...".
   return message.replace(/^Error invoking remote method '[^']*': (?:\w*Error: )?/, '');
 }
