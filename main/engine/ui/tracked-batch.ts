@@ -100,12 +100,9 @@ export function follow(
 /** The batch ended: with every job, or with the error that stopped it (its code kept). */
 export function markEnded(tracked: Tracked, error: unknown): void {
   tracked.state = error === null ? 'ended' : 'failed';
-  if (error === null) tracked.error = null;
-  else {
-    // A batch ends with a DeskGridError; anything else would be a bug, said as such.
-    const { code, message } = toJobError(error, 'DG_ERR_INTERNAL');
-    tracked.error = { code, message };
-  }
+  // A batch ends with a DeskGridError; anything else would be a bug, said as such.
+  const failure = error === null ? null : toJobError(error, 'DG_ERR_INTERNAL');
+  tracked.error = failure && { code: failure.code, message: failure.message };
   tracked.endedAt = Date.now();
   closeThroughput(tracked);
 }

@@ -33,8 +33,6 @@ import {
 import { UiBatches } from './ui-batches.js';
 import { Uploads, type UploadLimits } from './uploads.js';
 
-export type { UploadLimits } from './uploads.js';
-
 /** How often progress and new results are pushed. */
 const TICK_MS = 500;
 
