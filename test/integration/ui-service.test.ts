@@ -365,6 +365,8 @@ describe('UiService', () => {
         });
         // A batch that ends well has neither.
         const fine = await ui.call('startBatch', { script: quick, dataset: few, options: {} });
+        // Answered once prepared: running, its results folder made.
+        expect(fine.batch).toMatchObject({ state: 'running', out: expect.any(String) });
         expect(await batchIn(ui, fine.batch.id, 'ended')).toMatchObject({ error: null, errorCode: null });
       } finally {
         ui.close();
