@@ -416,8 +416,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.state = 'closing';
     clearInterval(this.waitingTimer ?? undefined);
     this.scheduler.stop();
-    await this.roster.stopLooking();
-    await Promise.allSettled([this.scheduler.settled(), this.serving.drain()]);
+    const looking = this.roster.stopLooking();
+    // From now on no new submitter is served: one arriving while closing would only be sent back.
+    const draining = this.serving.drain();
+    await looking;
+    await Promise.allSettled([this.scheduler.settled(), draining]);
     this.serving.closeSessions();
     this.roster.close();
     await this.pool.close();

@@ -33,8 +33,8 @@ const CLAIM_TIMEOUT_MS = 10_000;
 
 /** What the roster asks of the cluster around it. */
 export interface RosterHost {
-  /** The next task for a node with room (the scheduler's choice). */
-  nextTask(taker: NodeTraits): Task | undefined;
+  /** The next task for a node with room (the scheduler's choice; handed to each node as is). */
+  readonly nextTask: (taker: NodeTraits) => Task | undefined;
   /** A node sent a new offer (it shares more, less, or nothing now). */
   offered(): void;
   /** This node's running batches (other nodes keep results and run jobs for them). */
@@ -304,7 +304,7 @@ export class NodeRoster implements Takers {
 
   private connectTo(network: Network, address: PeerAddress): Promise<RemoteNode> {
     return connectNode(this.home, network, address, {
-      nextTask: (taker) => this.host.nextTask(taker),
+      nextTask: this.host.nextTask,
       closed: (closed, error) => this.nodeClosed(closed, error),
       offered: () => this.host.offered(),
       batches: () => this.host.batches(),
