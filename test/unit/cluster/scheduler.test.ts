@@ -14,6 +14,7 @@ import { describeThisNode } from '../../../main/engine/node-offer.js';
 import type { Task } from '../../../main/engine/pool/task.js';
 import type { NodeTraits, Requirements } from '../../../main/engine/requirements.js';
 import type { Waiting } from '../../../main/engine/waiting-for-nodes.js';
+import { failure } from '../../../worker-service/failure.js';
 import { useTempFolder } from '../../support/temp-folder.js';
 import { until } from '../../support/until.js';
 
@@ -116,21 +117,8 @@ function scheduling(options: Options = {}) {
 }
 
 function done(task: Task): ResultMessage {
-  const now = Date.now();
-  return {
-    t: 'result',
-    id: task.id,
-    ok: true,
-    value: task.input,
-    error: null,
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    startedAt: now,
-    endedAt: now,
-    hasOutputs: false,
-    cpuMs: 0,
-  };
+  const nothing = { code: 'none', message: '', stack: null };
+  return { ...failure(task, nothing), ok: true, value: task.input, error: null };
 }
 
 /** Every task one taker gets until the scheduler has none for it; a remote node marks each its own. */
