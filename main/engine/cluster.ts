@@ -7,7 +7,7 @@
 //   - serving (cluster/serving.ts): the node's side, where other submitters use its cores.
 // It owns the worker pool, the data folder's caches and the batches' lifecycle; it starts the
 // rooms in order and closes them in reverse. A batch's tasks go from the batch through the
-// scheduler straight to the pool or to a remote node, never through this file.
+// scheduler to the pool or to a remote node; this file only wires the rooms together.
 
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
