@@ -2,7 +2,7 @@
 // job caused, an input that cannot be sent. Each is a status and a JobError the task's owner
 // records as is; their wording is part of what users read in results.jsonl, so it lives once here.
 
-import { ErrorCode, type JobError } from '../../../shared/errors.js';
+import { cancelledError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import type { WorkerExit } from './worker-launcher.js';
 
 /** A job's end that the pool decided (its worker may have been killed for it). */
@@ -14,7 +14,7 @@ export interface Verdict {
 export function cancelledVerdict(): Verdict {
   return {
     status: 'cancelled',
-    error: { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null },
+    error: cancelledError(),
   };
 }
 
@@ -22,7 +22,7 @@ export function cancelledVerdict(): Verdict {
 export function cancelledBeforeStartVerdict(): Verdict {
   return {
     status: 'cancelled',
-    error: { code: ErrorCode.Cancelled, message: 'the job was cancelled before it started', stack: null },
+    error: cancelledError('the job was cancelled before it started'),
   };
 }
 
