@@ -12,6 +12,7 @@
 // from another node) have a row, and a row lets go of the input as the job gets its result.
 
 import type { DatasetItem } from '../dataset/dataset-item.js';
+import { createLogger } from '../log.js';
 import type { Task } from '../pool/task.js';
 import type { KeptOutcome } from './outcome.js';
 
@@ -50,6 +51,8 @@ export interface JobRow {
   /** Why a node lost it from before a resume: it runs again, or is abandoned if not reentrant. */
   lost: string | null;
 }
+
+const log = createLogger('batch');
 
 const INITIAL_JOBS = 1024;
 
@@ -180,11 +183,20 @@ export class JobTable {
     return row;
   }
 
-  /** Puts a job in hand in the queue: at the back, or at the front (a retry, a rerun). */
-  enqueue(row: JobRow, front = false): void {
+  /**
+   * Puts a job in hand in the queue: at the back, or at the front (a retry, a rerun). A job
+   * that has its result, or ended without one, is never queued again (false).
+   */
+  enqueue(row: JobRow, front = false): boolean {
+    const phase = this.phaseOf(row.index);
+    if (phase !== Phase.Active) {
+      log.error('a job that is not in hand was not queued', { index: row.index, phase });
+      return false;
+    }
     this.setPhase(row.index, Phase.Queued);
     if (front) this.queue.unshift(row);
     else this.queue.push(row);
+    return true;
   }
 
   /** Puts a job in hand aside while a node from before still runs it. */
