@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import type { JobProvisional, JobResult } from '../../../shared/job.js';
-import type { ResultMessage } from '../../../shared/worker-protocol.js';
+import type { ResultMessage, RunMessage } from '../../../shared/worker-protocol.js';
+import { failure } from '../../../worker-service/failure.js';
 import { Batch, type BatchHost, type KeptOutcome, type PreparedBatch } from '../../../main/engine/batch.js';
 import {
   prepareNewBatch,
@@ -91,28 +92,17 @@ function take(batch: Batch, where: string): Task {
   return task;
 }
 
+/** A copy's result as a worker sends it: `value`, or (not ok) an error naming the attempt. */
 function resultOf(task: Task, value: unknown, ok = true): ResultMessage {
-  const now = Date.now();
-  return {
-    t: 'result',
-    id: task.id,
-    ok,
-    value: ok ? value : null,
-    error: ok ? null : { code: ErrorCode.JobThrew, message: `attempt ${task.attempt} threw`, stack: null },
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    startedAt: now,
-    endedAt: now,
-    hasOutputs: false,
-    cpuMs: 0,
-  };
+  const error = { code: ErrorCode.JobThrew, message: `attempt ${task.attempt} threw`, stack: null };
+  const failed = failure({ id: task.id } as RunMessage, error);
+  return ok ? { ...failed, ok, value, error: null } : failed;
 }
 
 function kept(index: number, value: unknown, from: string, acks: string[], attempt = 1): KeptOutcome {
   const jobDir = join(tmp.root, 'kept', `${from}-${index}`);
   mkdirSync(jobDir, { recursive: true });
-  const result = { ...resultOf({ id: 0, attempt } as Task, value), hasOutputs: false };
+  const result = resultOf({ id: 0, attempt } as Task, value);
   return { attempt, status: 'done', result, jobDir, node: from, acknowledge: () => acks.push(from) };
 }
 
