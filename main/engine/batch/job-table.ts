@@ -260,14 +260,15 @@ export class JobTable {
   }
 
   /**
-   * The oldest job running elsewhere with one copy out and no result: `taker` may start a
-   * second copy of it so that a straggler does not hold the batch back.
+   * The oldest job with one copy out, no result and no cancel, whose copy `passOver` does not
+   * rule out (a copy on the taker itself): the taker may start a second copy of it, so that a
+   * straggler does not hold the batch back.
    */
-  straggler(isTaker: (task: Task) => boolean): JobRow | undefined {
+  straggler(passOver: (task: Task) => boolean): JobRow | undefined {
     for (const row of this.rows.values()) {
       const [only, ...others] = row.copies;
       if (only === undefined || others.length > 0 || row.cancelled || only.cancelRequested) continue;
-      if (this.phaseOf(row.index) !== Phase.Active || isTaker(only)) continue;
+      if (this.phaseOf(row.index) !== Phase.Active || passOver(only)) continue;
       return row;
     }
     return undefined;
