@@ -35,6 +35,7 @@ import { ownTenancy, type Fits } from './pool/tenancy.js';
 import type { NodeTraits, Requirements } from './requirements.js';
 import { unmet } from './requirements.js';
 import type { BatchStore, StatusCounts } from './store/batch-store.js';
+import { StragglerWatch } from './straggler-watch.js';
 
 const log = createLogger('batch');
 
@@ -124,7 +125,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   private prepared: PreparedBatch | null = null;
   private source: AsyncIterator<DatasetItem> | null = null;
   private readonly queued: QueuedJob[] = [];
-  private readonly running = new Map<number, { task: Task; job: QueuedJob }>();
+  private readonly running = new Map<number, { task: Task; job: QueuedJob; sentAt: number }>();
   /** Attempts in flight per job index (more than one while a job is also run speculatively). */
   private readonly inFlight = new Map<number, number>();
   /** Jobs recorded in this run of the batch (the resumed ones are in prepared.skip). */
@@ -156,6 +157,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   private resolveDone!: (summary: BatchSummary) => void;
   private rejectDone!: (error: DeskGridError) => void;
   private readonly owner: TaskOwner;
+  private readonly stragglers: StragglerWatch;
 
   constructor(
     private readonly host: BatchHost,
@@ -169,6 +171,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     // Callers may only iterate or listen; an unobserved failure must not crash their process.
     this.done.catch(() => undefined);
     this.owner = this.makeOwner();
+    this.stragglers = new StragglerWatch(() => this.host.pump());
     prepare.then(
       (prepared) => this.begin(prepared),
       (error: unknown) => this.fail(asDeskGridError(error, ErrorCode.Usage)),
@@ -325,7 +328,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       node: null,
       keep: prepared.key,
     };
-    this.running.set(id, { task, job });
+    this.running.set(id, { task, job, sentAt: Date.now() });
     this.inFlight.set(job.item.index, (this.inFlight.get(job.item.index) ?? 0) + 1);
     return task;
   }
@@ -405,13 +408,19 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     this.stopOtherAttempts(job.item.index, null);
   }
 
-  /** The oldest job running on another node with no second attempt yet. */
+  /** The oldest job out on another node for long (straggler-watch.ts), with no second attempt yet. */
   private speculativeJob(taker: string): QueuedJob | undefined {
     if (!this.exhausted || this.prepared?.reentrant === false || this.state !== 'running') return undefined;
-    for (const { task, job } of this.running.values()) {
+    const now = Date.now();
+    for (const { task, job, sentAt } of this.running.values()) {
       if ((task.node ?? this.host.nodeId) === taker || task.cancelRequested) continue;
       if (this.cancelledJobs.has(task.index)) continue;
       if ((this.inFlight.get(task.index) ?? 0) > 1) continue;
+      // The oldest candidate (the map keeps dispatch order): if it is not overdue, none is.
+      if (!this.stragglers.overdue(sentAt, now)) {
+        this.stragglers.wakeFor(sentAt, now);
+        return undefined;
+      }
       log.debug('starting a second attempt of a job still running elsewhere', {
         index: task.index,
         on: task.node ?? this.host.nodeId,
@@ -544,6 +553,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
         const entry = this.takeRunning(task);
         if (!entry) return;
         const outcome = outcomeOf(result, task);
+        this.stragglers.answered(Date.now() - entry.sentAt);
         if (this.cancelledJobs.has(task.index)) {
           this.endCancelledAttempt(entry.job, outcome, acknowledge);
         } else if (this.hasResult(task.index)) {
@@ -768,6 +778,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
 
   private end(): void {
     this.state = 'ended';
+    this.stragglers.stop();
     const prepared = this.prepared;
     if (prepared) {
       prepared.store?.close();

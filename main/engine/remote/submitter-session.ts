@@ -573,6 +573,16 @@ export class SubmitterSession {
           this.afterEnd();
           return;
         }
+        // Its worker died under another job after this one was cancelled: queued again, it would
+        // come to the head of a fresh worker, which the pool then kills for the cancel.
+        if (task.cancelRequested) {
+          this.sendFailure(entry.remoteId, task, 'cancelled', cancelledError(), {
+            startedAt: null,
+            endedAt: Date.now(),
+          });
+          this.afterEnd();
+          return;
+        }
         this.queue.unshift(task);
         this.host.pump();
       },
