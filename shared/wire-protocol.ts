@@ -113,7 +113,8 @@ export const toNodeSchema = v.variant('t', [
   }),
   /** The bundle's files, in the body. */
   v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema) }),
-  v.object({ t: v.literal('have-files'), hashes: v.array(sha256Hex) }),
+  /** Which of these input files does the node lack? Answered by `files-missing` with the same `request`. */
+  v.object({ t: v.literal('have-files'), request: nonNegative, hashes: v.array(sha256Hex) }),
   /** One input file's bytes in the body. */
   v.object({ t: v.literal('file'), hash: sha256Hex, size: nonNegative }),
   /**
@@ -194,7 +195,7 @@ export const fromNodeSchema = v.variant('t', [
   v.object({ t: v.literal('need-bundle'), key: v.string(), bundle: sha256Hex }),
   v.object({ t: v.literal('loaded'), key: v.string() }),
   v.object({ t: v.literal('load-error'), key: v.string(), error: jobErrorSchema }),
-  v.object({ t: v.literal('files-missing'), hashes: v.array(sha256Hex) }),
+  v.object({ t: v.literal('files-missing'), request: nonNegative, hashes: v.array(sha256Hex) }),
   remoteResultSchema,
   keptResultSchema,
   /**
