@@ -350,6 +350,9 @@ export class RemoteNode {
       case 'result':
         void this.finish(message, body);
         return;
+      case 'results':
+        for (const [result, part] of splitResults(message.results, body)) void this.finish(result, part);
+        return;
       case 'kept':
         void this.receiveKept(message, body);
         return;
@@ -502,4 +505,18 @@ export class RemoteNode {
     }
     this.options.closed(this, error);
   }
+}
+
+/** The body of a `results` message cut into each result's own (its value, then its outputs). */
+function splitResults(results: readonly RemoteResult[], body: Buffer): Array<[RemoteResult, Buffer]> {
+  const parts: Array<[RemoteResult, Buffer]> = [];
+  let offset = 0;
+  for (const result of results) {
+    const size = result.outputs.reduce((sum, file) => sum + file.size, result.valueBytes);
+    if (offset + size > body.length) throw new Error('the results are longer than their body');
+    parts.push([result, body.subarray(offset, offset + size)]);
+    offset += size;
+  }
+  if (offset !== body.length) throw new Error('the body is longer than its results');
+  return parts;
 }

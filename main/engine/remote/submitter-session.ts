@@ -36,6 +36,7 @@ import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { bundleIntact } from './verified-cache.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
+import { ResultCoalescer } from './result-coalescer.js';
 import { NodeFileStore } from './node-file-store.js';
 import {
   failureResult,
@@ -99,6 +100,8 @@ export class SubmitterSession {
   private readonly cancelledEarly = new Set<number>();
   /** Ordered work is handled in arrival order: a `run` must not overtake the `load` before it. */
   private chain: Promise<void> = Promise.resolve();
+  /** Results ending in the same turn leave as one message (result-coalescer.ts). */
+  private readonly results: ResultCoalescer;
 
   constructor(
     private readonly connection: PeerConnection,
@@ -107,6 +110,7 @@ export class SubmitterSession {
     this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
     this.store = new NodeFileStore(host.bundlesDir, host.filesDir);
     this.owner = this.makeOwner();
+    this.results = new ResultCoalescer((header, body) => connection.send(header, body));
     connection.on('message', (header, body) => this.arrive(header, body));
     connection.on('close', () => this.end());
   }
@@ -203,6 +207,7 @@ export class SubmitterSession {
 
   /** Says goodbye to the submitter. */
   close(): void {
+    this.results.flush();
     this.connection.close();
   }
 
@@ -555,14 +560,14 @@ export class SubmitterSession {
   private deliver(job: SessionJob, { header, parts }: PackedResult): void {
     const ref = job.keep;
     if (!ref) {
-      if (!this.ended) this.connection.send(header, parts);
+      if (!this.ended) this.results.add(header, parts);
       return;
     }
     log.debug('job finished', { ...ref, status: header.status, kept: this.detached });
     // Stored without the connection's job id: a later connection names the job by batch and index.
     const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
     if (!this.detached) {
-      this.connection.send(header, parts);
+      this.results.add(header, parts);
       const key = this.host.kept.hold(ref, stored, Buffer.concat(parts));
       this.unacked.set(header.id, { ref, key });
       return;
