@@ -5,23 +5,12 @@ import { describe, expect, it } from 'vitest';
 import * as v from 'valibot';
 import { fromNodeSchema, type RemoteResult } from '../../../shared/wire-protocol.js';
 import { ResultCoalescer } from '../../../main/engine/remote/result-coalescer.js';
+import { failureResult } from '../../../main/engine/remote/result-packing.js';
 
+/** A result header with a body of `valueBytes` (built as the node builds a failure's, then given a value). */
 function result(id: number, valueBytes: number): RemoteResult {
-  return {
-    t: 'result',
-    id,
-    ok: true,
-    status: 'done',
-    error: null,
-    stdout: '',
-    stderr: '',
-    exitCode: null,
-    startedAt: 1,
-    endedAt: 2,
-    cpuMs: 0,
-    valueBytes,
-    outputs: [],
-  };
+  const error = { code: 'DG_ERR_JOB_THREW', message: 'threw', stack: null };
+  return { ...failureResult(id, 'failed', error, { startedAt: 1, endedAt: 2 }).header, valueBytes };
 }
 
 function collector() {
