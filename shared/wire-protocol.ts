@@ -12,7 +12,7 @@ import { plainText } from './display-text.js';
 import { notSharingSchema } from './not-sharing.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
-export const WIRE_PROTOCOL_VERSION = 1;
+export const WIRE_PROTOCOL_VERSION = 2;
 /** Frames larger than this are refused before they are buffered (either side may announce less). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -113,7 +113,8 @@ export const toNodeSchema = v.variant('t', [
   }),
   /** The bundle's files, in the body. */
   v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema) }),
-  v.object({ t: v.literal('have-files'), hashes: v.array(sha256Hex) }),
+  /** Which of these input files does the node lack? Answered by `files-missing` with the same `request`. */
+  v.object({ t: v.literal('have-files'), request: nonNegative, hashes: v.array(sha256Hex) }),
   /** One input file's bytes in the body. */
   v.object({ t: v.literal('file'), hash: sha256Hex, size: nonNegative }),
   /**
@@ -168,6 +169,15 @@ export const remoteResultSchema = v.object({ t: v.literal('result'), id: int, ..
 export type RemoteResult = v.InferOutput<typeof remoteResultSchema>;
 
 /**
+ * Results of jobs that ended together, in one message: each as a `result` would carry it, their
+ * bodies back to back in the same order (each `valueBytes` plus its outputs' sizes long).
+ */
+export const remoteResultsSchema = v.object({
+  t: v.literal('results'),
+  results: v.pipe(v.array(remoteResultSchema), v.minLength(1), v.maxLength(100_000)),
+});
+
+/**
  * A result the node kept for a batch of an earlier connection (the submitter vanished, or the
  * link broke), or of a job it still ran from one. `key` is what the submitter acknowledges.
  */
@@ -194,8 +204,9 @@ export const fromNodeSchema = v.variant('t', [
   v.object({ t: v.literal('need-bundle'), key: v.string(), bundle: sha256Hex }),
   v.object({ t: v.literal('loaded'), key: v.string() }),
   v.object({ t: v.literal('load-error'), key: v.string(), error: jobErrorSchema }),
-  v.object({ t: v.literal('files-missing'), hashes: v.array(sha256Hex) }),
+  v.object({ t: v.literal('files-missing'), request: nonNegative, hashes: v.array(sha256Hex) }),
   remoteResultSchema,
+  remoteResultsSchema,
   keptResultSchema,
   /**
    * The answer to `claim`, after its `kept` results: jobs of the batch still running here (their

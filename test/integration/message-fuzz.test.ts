@@ -91,7 +91,7 @@ describe('a node process fed fuzzed frames by members of its cluster', () => {
       const templates = [
         { t: 'load', key: 'k', bundle, entry: 'main.mjs', kind: 'module', stdin: false },
         { t: 'bundle', bundle, files },
-        { t: 'have-files', hashes: ['ab'.repeat(32)] },
+        { t: 'have-files', request: 1, hashes: ['ab'.repeat(32)] },
         { t: 'file', hash: 'ab'.repeat(32), size: 3 },
         {
           t: 'run',
@@ -134,7 +134,7 @@ describe('a node process fed fuzzed frames by members of its cluster', () => {
         const fuzzed = round % 10 === 0 ? 0 : FRAMES_PER_ROUND;
         for (let n = 0; n < fuzzed; n++) frames.push(fuzzFrame(random, templates));
         // The last, valid question: answered unless a frame before it got this sender dropped.
-        frames.push(frameOf({ t: 'have-files', hashes: ['cd'.repeat(32)] }));
+        frames.push(frameOf({ t: 'have-files', request: 1, hashes: ['cd'.repeat(32)] }));
         socket.write(Buffer.concat(frames));
         await until(
           () =>
@@ -265,7 +265,7 @@ describe("a submitter's side of a connection fed fuzzed frames by a malicious no
           { t: 'claimed', batch: 'b', running: [0], lost: [{ index: 0, reason: 'r' }] },
           { t: 'peers', nodes: [{ id: 'ab'.repeat(32), name: 'p', host: '127.0.0.1', port: 1 }] },
           { t: 'need-bundle', key: 'k', bundle: 'ab'.repeat(32) },
-          { t: 'files-missing', hashes: [] },
+          { t: 'files-missing', request: 1, hashes: [] },
           OFFER_TEMPLATE,
         ];
       };
