@@ -1,11 +1,12 @@
 // The node's side of one submitter's connection: it stores the bundles and input files the
 // submitter sends (node-file-store.ts), turns `run` messages into tasks for this node's own
 // worker pool (session-jobs.ts holds them), and streams results, progress, provisional values
-// and output files back (result-packing.ts).
+// and output files back (result-delivery.ts).
 //
-// Messages that change what the session holds (load, bundle, have-files, file, run, claim) are
-// handled in arrival order: a `run` must not overtake the `load` before it. Control messages
-// (cancel, ack) act on arrival, so none waits behind a bundle or a file being stored.
+// Messages that change what the session holds (load, have-files, run, claim) are handled in
+// arrival order: a `run` must not overtake the `load` before it. Control messages (cancel, ack)
+// act on arrival, and files and bundles stream in beside the rest (chunk-streams.ts), so nothing
+// waits behind a file being stored.
 //
 // Jobs run in their own folder under the node's data folder; the pool's workers have a scrubbed
 // environment (see the cluster's launcher), so nothing of the node's user leaks into them. Each
@@ -22,13 +23,14 @@ import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../sh
 import {
   isSafeRelativePath,
   toNodeSchema,
+  type FileEntry,
   type KeptResult,
   type Offer,
   type RemoteJob,
   type SharedPeer,
   type ToNode,
 } from '../../../shared/wire-protocol.js';
-import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
+import type { Computation } from '../../../shared/worker-protocol.js';
 import { createLogger } from '../log.js';
 import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner } from '../pool/task.js';
 import type { Tenancy } from '../pool/tenancy.js';
@@ -36,14 +38,10 @@ import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
 import { bundleIntact } from './verified-cache.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
+import { ChunkStreams } from './chunk-streams.js';
+import { ResultDelivery } from './result-delivery.js';
 import { NodeFileStore } from './node-file-store.js';
-import {
-  failureResult,
-  packResult,
-  serializeOrNull,
-  type FailureTimes,
-  type PackedResult,
-} from './result-packing.js';
+import { failureResult, serializeOrNull, type FailureTimes } from './result-packing.js';
 import { computationOf, type LoadRequest } from './session-loads.js';
 import { SessionJobs, type SessionJob } from './session-jobs.js';
 
@@ -70,20 +68,11 @@ export interface SessionHost {
   maxRunning: number | null;
 }
 
-/**
- * A result sent and not yet acknowledged: its copy waits in the journal under `key` (null when
- * the journal had no room: then the job is reported lost if the submitter vanishes first).
- */
-interface Unacked {
-  ref: JobRef;
-  key: number | null;
-}
-
 export class SubmitterSession {
   private readonly computations = new Map<string, { computation: Computation; tenancy: Tenancy }>();
   private readonly pendingLoads = new Map<string, LoadRequest[]>();
   private readonly jobs = new SessionJobs();
-  private readonly unacked = new Map<number, Unacked>();
+  private readonly results: ResultDelivery;
   /** Connections of the same submitter that claimed batches of this (detached) session. */
   private readonly adopters = new Map<string, SubmitterSession>();
   /** The connection is gone; jobs of batches that asked to be kept still run, their results go to the journal. */
@@ -91,6 +80,7 @@ export class SubmitterSession {
   private readonly owner: TaskOwner;
   private readonly sessionDir: string;
   private readonly store: NodeFileStore;
+  private readonly streams: ChunkStreams;
   private ended = false;
   /** Set when the node is stopping: jobs that still arrive go straight back. */
   private returning: string | null = null;
@@ -106,6 +96,15 @@ export class SubmitterSession {
   ) {
     this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
     this.store = new NodeFileStore(host.bundlesDir, host.filesDir);
+    this.streams = new ChunkStreams(connection);
+    this.results = new ResultDelivery({
+      connection,
+      streams: this.streams,
+      kept: host.kept,
+      maxResultBytes: host.maxResultBytes,
+      state: () => (this.detached ? 'detached' : this.ended ? 'ended' : 'connected'),
+      adopterOf: (batch) => this.adopters.get(batch),
+    });
     this.owner = this.makeOwner();
     connection.on('message', (header, body) => this.arrive(header, body));
     connection.on('close', () => this.end());
@@ -166,7 +165,7 @@ export class SubmitterSession {
     if (this.ended) return false;
     return (
       [...this.jobs.all()].some((job) => job.keep?.batch === batch) ||
-      [...this.unacked.values()].some((held) => held.ref.batch === batch)
+      this.results.awaitsAcknowledgement(batch)
     );
   }
 
@@ -240,7 +239,24 @@ export class SubmitterSession {
         this.cancelSoon(message.id);
         return;
       case 'ack':
-        this.acknowledged(message.ids, message.kept);
+        this.results.acknowledged(message.ids, message.kept);
+        return;
+      case 'chunk':
+      case 'stream-end':
+      case 'stream-abort':
+      case 'stream-ack':
+      case 'stream-stop':
+        try {
+          this.streams.handle(message, body);
+        } catch (error) {
+          this.abort(error);
+        }
+        return;
+      case 'file':
+        this.receiveFile(message.hash, message.size, message.stream);
+        return;
+      case 'bundle':
+        this.receiveBundle(message.bundle, message.files, message.stream);
         return;
       case 'ping':
       case 'pong':
@@ -259,18 +275,11 @@ export class SubmitterSession {
       case 'load':
         await this.load(message);
         return;
-      case 'bundle':
-        await this.store.storeBundle(message.bundle, message.files, body);
-        await this.bundleArrived(message.bundle);
-        return;
       case 'have-files': {
         const missing = await this.store.missing(message.hashes);
         this.connection.send({ t: 'files-missing', request: message.request, hashes: missing });
         return;
       }
-      case 'file':
-        await this.store.storeFile(message.hash, message.size, body);
-        return;
       case 'run':
         await this.enqueue(message.jobs, message.batch, body);
         return;
@@ -328,25 +337,66 @@ export class SubmitterSession {
     }
   }
 
+  /** An input file streams in; the submitter hears once it is stored and verified, or why not. */
+  private receiveFile(hash: string, size: number, stream: number): void {
+    this.streams.receive(stream, size, this.store.fileSink(hash)).then(
+      () => {
+        if (!this.ended) this.connection.send({ t: 'stored', stream, error: null });
+      },
+      (error: unknown) => {
+        if (!this.ended)
+          this.connection.send({ t: 'stored', stream, error: toJobError(error, ErrorCode.Transfer) });
+      },
+    );
+  }
+
+  /**
+   * A bundle streams in. Its end takes its turn in the ordered work, so that a `run` sent right
+   * behind a `load` and its bundle finds the computation loaded; once it is stored and verified,
+   * the loads that waited for it go on, else they fail.
+   */
+  private receiveBundle(bundle: string, files: FileEntry[], stream: number): void {
+    let sink;
+    try {
+      sink = this.store.bundleSink(bundle, files);
+    } catch (error) {
+      this.abort(error);
+      return;
+    }
+    const stored = this.streams.receive(
+      stream,
+      files.reduce((sum, file) => sum + file.size, 0),
+      sink,
+    );
+    this.chain = this.chain
+      .then(() =>
+        stored.then(
+          () => this.bundleArrived(bundle),
+          (error: unknown) => this.bundleFailed(bundle, error),
+        ),
+      )
+      .catch((error: unknown) => this.abort(error));
+  }
+
+  /** The loads that waited for a bundle that could not be stored fail; the submitter may load it again. */
+  private bundleFailed(bundle: string, error: unknown): void {
+    const waiting = this.pendingLoads.get(bundle) ?? [];
+    this.pendingLoads.delete(bundle);
+    const jobError = toJobError(error, ErrorCode.Transfer);
+    if (this.ended) return;
+    for (const request of waiting)
+      this.connection.send({
+        t: 'load-error',
+        key: request.key,
+        error: { ...jobError, message: `the bundle could not be stored: ${jobError.message}` },
+      });
+  }
+
   /** A bundle is stored: the loads that waited for it go on. */
   private async bundleArrived(bundle: string): Promise<void> {
     const waiting = this.pendingLoads.get(bundle) ?? [];
     this.pendingLoads.delete(bundle);
     for (const request of waiting) await this.load(request);
-  }
-
-  private acknowledged(ids: number[], keptKeys: number[]): void {
-    const refs: JobRef[] = [];
-    const keys = [...keptKeys];
-    for (const id of ids) {
-      const held = this.unacked.get(id);
-      if (!held) continue;
-      this.unacked.delete(id);
-      if (held.key === null) refs.push(held.ref);
-      else keys.push(held.key);
-    }
-    this.host.kept.forgotten(refs);
-    if (keys.length > 0) this.host.kept.handedOver(this.submitterId, keys);
   }
 
   private claim(batch: string): void {
@@ -426,7 +476,7 @@ export class SubmitterSession {
       const record: SessionJob = { task, remoteId: job.id, keep, state: 'queued' };
       if (this.cancelledEarly.delete(job.id)) {
         // Never accepted into the journal: its answer is not one to keep.
-        this.deliver(
+        this.results.deliver(
           { ...record, keep: null },
           failureResult(job.id, 'cancelled', cancelledError(), nowEnded()),
         );
@@ -459,7 +509,7 @@ export class SubmitterSession {
     if (!job) return false;
     if (job.state === 'queued') {
       this.jobs.remove(job);
-      this.deliver(job, failureResult(remoteId, 'cancelled', cancelledError(), nowEnded()));
+      this.results.deliver(job, failureResult(remoteId, 'cancelled', cancelledError(), nowEnded()));
     } else {
       this.host.cancelTask(job.task);
     }
@@ -479,7 +529,7 @@ export class SubmitterSession {
       onResult: (task, result) => {
         const job = ending(task);
         if (!job) return;
-        const sent = this.sendResult(job, result);
+        const sent = this.results.send(job, result);
         if (mayLeaveFolder(task, result))
           void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
         this.afterEnd();
@@ -487,7 +537,7 @@ export class SubmitterSession {
       onFailure: (task, status, error, times) => {
         const job = ending(task);
         if (!job) return;
-        this.deliver(job, failureResult(job.remoteId, status, error, times));
+        this.results.deliver(job, failureResult(job.remoteId, status, error, times));
         void rm(task.jobDir, { recursive: true, force: true });
         this.afterEnd();
       },
@@ -536,34 +586,6 @@ export class SubmitterSession {
     this.finishDetached();
   }
 
-  private async sendResult(job: SessionJob, result: ResultMessage): Promise<void> {
-    this.deliver(job, await packResult(job.remoteId, job.task.jobDir, result, this.host.maxResultBytes));
-  }
-
-  /**
-   * Sends a result, holding it until acknowledged when its batch asked to be kept; with the
-   * submitter gone, writes it to the journal instead (and on to a connection that claimed it).
-   */
-  private deliver(job: SessionJob, { header, parts }: PackedResult): void {
-    const ref = job.keep;
-    if (!ref) {
-      if (!this.ended) this.connection.send(header, parts);
-      return;
-    }
-    log.debug('job finished', { ...ref, status: header.status, kept: this.detached });
-    // Stored without the connection's job id: a later connection names the job by batch and index.
-    const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
-    if (!this.detached) {
-      this.connection.send(header, parts);
-      const key = this.host.kept.hold(ref, stored, Buffer.concat(parts));
-      this.unacked.set(header.id, { ref, key });
-      return;
-    }
-    const body = Buffer.concat(parts);
-    const key = this.host.kept.keep(ref, stored, body);
-    if (key !== null) this.adopters.get(ref.batch)?.sendKept({ ...ref, key, header: stored, body });
-  }
-
   private abort(error: unknown): void {
     log.warn('closing a submitter connection after bad input', {
       submitter: this.submitterId,
@@ -583,20 +605,14 @@ export class SubmitterSession {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.streams.close(null);
     for (const job of this.jobs.takeQueued()) if (job.keep) this.jobs.enqueue(job);
     for (const job of [...this.jobs.all()]) {
       if (job.keep || job.state !== 'running') continue;
       this.jobs.remove(job);
       this.host.cancelTask(job.task);
     }
-    // Unacknowledged results are in the journal already; those that did not fit are lost.
-    const unkept = [...this.unacked.values()].filter((held) => held.key === null);
-    if (unkept.length > 0)
-      this.host.kept.lost(
-        unkept.map((held) => held.ref),
-        this.host.kept.noRoom(),
-      );
-    this.unacked.clear();
+    this.results.connectionEnded();
     this.detached = !this.jobs.empty;
     if (this.detached) {
       log.info('submitter gone: finishing its jobs and keeping their results', {
