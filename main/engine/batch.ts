@@ -119,6 +119,11 @@ interface IteratorQueue {
 export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<JobResult> {
   /** Resolves with the summary when every job has ended; rejects if the batch cannot run at all. */
   readonly done: Promise<BatchSummary>;
+  /**
+   * Resolves once the batch is prepared (computation resolved and loaded once, dataset opened,
+   * results folder made); rejects with the DeskGridError, code and all, that kept it from starting.
+   */
+  readonly ready: Promise<void>;
 
   private state: 'preparing' | 'running' | 'cancelling' | 'failing' | 'ended' = 'preparing';
   private prepared: PreparedBatch | null = null;
@@ -169,10 +174,15 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     // Callers may only iterate or listen; an unobserved failure must not crash their process.
     this.done.catch(() => undefined);
     this.owner = this.makeOwner();
-    prepare.then(
+    this.ready = prepare.then(
       (prepared) => this.begin(prepared),
-      (error: unknown) => this.fail(asDeskGridError(error, ErrorCode.Usage)),
+      (error: unknown) => {
+        const failure = asDeskGridError(error, ErrorCode.Usage);
+        this.fail(failure);
+        throw failure;
+      },
     );
+    this.ready.catch(() => undefined);
   }
 
   /** Parent of the per-attempt job folders (null until the batch has started). */
