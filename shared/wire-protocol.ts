@@ -116,6 +116,12 @@ const streamMessages = [
   v.object({ t: v.literal('stream-stop'), stream: streamId }),
 ] as const;
 export type StreamMessage = v.InferOutput<(typeof streamMessages)[number]>;
+const streamTypes: ReadonlySet<string> = new Set(streamMessages.map((schema) => schema.entries.t.literal));
+
+/** Whether a checked message belongs to a chunked stream (both directions have the same five). */
+export function isStreamMessage<M extends { t: string }>(message: M): message is Extract<M, StreamMessage> {
+  return streamTypes.has(message.t);
+}
 
 /** Stops one job of `run` wherever it is; nodes act on it on arrival, ahead of queued work. */
 export const cancelMessageSchema = v.object({ t: v.literal('cancel'), id: int });

@@ -11,6 +11,7 @@ import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import {
   fromNodeSchema,
+  isStreamMessage,
   type FromNode,
   type KeptResult,
   type Offer,
@@ -327,6 +328,10 @@ export class RemoteNode {
   }
 
   private handle(message: FromNode, body: Buffer): void {
+    if (isStreamMessage(message)) {
+      this.streams.handle(message, body);
+      return;
+    }
     switch (message.t) {
       case 'need-bundle': {
         const shipped = this.pendingBundles.get(message.key);
@@ -349,13 +354,6 @@ export class RemoteNode {
         return;
       case 'stored':
         this.files.stored(message.stream, message.error);
-        return;
-      case 'chunk':
-      case 'stream-end':
-      case 'stream-abort':
-      case 'stream-ack':
-      case 'stream-stop':
-        this.streams.handle(message, body);
         return;
       case 'result':
         void this.finish(message, body);

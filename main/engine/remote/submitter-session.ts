@@ -22,6 +22,7 @@ import { markUsed } from '../storage/prune-folder.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
   isSafeRelativePath,
+  isStreamMessage,
   toNodeSchema,
   type FileEntry,
   type KeptResult,
@@ -234,23 +235,20 @@ export class SubmitterSession {
       return;
     }
     const message = parsed.output;
+    if (isStreamMessage(message)) {
+      try {
+        this.streams.handle(message, body);
+      } catch (error) {
+        this.abort(error);
+      }
+      return;
+    }
     switch (message.t) {
       case 'cancel':
         this.cancelSoon(message.id);
         return;
       case 'ack':
         this.results.acknowledged(message.ids, message.kept);
-        return;
-      case 'chunk':
-      case 'stream-end':
-      case 'stream-abort':
-      case 'stream-ack':
-      case 'stream-stop':
-        try {
-          this.streams.handle(message, body);
-        } catch (error) {
-          this.abort(error);
-        }
         return;
       case 'file':
         this.receiveFile(message.hash, message.size, message.stream);
