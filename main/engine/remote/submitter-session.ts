@@ -1,12 +1,12 @@
 // The node's side of one submitter's connection: it stores the bundles and input files the
-// submitter sends (node-file-store.ts), turns `run` messages into tasks for this node's own
-// worker pool (session-jobs.ts holds them), and streams results, progress, provisional values
-// and output files back (result-delivery.ts).
+// submitter sends (node-file-store.ts), loads computations (session-loads.ts), turns `run`
+// messages into tasks for this node's own worker pool (session-jobs.ts holds them), and sends
+// results, progress, provisional values and output files back (result-delivery.ts).
 //
-// Messages that change what the session holds (load, have-files, run, claim) are handled in
-// arrival order: a `run` must not overtake the `load` before it. Control messages (cancel, ack)
-// act on arrival, and files and bundles stream in beside the rest (chunk-streams.ts), so nothing
-// waits behind a file being stored.
+// Messages that change what the session holds (load, have-files, run, claim, and a bundle's
+// end) are handled in arrival order: a `run` must not overtake the `load` before it. Control
+// messages (cancel, ack) act on arrival, and input files stream in beside the rest
+// (chunk-streams.ts), so nothing waits behind a file being stored.
 //
 // Jobs run in their own folder under the node's data folder; the pool's workers have a scrubbed
 // environment (see the cluster's launcher), so nothing of the node's user leaks into them. Each
@@ -14,11 +14,10 @@
 // this session's job folder (see pool/tenancy.ts and sandbox/). Cached bundles and input files
 // are checked against their hashes when used: a changed one is never run.
 
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { deserialize } from 'node:v8';
 import * as v from 'valibot';
-import { markUsed } from '../storage/prune-folder.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
   isSafeRelativePath,
@@ -37,13 +36,12 @@ import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner } from '../pool/t
 import type { Tenancy } from '../pool/tenancy.js';
 import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
-import { bundleIntact } from './verified-cache.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
 import { ChunkStreams } from './chunk-streams.js';
 import { ResultDelivery } from './result-delivery.js';
 import { NodeFileStore } from './node-file-store.js';
 import { failureResult, serializeOrNull, type FailureTimes } from './result-packing.js';
-import { computationOf, type LoadRequest } from './session-loads.js';
+import { SessionLoads } from './session-loads.js';
 import { SessionJobs, type SessionJob } from './session-jobs.js';
 
 const log = createLogger('session');
@@ -70,8 +68,7 @@ export interface SessionHost {
 }
 
 export class SubmitterSession {
-  private readonly computations = new Map<string, { computation: Computation; tenancy: Tenancy }>();
-  private readonly pendingLoads = new Map<string, LoadRequest[]>();
+  private readonly loads: SessionLoads;
   private readonly jobs = new SessionJobs();
   private readonly results: ResultDelivery;
   /** Connections of the same submitter that claimed batches of this (detached) session. */
@@ -98,6 +95,14 @@ export class SubmitterSession {
     this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
     this.store = new NodeFileStore(host.bundlesDir, host.filesDir);
     this.streams = new ChunkStreams(connection);
+    this.loads = new SessionLoads({
+      connection,
+      bundlesDir: host.bundlesDir,
+      sessionDir: this.sessionDir,
+      confinement: host.confinement,
+      probe: (computation, tenancy) => host.probe(computation, tenancy),
+      state: () => (this.detached ? 'detached' : this.ended ? 'ended' : 'connected'),
+    });
     this.results = new ResultDelivery({
       connection,
       streams: this.streams,
@@ -208,7 +213,7 @@ export class SubmitterSession {
 
   /** The entry files of the computations this session loaded: their bundles are in use. */
   computationEntries(): string[] {
-    return [...this.computations.values()].map((loaded) => loaded.computation.entry);
+    return this.loads.entries();
   }
 
   /** Sends a result kept in the journal to this (live) connection. */
@@ -271,7 +276,7 @@ export class SubmitterSession {
     if (this.ended) return;
     switch (message.t) {
       case 'load':
-        await this.load(message);
+        await this.loads.load(message);
         return;
       case 'have-files': {
         const missing = await this.store.missing(message.hashes);
@@ -286,52 +291,6 @@ export class SubmitterSession {
         return;
       default:
         return;
-    }
-  }
-
-  private async load(request: LoadRequest): Promise<void> {
-    const refusal = this.host.confinement.refusal;
-    if (refusal !== null) {
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: { code: ErrorCode.Unconfined, message: refusal, stack: null },
-      });
-      return;
-    }
-    const bundleDir = join(this.host.bundlesDir, request.bundle);
-    // A changed bundle (by hand, or by an unconfined job) is dropped and asked for again.
-    if (await bundleIntact(bundleDir, request.bundle)) await markUsed(bundleDir);
-    else {
-      const waiting = this.pendingLoads.get(request.bundle) ?? [];
-      waiting.push(request);
-      this.pendingLoads.set(request.bundle, waiting);
-      this.connection.send({ t: 'need-bundle', key: request.key, bundle: request.bundle });
-      return;
-    }
-    try {
-      const computation = await computationOf(request, bundleDir);
-      // The workers' sandbox binds this folder: it must exist before the first starts. A
-      // connection that ended meanwhile runs nothing more: its folder must not come back.
-      if (this.ended) return;
-      await mkdir(this.sessionDir, { recursive: true, mode: 0o700 });
-      if (this.ended && !this.detached) {
-        await rm(this.sessionDir, { recursive: true, force: true });
-        return;
-      }
-      const tenancy: Tenancy = {
-        key: `${this.sessionDir}\n${computation.id}`,
-        sandbox: this.host.confinement.sandboxFor([bundleDir], [this.sessionDir]),
-      };
-      if (computation.kind !== 'program') await this.host.probe(computation, tenancy);
-      this.computations.set(request.key, { computation, tenancy });
-      this.connection.send({ t: 'loaded', key: request.key });
-    } catch (error) {
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: toJobError(error, ErrorCode.ModuleLoad),
-      });
     }
   }
 
@@ -369,32 +328,11 @@ export class SubmitterSession {
     this.chain = this.chain
       .then(() =>
         stored.then(
-          () => this.bundleArrived(bundle),
-          (error: unknown) => this.bundleFailed(bundle, error),
+          () => this.loads.bundleStored(bundle),
+          (error: unknown) => this.loads.bundleFailed(bundle, error),
         ),
       )
       .catch((error: unknown) => this.abort(error));
-  }
-
-  /** The loads that waited for a bundle that could not be stored fail; the submitter may load it again. */
-  private bundleFailed(bundle: string, error: unknown): void {
-    const waiting = this.pendingLoads.get(bundle) ?? [];
-    this.pendingLoads.delete(bundle);
-    const jobError = toJobError(error, ErrorCode.Transfer);
-    if (this.ended) return;
-    for (const request of waiting)
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: { ...jobError, message: `the bundle could not be stored: ${jobError.message}` },
-      });
-  }
-
-  /** A bundle is stored: the loads that waited for it go on. */
-  private async bundleArrived(bundle: string): Promise<void> {
-    const waiting = this.pendingLoads.get(bundle) ?? [];
-    this.pendingLoads.delete(bundle);
-    for (const request of waiting) await this.load(request);
   }
 
   private claim(batch: string): void {
@@ -425,7 +363,7 @@ export class SubmitterSession {
     let offset = 0;
     const refs: JobRef[] = [];
     for (const job of jobs) {
-      const loaded = this.computations.get(job.key);
+      const loaded = this.loads.get(job.key);
       if (!loaded)
         throw new DeskGridError(
           ErrorCode.Protocol,
