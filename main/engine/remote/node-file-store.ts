@@ -1,21 +1,21 @@
 // The node's store of what submitters send: bundles (cache/bundles/<hash>/) and input files
 // (cache/files/<hash>), both content-addressed and shared by every session. Whatever arrives is
 // checked against its hash before it is stored, and stored under a temporary name first, then
-// renamed: nothing half-written is ever found under a hash. A job gets its own copy of an input
+// renamed (stream-sinks.ts): nothing half-written is ever found under a hash. A job gets its own copy of an input
 // file, checked against the hash while it is copied, so a changed cache entry never reaches a job.
 
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import type { FileEntry } from '../../../shared/wire-protocol.js';
 import { pathExists } from '../path-exists.js';
-import { nextTaskId } from '../pool/task.js';
 import { markUsed } from '../storage/prune-folder.js';
-import { checkListing, hashFileSet, sliceFiles, writeFileSet } from './file-set.js';
+import { checkListing } from './file-set.js';
+import { FileSetSink, FileSink } from './stream-sinks.js';
 
 export class NodeFileStore {
   constructor(
@@ -34,26 +34,19 @@ export class NodeFileStore {
     return missing;
   }
 
-  /** Stores an input file that came whole in one message. */
-  async storeFile(hash: string, size: number, body: Buffer): Promise<void> {
-    if (body.length !== size || createHash('sha256').update(body).digest('hex') !== hash) {
-      throw new DeskGridError(ErrorCode.Protocol, 'an input file does not match its hash');
-    }
-    const target = join(this.filesDir, hash);
-    if (await pathExists(target)) return;
-    await mkdir(this.filesDir, { recursive: true, mode: 0o700 });
-    const partial = `${target}.partial-${nextTaskId()}`;
-    await writeFile(partial, body, { mode: 0o600 });
-    await rename(partial, target);
+  /** Where an input file's stream goes: stored under its hash once it checks out. */
+  fileSink(hash: string): FileSink {
+    return new FileSink(join(this.filesDir, hash), hash);
   }
 
-  /** Stores a bundle that came whole in one message. */
-  async storeBundle(bundle: string, files: FileEntry[], body: Buffer): Promise<void> {
-    checkListing(files, body.length, 'the bundle');
-    const set = sliceFiles(files, body);
-    if (hashFileSet(set) !== bundle)
-      throw new DeskGridError(ErrorCode.Protocol, 'the bundle does not match its hash');
-    await writeFileSet(join(this.bundlesDir, bundle), set);
+  /** Where a bundle's stream goes: stored under its hash once the set checks out. */
+  bundleSink(bundle: string, files: FileEntry[]): FileSetSink {
+    checkListing(
+      files,
+      files.reduce((sum, file) => sum + file.size, 0),
+      'the bundle',
+    );
+    return new FileSetSink(join(this.bundlesDir, bundle), files, { setHash: bundle });
   }
 
   /**

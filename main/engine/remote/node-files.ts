@@ -1,21 +1,35 @@
 // The input files a node holds, on the submitter's side. Files travel by content address: the
 // submitter asks which of a group's files the node lacks (`have-files`, answered by
 // `files-missing` naming the same request id, so several questions may be open at once) and
-// sends only those. A file already on its way for another group is waited for, not sent twice.
+// streams only those (chunk-streams.ts), each answered by `stored` once the node verified it.
+// A file already on its way for another group is waited for, not sent twice. A file that
+// arrives corrupted is sent once more; if it fails again, its jobs fail with DG_ERR_TRANSFER.
 
-import { readFile } from 'node:fs/promises';
-import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
+import { CHUNK_BYTES, type ChunkStreams } from './chunk-streams.js';
+import { createLogger } from '../log.js';
 import { nextRequestId, Waiters } from './waiters.js';
 
+const log = createLogger('node-files');
+
+/** Sends of one file before its jobs fail. */
+const ATTEMPTS = 2;
+
 export class NodeFiles {
-  /** Hashes the node has (it said so, or we sent them on this connection). */
+  /** Hashes the node has (it said so, or stored what we sent on this connection). */
   private readonly known = new Set<string>();
   /** Hashes being asked about or sent now, and when that is done. */
   private readonly pending = new Map<string, Promise<void>>();
   private readonly answers = new Waiters<number, string[]>();
+  private readonly stores = new Waiters<number, JobError | null>();
 
-  constructor(private readonly connection: PeerConnection) {}
+  constructor(
+    private readonly connection: PeerConnection,
+    private readonly streams: ChunkStreams,
+  ) {}
 
   /** Makes sure the node holds every file (hash to local path), sending only those it lacks. */
   async ensure(files: ReadonlyMap<string, string>): Promise<void> {
@@ -46,9 +60,16 @@ export class NodeFiles {
     this.answers.resolve(request, missing);
   }
 
+  /** The node stored (or could not store) the file of one of our streams. */
+  stored(stream: number, error: JobError | null): void {
+    this.stores.resolve(stream, error);
+  }
+
   /** The connection is gone: nobody waits for an answer any more. */
   closed(error: DeskGridError | null): void {
-    this.answers.rejectAll(error ?? new DeskGridError(ErrorCode.Connection, 'the connection closed'));
+    const reason = error ?? new DeskGridError(ErrorCode.Connection, 'the connection closed');
+    this.answers.rejectAll(reason);
+    this.stores.rejectAll(reason);
   }
 
   private async provide(files: ReadonlyMap<string, string>): Promise<void> {
@@ -58,10 +79,29 @@ export class NodeFiles {
     const missing = await answer;
     for (const hash of missing) {
       const path = files.get(hash);
-      if (path === undefined) continue;
-      const bytes = await readFile(path);
-      this.connection.send({ t: 'file', hash, size: bytes.length }, bytes);
+      if (path !== undefined) await this.sendFile(hash, path);
     }
     for (const hash of files.keys()) this.known.add(hash);
+  }
+
+  private async sendFile(hash: string, path: string): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      const { size } = await stat(path);
+      const stream = this.streams.nextId();
+      const stored = this.stores.wait(stream);
+      // Awaited below unless the send fails first (then the connection's end settles it).
+      stored.catch(() => undefined);
+      this.connection.send({ t: 'file', hash, size, stream });
+      await this.streams.send(stream, createReadStream(path, { highWaterMark: CHUNK_BYTES }), size);
+      const error = await stored;
+      if (error === null) return;
+      if (attempt >= ATTEMPTS || error.code !== ErrorCode.Transfer) {
+        throw new DeskGridError(
+          error.code === ErrorCode.Transfer ? ErrorCode.Transfer : ErrorCode.Connection,
+          `the input file ${path} could not be stored on the node: ${error.message}`,
+        );
+      }
+      log.warn('an input file arrived corrupted; sending it again', { path, attempt, error: error.message });
+    }
   }
 }

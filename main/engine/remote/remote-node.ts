@@ -11,6 +11,7 @@ import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import {
   fromNodeSchema,
+  isStreamMessage,
   type FromNode,
   type KeptResult,
   type Offer,
@@ -26,9 +27,11 @@ import type { PeerConnection, LocalIdentity } from '../transport/peer-connection
 import { AckBatcher } from './ack-batcher.js';
 import { dialNode, type NodeAddress } from './dial-node.js';
 import { fileHash } from './input-file-hashes.js';
+import { ChunkStreams } from './chunk-streams.js';
+import { fileSetBytes } from './file-set.js';
 import { NodeFiles } from './node-files.js';
 import { PipelineDepth } from './pipeline-depth.js';
-import { asJobError, codeOf, decodeResult } from './remote-result.js';
+import { asJobError, codeOf, decodeResult, receiveStreamedResult } from './remote-result.js';
 import { shippable, type Shippable } from './shippable.js';
 import { Waiters } from './waiters.js';
 
@@ -85,6 +88,7 @@ export class RemoteNode {
   private readonly pendingBundles = new Map<string, Shippable>();
   private readonly claims = new Waiters<string, void>();
   private readonly files: NodeFiles;
+  private readonly streams: ChunkStreams;
   private readonly depth = new PipelineDepth();
   private readonly acks: AckBatcher;
   private pumpScheduled = false;
@@ -95,7 +99,8 @@ export class RemoteNode {
     private latestOffer: Offer,
     private readonly options: RemoteNodeOptions,
   ) {
-    this.files = new NodeFiles(connection);
+    this.streams = new ChunkStreams(connection);
+    this.files = new NodeFiles(connection, this.streams);
     this.acks = new AckBatcher((ids, kept) => {
       if (this.state !== 'closed') this.connection.send({ t: 'ack', ids, kept });
     });
@@ -323,14 +328,14 @@ export class RemoteNode {
   }
 
   private handle(message: FromNode, body: Buffer): void {
+    if (isStreamMessage(message)) {
+      this.streams.handle(message, body);
+      return;
+    }
     switch (message.t) {
       case 'need-bundle': {
         const shipped = this.pendingBundles.get(message.key);
-        if (shipped)
-          this.connection.send(
-            { t: 'bundle', bundle: shipped.hash, files: shipped.set.files },
-            shipped.set.data,
-          );
+        if (shipped) this.sendBundle(shipped);
         return;
       }
       case 'loaded':
@@ -346,6 +351,9 @@ export class RemoteNode {
         return;
       case 'files-missing':
         this.files.answered(message.request, message.hashes);
+        return;
+      case 'stored':
+        this.files.stored(message.stream, message.error);
         return;
       case 'result':
         void this.finish(message, body);
@@ -401,12 +409,29 @@ export class RemoteNode {
     }
   }
 
+  /** Streams a bundle the node asked for; a failure reaches the node as an abort (it answers load-error). */
+  private sendBundle(shipped: Shippable): void {
+    const stream = this.streams.nextId();
+    const size = shipped.files.reduce((sum, file) => sum + file.size, 0);
+    this.connection.send({ t: 'bundle', bundle: shipped.hash, files: shipped.files, stream });
+    this.streams.send(stream, fileSetBytes(shipped.sources), size).catch((error: unknown) => {
+      log.warn('a bundle could not be sent', { node: this.id, error: String(error) });
+    });
+  }
+
   private async finish(result: RemoteResult, body: Buffer): Promise<void> {
     const task = this.held.get(result.id)?.task;
-    if (!task) return;
+    if (!task) {
+      // Nobody wants its bytes: the node is told to stop sending them.
+      if (result.stream !== undefined) this.streams.stop(result.stream);
+      return;
+    }
     let decoded: ResultMessage;
     try {
-      decoded = await decodeResult(result, body, task.jobDir, task.id);
+      decoded =
+        result.stream === undefined
+          ? await decodeResult(result, body, task.jobDir, task.id)
+          : await receiveStreamedResult(result, result.stream, this.streams, task.jobDir, task.id);
     } catch (error) {
       if (this.held.get(result.id)?.task !== task) return;
       this.fail(task, 'failed', asJobError(error), result);
@@ -493,6 +518,7 @@ export class RemoteNode {
       error ?? new DeskGridError(ErrorCode.Connection, `the connection to ${this.name} closed`),
     );
     this.claims.resolveAll();
+    this.streams.close(error);
     this.files.closed(error);
     const held = [...this.held.values()].map((entry) => entry.task);
     this.held.clear();

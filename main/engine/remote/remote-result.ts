@@ -7,7 +7,9 @@ import { deserialize } from 'node:v8';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import type { RemoteResult } from '../../../shared/wire-protocol.js';
 import type { ResultMessage } from '../../../shared/worker-protocol.js';
+import type { ChunkStreams } from './chunk-streams.js';
 import { checkListing, sliceFiles, writeFileSet } from './file-set.js';
+import { FileSetSink } from './stream-sinks.js';
 
 /** A node's result as the pool would report it; its output files are written to jobDir/out. */
 export async function decodeResult(
@@ -24,6 +26,40 @@ export async function decodeResult(
     await writeFileSet(join(jobDir, 'out'), sliceFiles(result.outputs, files));
     hasOutputs = true;
   }
+  return resultMessage(result, value, hasOutputs, id);
+}
+
+/**
+ * A large result, whose value and output files come as a stream: the files are written to
+ * jobDir/out once every byte came and the stream's hash checks out (never half a folder).
+ */
+export async function receiveStreamedResult(
+  result: Omit<RemoteResult, 't' | 'id'>,
+  stream: number,
+  streams: ChunkStreams,
+  jobDir: string,
+  id: number,
+): Promise<ResultMessage> {
+  const filesBytes = result.outputs.reduce((sum, file) => sum + file.size, 0);
+  let sink: FileSetSink;
+  try {
+    checkListing(result.outputs, filesBytes, 'the output files');
+    sink = new FileSetSink(join(jobDir, 'out'), result.outputs, { valueBytes: result.valueBytes });
+  } catch (error) {
+    streams.stop(stream);
+    throw error;
+  }
+  await streams.receive(stream, result.valueBytes + filesBytes, sink);
+  const value: unknown = result.valueBytes > 0 ? deserialize(sink.valueBody) : null;
+  return resultMessage(result, value, result.outputs.length > 0, id);
+}
+
+function resultMessage(
+  result: Omit<RemoteResult, 't' | 'id'>,
+  value: unknown,
+  hasOutputs: boolean,
+  id: number,
+): ResultMessage {
   return {
     t: 'result',
     id,

@@ -1,19 +1,30 @@
 // A job's end on this node, as the `result` message its submitter gets: the value v8-serialized
-// first in the body, then the job's output files. What cannot travel becomes a failure the
+// first in the body, then the job's output files. A small result travels in its frame (and can
+// wait in the journal for an absent submitter); a large one (output files of any size) travels
+// as a chunked stream read from disk (chunk-streams.ts). What cannot travel becomes a failure the
 // submitter can read instead of a frame it would refuse: a value that does not serialize,
-// outputs that cannot be read, a result over the submitter's limit (DG_ERR_TOO_LARGE).
+// outputs that cannot be read, a value over the submitter's limit (DG_ERR_TOO_LARGE).
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
 import { ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
-import type { FileEntry, RemoteResult } from '../../../shared/wire-protocol.js';
+import type { RemoteResult } from '../../../shared/wire-protocol.js';
 import type { ResultMessage } from '../../../shared/worker-protocol.js';
 import type { TaskTimes } from '../pool/task.js';
-import { readFolder } from './file-set.js';
+import { fileSetBytes, listFolder, type FolderListing } from './file-set.js';
+
+/** Results up to this size (value and output files) travel in one frame; larger ones stream. */
+export const INLINE_RESULT_BYTES = 16 * 1024 * 1024;
+/** Output files of one job may add up to this much (a stream has no frame limit). */
+const MAX_OUTPUT_BYTES = 2 ** 50;
 
 export interface PackedResult {
   header: RemoteResult;
+  /** The body, when the result travels in its frame. */
   parts: Buffer[];
+  /** The body as a stream instead (its id goes in header.stream when it is sent). */
+  streamed?: { size: number; bytes: AsyncIterable<Buffer> };
 }
 
 export type FailureTimes = TaskTimes & { stdout?: string; stderr?: string; exitCode?: number | null };
@@ -59,9 +70,9 @@ export async function packResult(
     };
     return failureResult(remoteId, 'failed', error, result);
   }
-  let outputs = { files: [] as FileEntry[], data: [] as Buffer[] };
+  let outputs: FolderListing = { files: [], paths: [] };
   try {
-    if (result.hasOutputs) outputs = await readFolder(join(jobDir, 'out'), maxResultBytes);
+    if (result.hasOutputs) outputs = await listFolder(join(jobDir, 'out'), MAX_OUTPUT_BYTES);
   } catch (error) {
     const jobError = toJobError(error);
     return failureResult(
@@ -71,12 +82,12 @@ export async function packResult(
       result,
     );
   }
-  const bodyBytes = value.length + outputs.data.reduce((sum, chunk) => sum + chunk.length, 0);
+  const filesBytes = outputs.files.reduce((sum, file) => sum + file.size, 0);
   const overhead = Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr) + 64 * 1024;
-  if (bodyBytes + overhead > maxResultBytes) {
+  if (value.length + overhead > maxResultBytes) {
     const error = {
       code: ErrorCode.TooLarge,
-      message: `the result (${bodyBytes} bytes with its output files) is over the limit of ${maxResultBytes} bytes`,
+      message: `the result (${value.length} bytes with its output and logs) is over the limit of ${maxResultBytes} bytes`,
       stack: null,
     };
     return failureResult(remoteId, 'failed', error, result);
@@ -96,7 +107,13 @@ export async function packResult(
     valueBytes: value.length,
     outputs: outputs.files,
   };
-  return { header, parts: [value, ...outputs.data] };
+  const bodyBytes = value.length + filesBytes;
+  if (bodyBytes + overhead > Math.min(INLINE_RESULT_BYTES, maxResultBytes)) {
+    return { header, parts: [], streamed: { size: bodyBytes, bytes: fileSetBytes(outputs.paths, value) } };
+  }
+  const parts = [value];
+  for (const path of outputs.paths) parts.push(await readFile(path));
+  return { header, parts };
 }
 
 export function serializeOrNull(value: unknown): Buffer | null {

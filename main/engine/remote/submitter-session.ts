@@ -1,11 +1,12 @@
 // The node's side of one submitter's connection: it stores the bundles and input files the
-// submitter sends (node-file-store.ts), turns `run` messages into tasks for this node's own
-// worker pool (session-jobs.ts holds them), and streams results, progress, provisional values
-// and output files back (result-packing.ts).
+// submitter sends (node-file-store.ts), loads computations (session-loads.ts), turns `run`
+// messages into tasks for this node's own worker pool (session-jobs.ts holds them), and sends
+// results, progress, provisional values and output files back (result-delivery.ts).
 //
-// Messages that change what the session holds (load, bundle, have-files, file, run, claim) are
-// handled in arrival order: a `run` must not overtake the `load` before it. Control messages
-// (cancel, ack) act on arrival, so none waits behind a bundle or a file being stored.
+// Messages that change what the session holds (load, have-files, run, claim, and a bundle's
+// end) are handled in arrival order: a `run` must not overtake the `load` before it. Control
+// messages (cancel, ack) act on arrival, and input files stream in beside the rest
+// (chunk-streams.ts), so nothing waits behind a file being stored.
 //
 // Jobs run in their own folder under the node's data folder; the pool's workers have a scrubbed
 // environment (see the cluster's launcher), so nothing of the node's user leaks into them. Each
@@ -13,39 +14,34 @@
 // this session's job folder (see pool/tenancy.ts and sandbox/). Cached bundles and input files
 // are checked against their hashes when used: a changed one is never run.
 
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { deserialize } from 'node:v8';
 import * as v from 'valibot';
-import { markUsed } from '../storage/prune-folder.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
   isSafeRelativePath,
+  isStreamMessage,
   toNodeSchema,
+  type FileEntry,
   type KeptResult,
   type Offer,
   type RemoteJob,
   type SharedPeer,
   type ToNode,
 } from '../../../shared/wire-protocol.js';
-import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
+import type { Computation } from '../../../shared/worker-protocol.js';
 import { createLogger } from '../log.js';
 import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner } from '../pool/task.js';
 import type { Tenancy } from '../pool/tenancy.js';
 import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
-import { bundleIntact } from './verified-cache.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
-import { ResultCoalescer } from './result-coalescer.js';
+import { ChunkStreams } from './chunk-streams.js';
+import { ResultDelivery } from './result-delivery.js';
 import { NodeFileStore } from './node-file-store.js';
-import {
-  failureResult,
-  packResult,
-  serializeOrNull,
-  type FailureTimes,
-  type PackedResult,
-} from './result-packing.js';
-import { computationOf, type LoadRequest } from './session-loads.js';
+import { failureResult, serializeOrNull, type FailureTimes } from './result-packing.js';
+import { SessionLoads } from './session-loads.js';
 import { SessionJobs, type SessionJob } from './session-jobs.js';
 
 const log = createLogger('session');
@@ -71,20 +67,10 @@ export interface SessionHost {
   maxRunning: number | null;
 }
 
-/**
- * A result sent and not yet acknowledged: its copy waits in the journal under `key` (null when
- * the journal had no room: then the job is reported lost if the submitter vanishes first).
- */
-interface Unacked {
-  ref: JobRef;
-  key: number | null;
-}
-
 export class SubmitterSession {
-  private readonly computations = new Map<string, { computation: Computation; tenancy: Tenancy }>();
-  private readonly pendingLoads = new Map<string, LoadRequest[]>();
+  private readonly loads: SessionLoads;
   private readonly jobs = new SessionJobs();
-  private readonly unacked = new Map<number, Unacked>();
+  private readonly results: ResultDelivery;
   /** Connections of the same submitter that claimed batches of this (detached) session. */
   private readonly adopters = new Map<string, SubmitterSession>();
   /** The connection is gone; jobs of batches that asked to be kept still run, their results go to the journal. */
@@ -92,6 +78,7 @@ export class SubmitterSession {
   private readonly owner: TaskOwner;
   private readonly sessionDir: string;
   private readonly store: NodeFileStore;
+  private readonly streams: ChunkStreams;
   private ended = false;
   /** Set when the node is stopping: jobs that still arrive go straight back. */
   private returning: string | null = null;
@@ -100,8 +87,6 @@ export class SubmitterSession {
   private readonly cancelledEarly = new Set<number>();
   /** Ordered work is handled in arrival order: a `run` must not overtake the `load` before it. */
   private chain: Promise<void> = Promise.resolve();
-  /** Results ending in the same turn leave as one message (result-coalescer.ts). */
-  private readonly results: ResultCoalescer;
 
   constructor(
     private readonly connection: PeerConnection,
@@ -109,8 +94,24 @@ export class SubmitterSession {
   ) {
     this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
     this.store = new NodeFileStore(host.bundlesDir, host.filesDir);
+    this.streams = new ChunkStreams(connection);
+    this.loads = new SessionLoads({
+      connection,
+      bundlesDir: host.bundlesDir,
+      sessionDir: this.sessionDir,
+      confinement: host.confinement,
+      probe: (computation, tenancy) => host.probe(computation, tenancy),
+      state: () => (this.detached ? 'detached' : this.ended ? 'ended' : 'connected'),
+    });
+    this.results = new ResultDelivery({
+      connection,
+      streams: this.streams,
+      kept: host.kept,
+      maxResultBytes: host.maxResultBytes,
+      state: () => (this.detached ? 'detached' : this.ended ? 'ended' : 'connected'),
+      adopterOf: (batch) => this.adopters.get(batch),
+    });
     this.owner = this.makeOwner();
-    this.results = new ResultCoalescer((header, body) => connection.send(header, body));
     connection.on('message', (header, body) => this.arrive(header, body));
     connection.on('close', () => this.end());
   }
@@ -170,7 +171,7 @@ export class SubmitterSession {
     if (this.ended) return false;
     return (
       [...this.jobs.all()].some((job) => job.keep?.batch === batch) ||
-      [...this.unacked.values()].some((held) => held.ref.batch === batch)
+      this.results.awaitsAcknowledgement(batch)
     );
   }
 
@@ -213,7 +214,7 @@ export class SubmitterSession {
 
   /** The entry files of the computations this session loaded: their bundles are in use. */
   computationEntries(): string[] {
-    return [...this.computations.values()].map((loaded) => loaded.computation.entry);
+    return this.loads.entries();
   }
 
   /** Sends a result kept in the journal to this (live) connection. */
@@ -240,12 +241,26 @@ export class SubmitterSession {
       return;
     }
     const message = parsed.output;
+    if (isStreamMessage(message)) {
+      try {
+        this.streams.handle(message, body);
+      } catch (error) {
+        this.abort(error);
+      }
+      return;
+    }
     switch (message.t) {
       case 'cancel':
         this.cancelSoon(message.id);
         return;
       case 'ack':
-        this.acknowledged(message.ids, message.kept);
+        this.results.acknowledged(message.ids, message.kept);
+        return;
+      case 'file':
+        this.receiveFile(message.hash, message.size, message.stream);
+        return;
+      case 'bundle':
+        this.receiveBundle(message.bundle, message.files, message.stream);
         return;
       case 'ping':
       case 'pong':
@@ -262,20 +277,13 @@ export class SubmitterSession {
     if (this.ended) return;
     switch (message.t) {
       case 'load':
-        await this.load(message);
-        return;
-      case 'bundle':
-        await this.store.storeBundle(message.bundle, message.files, body);
-        await this.bundleArrived(message.bundle);
+        await this.loads.load(message);
         return;
       case 'have-files': {
         const missing = await this.store.missing(message.hashes);
         this.connection.send({ t: 'files-missing', request: message.request, hashes: missing });
         return;
       }
-      case 'file':
-        await this.store.storeFile(message.hash, message.size, body);
-        return;
       case 'run':
         await this.enqueue(message.jobs, message.batch, body);
         return;
@@ -287,71 +295,45 @@ export class SubmitterSession {
     }
   }
 
-  private async load(request: LoadRequest): Promise<void> {
-    const refusal = this.host.confinement.refusal;
-    if (refusal !== null) {
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: { code: ErrorCode.Unconfined, message: refusal, stack: null },
-      });
-      return;
-    }
-    const bundleDir = join(this.host.bundlesDir, request.bundle);
-    // A changed bundle (by hand, or by an unconfined job) is dropped and asked for again.
-    if (await bundleIntact(bundleDir, request.bundle)) await markUsed(bundleDir);
-    else {
-      const waiting = this.pendingLoads.get(request.bundle) ?? [];
-      waiting.push(request);
-      this.pendingLoads.set(request.bundle, waiting);
-      this.connection.send({ t: 'need-bundle', key: request.key, bundle: request.bundle });
-      return;
-    }
+  /** An input file streams in; the submitter hears once it is stored and verified, or why not. */
+  private receiveFile(hash: string, size: number, stream: number): void {
+    this.streams.receive(stream, size, this.store.fileSink(hash)).then(
+      () => {
+        if (!this.ended) this.connection.send({ t: 'stored', stream, error: null });
+      },
+      (error: unknown) => {
+        if (!this.ended)
+          this.connection.send({ t: 'stored', stream, error: toJobError(error, ErrorCode.Transfer) });
+      },
+    );
+  }
+
+  /**
+   * A bundle streams in. Its end takes its turn in the ordered work, so that a `run` sent right
+   * behind a `load` and its bundle finds the computation loaded; once it is stored and verified,
+   * the loads that waited for it go on, else they fail.
+   */
+  private receiveBundle(bundle: string, files: FileEntry[], stream: number): void {
+    let sink;
     try {
-      const computation = await computationOf(request, bundleDir);
-      // The workers' sandbox binds this folder: it must exist before the first starts. A
-      // connection that ended meanwhile runs nothing more: its folder must not come back.
-      if (this.ended) return;
-      await mkdir(this.sessionDir, { recursive: true, mode: 0o700 });
-      if (this.ended && !this.detached) {
-        await rm(this.sessionDir, { recursive: true, force: true });
-        return;
-      }
-      const tenancy: Tenancy = {
-        key: `${this.sessionDir}\n${computation.id}`,
-        sandbox: this.host.confinement.sandboxFor([bundleDir], [this.sessionDir]),
-      };
-      if (computation.kind !== 'program') await this.host.probe(computation, tenancy);
-      this.computations.set(request.key, { computation, tenancy });
-      this.connection.send({ t: 'loaded', key: request.key });
+      sink = this.store.bundleSink(bundle, files);
     } catch (error) {
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: toJobError(error, ErrorCode.ModuleLoad),
-      });
+      this.abort(error);
+      return;
     }
-  }
-
-  /** A bundle is stored: the loads that waited for it go on. */
-  private async bundleArrived(bundle: string): Promise<void> {
-    const waiting = this.pendingLoads.get(bundle) ?? [];
-    this.pendingLoads.delete(bundle);
-    for (const request of waiting) await this.load(request);
-  }
-
-  private acknowledged(ids: number[], keptKeys: number[]): void {
-    const refs: JobRef[] = [];
-    const keys = [...keptKeys];
-    for (const id of ids) {
-      const held = this.unacked.get(id);
-      if (!held) continue;
-      this.unacked.delete(id);
-      if (held.key === null) refs.push(held.ref);
-      else keys.push(held.key);
-    }
-    this.host.kept.forgotten(refs);
-    if (keys.length > 0) this.host.kept.handedOver(this.submitterId, keys);
+    const stored = this.streams.receive(
+      stream,
+      files.reduce((sum, file) => sum + file.size, 0),
+      sink,
+    );
+    this.chain = this.chain
+      .then(() =>
+        stored.then(
+          () => this.loads.bundleStored(bundle),
+          (error: unknown) => this.loads.bundleFailed(bundle, error),
+        ),
+      )
+      .catch((error: unknown) => this.abort(error));
   }
 
   private claim(batch: string): void {
@@ -382,7 +364,7 @@ export class SubmitterSession {
     let offset = 0;
     const refs: JobRef[] = [];
     for (const job of jobs) {
-      const loaded = this.computations.get(job.key);
+      const loaded = this.loads.get(job.key);
       if (!loaded)
         throw new DeskGridError(
           ErrorCode.Protocol,
@@ -431,7 +413,7 @@ export class SubmitterSession {
       const record: SessionJob = { task, remoteId: job.id, keep, state: 'queued' };
       if (this.cancelledEarly.delete(job.id)) {
         // Never accepted into the journal: its answer is not one to keep.
-        this.deliver(
+        this.results.deliver(
           { ...record, keep: null },
           failureResult(job.id, 'cancelled', cancelledError(), nowEnded()),
         );
@@ -464,7 +446,7 @@ export class SubmitterSession {
     if (!job) return false;
     if (job.state === 'queued') {
       this.jobs.remove(job);
-      this.deliver(job, failureResult(remoteId, 'cancelled', cancelledError(), nowEnded()));
+      this.results.deliver(job, failureResult(remoteId, 'cancelled', cancelledError(), nowEnded()));
     } else {
       this.host.cancelTask(job.task);
     }
@@ -484,7 +466,7 @@ export class SubmitterSession {
       onResult: (task, result) => {
         const job = ending(task);
         if (!job) return;
-        const sent = this.sendResult(job, result);
+        const sent = this.results.send(job, result);
         if (mayLeaveFolder(task, result))
           void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
         this.afterEnd();
@@ -492,7 +474,7 @@ export class SubmitterSession {
       onFailure: (task, status, error, times) => {
         const job = ending(task);
         if (!job) return;
-        this.deliver(job, failureResult(job.remoteId, status, error, times));
+        this.results.deliver(job, failureResult(job.remoteId, status, error, times));
         void rm(task.jobDir, { recursive: true, force: true });
         this.afterEnd();
       },
@@ -516,7 +498,7 @@ export class SubmitterSession {
         // come to the head of a fresh worker, which the pool then kills for the cancel.
         if (task.cancelRequested) {
           this.jobs.remove(job);
-          this.deliver(job, failureResult(job.remoteId, 'cancelled', cancelledError(), nowEnded()));
+          this.results.deliver(job, failureResult(job.remoteId, 'cancelled', cancelledError(), nowEnded()));
           this.afterEnd();
           return;
         }
@@ -549,34 +531,6 @@ export class SubmitterSession {
     this.finishDetached();
   }
 
-  private async sendResult(job: SessionJob, result: ResultMessage): Promise<void> {
-    this.deliver(job, await packResult(job.remoteId, job.task.jobDir, result, this.host.maxResultBytes));
-  }
-
-  /**
-   * Sends a result, holding it until acknowledged when its batch asked to be kept; with the
-   * submitter gone, writes it to the journal instead (and on to a connection that claimed it).
-   */
-  private deliver(job: SessionJob, { header, parts }: PackedResult): void {
-    const ref = job.keep;
-    if (!ref) {
-      if (!this.ended) this.results.add(header, parts);
-      return;
-    }
-    log.debug('job finished', { ...ref, status: header.status, kept: this.detached });
-    // Stored without the connection's job id: a later connection names the job by batch and index.
-    const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
-    if (!this.detached) {
-      this.results.add(header, parts);
-      const key = this.host.kept.hold(ref, stored, Buffer.concat(parts));
-      this.unacked.set(header.id, { ref, key });
-      return;
-    }
-    const body = Buffer.concat(parts);
-    const key = this.host.kept.keep(ref, stored, body);
-    if (key !== null) this.adopters.get(ref.batch)?.sendKept({ ...ref, key, header: stored, body });
-  }
-
   private abort(error: unknown): void {
     log.warn('closing a submitter connection after bad input', {
       submitter: this.submitterId,
@@ -596,20 +550,14 @@ export class SubmitterSession {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.streams.close(null);
     for (const job of this.jobs.takeQueued()) if (job.keep) this.jobs.enqueue(job);
     for (const job of [...this.jobs.all()]) {
       if (job.keep || job.state !== 'running') continue;
       this.jobs.remove(job);
       this.host.cancelTask(job.task);
     }
-    // Unacknowledged results are in the journal already; those that did not fit are lost.
-    const unkept = [...this.unacked.values()].filter((held) => held.key === null);
-    if (unkept.length > 0)
-      this.host.kept.lost(
-        unkept.map((held) => held.ref),
-        this.host.kept.noRoom(),
-      );
-    this.unacked.clear();
+    this.results.connectionEnded();
     this.detached = !this.jobs.empty;
     if (this.detached) {
       log.info('submitter gone: finishing its jobs and keeping their results', {
