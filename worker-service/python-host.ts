@@ -16,9 +16,19 @@ import { ErrorCode, type JobError } from '../shared/errors.js';
 import type { Computation, FromWorker, ResultMessage, RunMessage } from '../shared/worker-protocol.js';
 import { failure } from './failure.js';
 
+/** The path of a file packed in app.asar as electron-builder unpacks it; other paths unchanged. */
+export function outsideAsar(path: string): string {
+  return path.replace(/([\\/])app\.asar(?=[\\/])/u, '$1app.asar.unpacked');
+}
+
 type PythonComputation = Extract<Computation, { kind: 'python' }>;
 
-const WORKER_FILE = fileURLToPath(new URL('./python/deskgrid_worker.py', import.meta.url));
+/**
+ * Python reads this file itself, so in the packaged app it must be the copy electron-builder
+ * unpacks beside app.asar (build/electron-builder.json's asarUnpack): only Electron's own fs can
+ * read inside the archive.
+ */
+const WORKER_FILE = outsideAsar(fileURLToPath(new URL('./python/deskgrid_worker.py', import.meta.url)));
 /** A frame larger than this from the interpreter is a broken protocol, not a result to buffer. */
 const MAX_FRAME_BYTES = 512 * 1024 * 1024;
 const STDERR_TAIL_CHARS = 8192;

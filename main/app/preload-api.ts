@@ -14,15 +14,15 @@ export interface IpcRendererLike {
   removeListener(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
 }
 
-/** A refused or failed call, as the renderer sees it: one sentence and a DeskGrid error code. */
-export class DeskGridCallError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-    this.name = 'DeskGridCallError';
-  }
+/**
+ * A refused or failed call, as the renderer sees it: one sentence and a DeskGrid error code. A
+ * plain object rather than an Error: contextBridge rebuilds an Error thrown across it from its
+ * message alone (electron/electron#28346), so an Error's code would never reach the page.
+ */
+export interface DeskGridCallRefusal {
+  readonly name: 'DeskGridCallError';
+  readonly message: string;
+  readonly code: string;
 }
 
 export interface BridgedApi {
@@ -38,7 +38,13 @@ export function exposeDeskGridApi(
     call: async (name, input) => {
       const reply = (await ipcRenderer.invoke(CALL_CHANNEL, name, input)) as CallReply;
       if (reply.ok) return reply.value;
-      throw new DeskGridCallError(reply.error.message, reply.error.code);
+      const refusal: DeskGridCallRefusal = {
+        name: 'DeskGridCallError',
+        message: reply.error.message,
+        code: reply.error.code,
+      };
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- see DeskGridCallRefusal
+      return Promise.reject(refusal);
     },
     subscribe: (listener) => {
       let subscribed = true;

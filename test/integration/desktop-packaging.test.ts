@@ -23,6 +23,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { outsideAsar } from '../../worker-service/python-host.js';
 import { REPO_ROOT } from '../support/run-cli.js';
 
 const BUILDER = join(REPO_ROOT, 'node_modules/electron-builder/cli.js');
@@ -208,5 +209,14 @@ describe('the packed desktop app (linux, --dir)', () => {
 
   it('unpacks the SQLite driver, which must load from disk', () => {
     expect(existsSync(join(packed, 'resources/app.asar.unpacked/node_modules/better-sqlite3'))).toBe(true);
+  });
+
+  it('unpacks the Python worker where the packed worker looks for it: Python cannot read app.asar', () => {
+    const inArchive = join(packed, 'resources/app.asar/dist/worker-service/python/deskgrid_worker.py');
+    const unpacked = outsideAsar(inArchive);
+    expect(unpacked).toBe(
+      join(packed, 'resources/app.asar.unpacked/dist/worker-service/python/deskgrid_worker.py'),
+    );
+    expect(readFileSync(unpacked, 'utf8')).toContain('def main(');
   });
 });

@@ -13,7 +13,11 @@ import {
   type InvokeEvent,
   type IpcMainLike,
 } from '../../../main/app/ipc-gateway.js';
-import { DeskGridCallError, exposeDeskGridApi, type BridgedApi } from '../../../main/app/preload-api.js';
+import {
+  exposeDeskGridApi,
+  type BridgedApi,
+  type DeskGridCallRefusal,
+} from '../../../main/app/preload-api.js';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 
 const contract = {
@@ -82,13 +86,16 @@ function setUp(event: InvokeEvent = { sender: { id: 7 }, senderFrame: APP_FRAME 
   return { ipcMain, api, exposed, handled, refused, remove, push, listeners };
 }
 
-async function refusalOf(api: BridgedApi, name: string, input: unknown): Promise<DeskGridCallError> {
+/** The refusal a call rejects with: a plain object, which contextBridge copies whole (no Error). */
+async function refusalOf(api: BridgedApi, name: string, input: unknown): Promise<DeskGridCallRefusal> {
   const error: unknown = await api.call(name, input).then(
     () => null,
     (thrown: unknown) => thrown,
   );
-  if (!(error instanceof DeskGridCallError)) throw new Error(`expected a refusal, got ${String(error)}`);
-  return error;
+  if (error === null || typeof error !== 'object' || error instanceof Error)
+    throw new Error(`expected a plain refusal, got ${String(error)}`);
+  expect(structuredClone(error)).toEqual(error);
+  return error as DeskGridCallRefusal;
 }
 
 describe('the preload', () => {
