@@ -1,6 +1,7 @@
-// Starts one `deskgrid node` for the bench (remote.ts, grid.ts): sharing `cores` cores, listening
-// on one address, named by address (no mDNS: the bench measures jobs, not discovery), and waited
-// for (bounded) until it says it listens. Its id comes from its `id:` line.
+// Starts one `deskgrid node` for the bench (remote.ts, grid.ts, office.ts): sharing `cores` cores,
+// listening on one address, and waited for (bounded) until it says it listens. Its id comes from
+// its `id:` line. It is named by address, without mDNS (the bench measures jobs, not discovery),
+// unless `discovery` says otherwise (the office, where finding the nodes is part of the measure).
 
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,8 @@ export interface BenchNodeOptions {
   spawn(command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess;
   /** The node's data folder. */
   home: string;
+  /** Announce the node on its LAN (mDNS): only ever on a namespaced host. Default false. */
+  discovery?: boolean;
 }
 
 export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
@@ -41,9 +44,9 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
       String(options.port),
       '--cores',
       String(options.cores),
-      '--no-discovery',
+      ...(options.discovery === true ? [] : ['--no-discovery']),
     ],
-    { DESKGRID_HOME: options.home },
+    { DESKGRID_HOME: options.home, ...(options.discovery === true ? { DESKGRID_DISCOVERY: 'on' } : {}) },
   );
   const stdout = await new Promise<string>((resolve, reject) => {
     let seen = '';
