@@ -28,6 +28,8 @@ export interface BenchNodeOptions {
   home: string;
   /** Announce the node on its LAN (mDNS): only ever on a namespaced host. Default false. */
   discovery?: boolean;
+  /** How long it may take to listen (default 20 s; many nodes started at once take longer). */
+  startTimeoutMs?: number;
 }
 
 export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
@@ -48,17 +50,31 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
     ],
     { DESKGRID_HOME: options.home, ...(options.discovery === true ? { DESKGRID_DISCOVERY: 'on' } : {}) },
   );
+  const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
+  let stderr = '';
+  const onStderr = (chunk: Buffer): void => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  };
+  child.stderr?.on('data', onStderr);
   const stdout = await new Promise<string>((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => {
-      finish(new Error(`bench node at ${options.address} not ready within ${START_TIMEOUT_MS} ms: ${seen}`));
-    }, START_TIMEOUT_MS);
+      finish(
+        new Error(
+          `bench node at ${options.address} not ready within ${startTimeoutMs} ms: ${seen}; stderr: ${stderr}`,
+        ),
+      );
+    }, startTimeoutMs);
     const onData = (chunk: Buffer): void => {
       seen += chunk.toString();
       if (/^listening on /m.test(seen)) finish(null);
     };
     const onClose = (code: number | null): void => {
-      finish(new Error(`bench node at ${options.address} exited (${code}) before listening: ${seen}`));
+      finish(
+        new Error(
+          `bench node at ${options.address} exited (${code}) before listening: ${seen}; stderr: ${stderr}`,
+        ),
+      );
     };
     const finish = (error: Error | null): void => {
       clearTimeout(timer);
@@ -72,6 +88,7 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
   });
   // Nobody reads the rest of its output: drain it, so a full pipe never stalls the node.
   child.stdout?.resume();
+  child.stderr?.off('data', onStderr);
   child.stderr?.resume();
   const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
   if (id === undefined) throw new Error(`bench node at ${options.address} printed no id: ${stdout}`);

@@ -16,7 +16,9 @@ const MDNS_PORT = 5353;
 const [address = ''] = process.argv.slice(2);
 const names = Object.keys(networkInterfaces()).sort();
 if (names.join(',') !== 'lan0,lo') {
-  process.stderr.write(`mdns-counter: refusing to listen outside a bench LAN (interfaces: ${names.join(', ')})\n`);
+  process.stderr.write(
+    `mdns-counter: refusing to listen outside a bench LAN (interfaces: ${names.join(', ')})\n`,
+  );
   process.exit(2);
 }
 

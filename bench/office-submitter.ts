@@ -1,8 +1,8 @@
 // The office bench's submitter (office.ts), on a namespaced host of its own: no local workers,
 // nodes found on the LAN by mDNS only (no --peer), as `deskgrid run` finds them in an office.
 //   node office-submitter.js JSON   ({ secret, address, computation, jobMs })
-// Prints JSON lines with Date.now(): `starting` (before Cluster.start), `node` for every node put
-// to use (TLS up and the join code proved: trusted), and for each stdin line "batch JOBS OUT"
+// Prints JSON lines with Date.now(): `starting` and `started` (around Cluster.start, which ends by
+// starting mDNS), `node` for every node put to use (TLS up and the join code proved: trusted), and for each stdin line "batch JOBS OUT"
 // (OUT '-' for none) `progress` every PROGRESS_EVERY results and `batch` at the end.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,6 +33,8 @@ const cluster = await Cluster.start({
   secret: config.secret,
   discover: { interfaces: [config.address] },
 });
+// Discovery starts as start() ends: the time before is the process's own start (identity, store).
+say({ t: 'started' });
 const seen = new Set<string>();
 const sawNode = (id: string): void => {
   if (seen.has(id)) return;
