@@ -227,7 +227,9 @@ class Office {
         try {
           this.nodes[at] = await started;
         } catch (error) {
-          throw new Error(`${String(error)}\nits host's processes:\n${await this.processesOn(host)}`);
+          throw new Error(`${String(error)}\nits host's processes:\n${this.processesOn(host)}`, {
+            cause: error,
+          });
         }
         process.stderr.write(`bench: office node ${at + 1} of ${count} up in ${Date.now() - asked} ms\n`);
       }
@@ -253,7 +255,7 @@ class Office {
   }
 
   /** What runs on a host, and in which state: for a node that did not start. */
-  private async processesOn(host: LanHost): Promise<string> {
+  private processesOn(host: LanHost): string {
     const pids = execFileSync('ip', ['netns', 'pids', host.name], { encoding: 'utf8' }).trim().split(/\s+/);
     if (pids.join('') === '') return '(none)';
     return execFileSync('ps', ['-o', 'pid,stat,etime,time,args', '-p', pids.join(',')], { encoding: 'utf8' });
