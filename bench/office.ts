@@ -22,7 +22,7 @@
 // finally, SIGINT/SIGTERM handled, and netns.ts's exit hook and watchdog for the rest.
 
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,6 +50,8 @@ const DISCOVERY_LIMIT_MS = 60_000;
 const KILL_ATTEMPTS = 5;
 const BATCH_LIMIT_MS = 300_000;
 const POLL_MS = 20;
+/** USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on Linux everywhere that matters. */
+const CLOCK_TICKS_PER_S = 100;
 
 function sizeFromEnv(name: string, fallback: number): number {
   const text = process.env[name];
@@ -254,6 +256,27 @@ class Office {
     }
   }
 
+  /** CPU time (user + system, ms) used so far by the live processes on the submitter's host and on the nodes' hosts. */
+  private cpuMs(): { submitter: number; nodes: number } {
+    const ofHost = (host: LanHost): number => {
+      let ticks = 0;
+      for (const pid of execFileSync('ip', ['netns', 'pids', host.name], { encoding: 'utf8' }).split(/\s+/)) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
+          ticks += Number(fields[11]) + Number(fields[12]);
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return (ticks * 1000) / CLOCK_TICKS_PER_S;
+    };
+    const nodes = this.lan.hosts.slice(2).reduce((sum, host) => sum + ofHost(host), 0);
+    return { submitter: ofHost(this.host(0)), nodes };
+  }
+
   /** What runs on a host, and in which state: for a node that did not start. */
   private processesOn(host: LanHost): string {
     const pids = execFileSync('ip', ['netns', 'pids', host.name], { encoding: 'utf8' }).trim().split(/\s+/);
@@ -329,8 +352,10 @@ class Office {
 
   private async jobs(submitter: JsonLines, count: number, jobs: number): Promise<void> {
     const out = join(this.work, 'jobs');
+    const cpuBefore = this.cpuMs();
     submitter.send(`batch ${jobs} ${out}`);
     const end = await this.batchEnd(submitter, 2);
+    const cpuAfter = this.cpuMs();
     const makespan = (Number(end['at']) - Number(end['startedAt'])) / 1000;
     const check = await checkResults(join(out, 'results.jsonl'), jobs);
     const ideal = (jobs * JOB_MS) / 1000 / count;
@@ -360,6 +385,10 @@ class Office {
         job_run_ms_p50: timeline.runMs,
         node_gap_ms_p50: timeline.gapMs,
         node_gap_ms_p95: timeline.gapP95Ms,
+        // CPU time per job of the submitter, and of the nodes with their workers: the office's
+        // jobs/s can reach at most (this machine's cores x 1000) / their sum.
+        cpu_ms_per_job_submitter: round((cpuAfter.submitter - cpuBefore.submitter) / jobs, 2),
+        cpu_ms_per_job_nodes: round((cpuAfter.nodes - cpuBefore.nodes) / jobs, 2),
         nodes_used: spread.filter((n) => n > 0).length,
         jobs_per_node: [spread[0] ?? 0, median(spread), spread.at(-1) ?? 0],
         complete: check.complete,
