@@ -91,8 +91,10 @@ export const batchInfoSchema = v.object({
   /** What the user would call it: the script's name and the dataset's. */
   title: v.string(),
   state: v.picklist(['preparing', 'running', 'cancelling', 'ended', 'failed']),
-  /** Why a batch could not run at all (state 'failed'). */
+  /** Why a batch could not run at all (state 'failed'), in one sentence; `errorCode` is its code. */
   error: v.nullable(v.string()),
+  /** The DeskGrid error code of `error`: DG_ERR_DATASET, DG_ERR_NO_NODE, DG_ERR_MODULE_LOAD... */
+  errorCode: v.nullable(v.string()),
   /** Jobs in the dataset, once known. */
   total: v.nullable(count),
   queued: count,

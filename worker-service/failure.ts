@@ -4,7 +4,7 @@
 import type { JobError } from '../shared/errors.js';
 import type { ResultMessage, RunMessage } from '../shared/worker-protocol.js';
 
-export function failure(run: RunMessage, error: JobError): ResultMessage {
+export function failure(run: Pick<RunMessage, 'id'>, error: JobError): ResultMessage {
   const now = Date.now();
   return {
     t: 'result',

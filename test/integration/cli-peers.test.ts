@@ -11,7 +11,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { Cluster } from '../../main/engine/index.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { errorLines, splitLines, startCli, type CliResult } from '../support/run-cli.js';
 import { cliHome, details } from '../support/cli-home.js';
+import { closedPort } from '../support/closed-port.js';
 import { useTempFolder } from '../support/temp-folder.js';
 import { until } from '../support/until.js';
 
@@ -53,16 +53,6 @@ afterAll(async () => {
 
 function resultNodes(run: CliResult): string[] {
   return splitLines(run.stdout).map((line) => (JSON.parse(line) as { node: string }).node);
-}
-
-/** A port on 127.0.0.1 that nothing listens on (it did a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 describe('deskgrid peers', () => {

@@ -3,9 +3,10 @@
 // playwright-core over a pipe) started inside the same namespace, so the UI's loopback-only
 // server is reachable from it and from nothing else. The nodes appear; a script and a CSV are
 // picked and dropped; the preview is right; the batch runs on more than one node; results and a
-// failing job's stack trace show; a second batch is cancelled; the results export as CSV. Every
-// view is saved as a screenshot under test-output/screenshots. Skipped, with the reason, where
-// namespaces or Chromium are missing.
+// failing job's stack trace show; a second batch is cancelled; the results export as CSV; a
+// dataset that does not parse and a script that does not load are said with their error codes.
+// Every view is saved as a screenshot under test-output/screenshots. Skipped, with the reason,
+// where namespaces or Chromium are missing.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp } from 'node:fs/promises';
@@ -278,6 +279,41 @@ describe.skipIf(reason !== null)('the UI against deskgrid node --ui on a LAN of 
     expect(await cancel.isDisabled()).toBe(true);
     await shot('batch-cancelled');
   });
+
+  it(
+    'says why a batch cannot run, with its error code: a dataset that does not parse, a script that does not load',
+    { timeout: 90_000 },
+    async () => {
+      await openView('Submit');
+      // Line 3 is not JSON: the preview says so under the dataset, with the dataset's code.
+      await dropFile(
+        '[aria-label="Dataset drop zone"]',
+        'broken.jsonl',
+        '{"n":1}\n{"n":2}\n{"n": oops\n',
+        '',
+      );
+      const datasetAlert = page.getByRole('group', { name: 'Dataset drop zone' }).getByRole('alert');
+      await expect
+        .poll(() => datasetAlert.textContent(), { timeout: 20_000 })
+        .toContain('line 3 is not valid JSON');
+      expect(await datasetAlert.getByLabel('Error code').textContent()).toBe('DG_ERR_DATASET');
+      await shot('submit-dataset-error');
+
+      // A good dataset, and a script that throws as it loads: Run answers with the load's code.
+      await dropFile('[aria-label="Dataset drop zone"]', 'customers.csv', customersCsv(), 'text/csv');
+      const scriptFile = join(work, 'unlicensed.mjs');
+      writeFileSync(scriptFile, "throw new Error('no licence file');\nexport default (row) => row;\n");
+      await page.getByRole('button', { name: 'Script', exact: true }).setInputFiles(scriptFile);
+      const preview = page.getByRole('region', { name: 'Preview' });
+      await expect.poll(() => preview.textContent(), { timeout: 20_000 }).toContain('unlicensed.mjs:');
+      expect(await preview.textContent()).toContain(`${ROWS} jobs, one per CSV row`);
+      await page.getByRole('button', { name: 'Run', exact: true }).click();
+      const runAlert = preview.getByRole('alert');
+      await expect.poll(() => runAlert.textContent(), { timeout: 30_000 }).toContain('no licence file');
+      expect(await runAlert.getByLabel('Error code').textContent()).toBe('DG_ERR_MODULE_LOAD');
+      await shot('submit-run-error');
+    },
+  );
 
   it('shows the settings with the join code hidden until asked', { timeout: 60_000 }, async () => {
     await openView('Settings');

@@ -307,6 +307,73 @@ describe('UiService', () => {
     }
   });
 
+  it(
+    "keeps a batch's error code end to end: in the answer to startBatch and in the batch listed",
+    { timeout: 60_000 },
+    async () => {
+      const ui = service();
+      try {
+        const few = await uploadFile(ui, 'dataset', 'few.txt', numbers(3));
+        // A module that throws as it loads: the preparation's own code, not DG_ERR_USAGE.
+        const throwing = await uploadFile(
+          ui,
+          'script',
+          'unlicensed.mjs',
+          "throw new Error('no licence file');\nexport default (n) => n;\n",
+        );
+        const refused: unknown = await ui
+          .call('startBatch', { script: throwing, dataset: few, options: {} })
+          .then(
+            () => 'started',
+            (error: unknown) => error,
+          );
+        expect(refused).toMatchObject({
+          code: 'DG_ERR_MODULE_LOAD',
+          message: expect.stringContaining('no licence file'),
+        });
+        const notLoaded = await until('the batch that did not load to be listed as failed', async () =>
+          (await ui.call('getBatches', {})).batches.find(
+            (batch) => batch.title === 'unlicensed.mjs over few.txt' && batch.state === 'failed',
+          ),
+        );
+        expect(notLoaded).toMatchObject({
+          errorCode: 'DG_ERR_MODULE_LOAD',
+          error: (refused as Error).message,
+        });
+
+        // A dataset that breaks after jobs started: the batch fails with the dataset's code.
+        const quick = await uploadFile(ui, 'script', 'quick.mjs', 'export default (n) => n;\n');
+        const lines = Array.from({ length: 40 }, (_, n) => JSON.stringify({ n }));
+        lines.splice(30, 0, '{"n": oops');
+        const broken = await uploadFile(ui, 'dataset', 'broken.jsonl', `${lines.join('\n')}\n`);
+        const { batch } = await ui.call('startBatch', { script: quick, dataset: broken, options: {} });
+        const stopped = await batchIn(ui, batch.id, 'failed');
+        expect(stopped).toMatchObject({
+          errorCode: 'DG_ERR_DATASET',
+          error: expect.stringContaining('line 31 is not valid JSON'),
+        });
+
+        // Requirements no node meets.
+        const unmet = await ui.call('startBatch', {
+          script: quick,
+          dataset: few,
+          options: { requires: { os: ['win32'] } },
+        });
+        expect(await batchIn(ui, unmet.batch.id, 'failed')).toMatchObject({
+          errorCode: 'DG_ERR_NO_NODE',
+          error: expect.stringMatching(/no node meets/),
+        });
+        // A batch that ends well has neither.
+        const fine = await ui.call('startBatch', { script: quick, dataset: few, options: {} });
+        // Answered once prepared: running, its results folder made.
+        expect(fine.batch).toMatchObject({ state: 'running', out: expect.any(String) });
+        expect(await batchIn(ui, fine.batch.id, 'ended')).toMatchObject({ error: null, errorCode: null });
+      } finally {
+        ui.close();
+      }
+    },
+  );
+
   it('shows and changes the settings: sharing at once, peers and a join code for the next start', async () => {
     const ui = service();
     try {

@@ -20,6 +20,7 @@ export function batchInfo(overrides: Partial<BatchInfo> = {}): BatchInfo {
     title: 'score.mjs over customers.csv',
     state: 'running',
     error: null,
+    errorCode: null,
     total: 100_000,
     queued: 0,
     running: 2,

@@ -2,6 +2,7 @@
 // fetches only the pages of rows that are looked at.
 
 import { describe, expect, it } from 'vitest';
+import { shownError, UiCallError } from '../../renderer/src/lib/api.js';
 import { AppState } from '../../renderer/src/lib/app-state.svelte.js';
 import { PAGE_SIZE, ResultsTable } from '../../renderer/src/lib/results-table.svelte.js';
 import { guessRole, fromFile } from '../../renderer/src/lib/upload.js';
@@ -89,5 +90,29 @@ describe('guessRole', () => {
     });
     expect(guessRole(folder(['main.py', 'helpers.py']))).toBe('script');
     expect(guessRole(folder(['a.txt', 'b.txt']))).toBe('dataset');
+  });
+});
+
+describe('shownError', () => {
+  it('keeps the DeskGrid code of a failed call, whatever carried it, and only such a code', () => {
+    const message = 'cannot load unlicensed.mjs: no licence file';
+    expect(shownError(new UiCallError(message, 'DG_ERR_MODULE_LOAD'))).toEqual({
+      message,
+      code: 'DG_ERR_MODULE_LOAD',
+    });
+    // The desktop app's bridge: its own error class, or a plain object.
+    const bridged = Object.assign(new Error(message), { code: 'DG_ERR_DATASET' });
+    expect(shownError(bridged)).toEqual({ message, code: 'DG_ERR_DATASET' });
+    expect(shownError({ message, code: 'DG_ERR_NO_NODE' })).toEqual({ message, code: 'DG_ERR_NO_NODE' });
+    // Electron's own wrapping, and codes that are not DeskGrid's (a Node errno), say only the sentence.
+    expect(shownError(new Error(`Error invoking remote method 'deskgrid:call': Error: ${message}`))).toEqual({
+      message,
+      code: null,
+    });
+    expect(shownError(Object.assign(new Error(message), { code: 'ENOENT' }))).toEqual({
+      message,
+      code: null,
+    });
+    expect(shownError('plain words')).toEqual({ message: 'plain words', code: null });
   });
 });

@@ -233,6 +233,20 @@ describe('BatchView', () => {
     expect(view.querySelector('[data-testid="cancelled-count"]')?.textContent).toBe('5');
   });
 
+  it('says why a batch failed, with its error code', () => {
+    const app = new AppState(new FakeEngine(0));
+    const error = 'numbers.jsonl: line 31 is not valid JSON';
+    app.apply({
+      type: 'batch',
+      batch: batchInfo({ state: 'failed', endedAt: Date.now(), error, errorCode: 'DG_ERR_DATASET' }),
+    });
+    const view = show(BatchView, app);
+    const alert = [...view.querySelectorAll('[role="alert"]')].find((node) =>
+      node.textContent?.includes(error),
+    );
+    expect(alert?.querySelector('[aria-label="Error code"]')?.textContent).toBe('DG_ERR_DATASET');
+  });
+
   it('cancels one job in progress', async () => {
     const engine = new FakeEngine(0);
     const calls: unknown[] = [];

@@ -8,7 +8,8 @@
 // The pool keeps workers warm per tenancy and shares its cores between tenancies: a tenancy
 // with no worker takes an idle one at once, or the next one to drain of the tenancy holding
 // the most workers (the longest-serving on a tie), once that worker has served SLICE_MS or
-// has had nothing of its own to do for IDLE_GRACE_MS.
+// has had nothing of its own to do for IDLE_GRACE_MS, or at once when its tenancy keeps at
+// least as many workers as the new one gets (placement.ts).
 
 import type { Computation } from '../../../shared/worker-protocol.js';
 import type { Sandbox } from '../sandbox/sandbox-plan.js';

@@ -149,9 +149,27 @@ export function connectApi(): DeskGridApi {
   return new HttpApi(new URL('./', window.location.href), token);
 }
 
+/** What the user reads of a failure: its sentence and, when the engine gave one, its DG_ERR_ code. */
+export interface ShownError {
+  message: string;
+  code: string | null;
+}
+
+/** Anything a call threw, as shown: the code too, for the user to look up or report. */
+export function shownError(error: unknown): ShownError {
+  // Duck-typed: the desktop app's bridge throws its own error class, with the same fields.
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return {
+    message: errorText(error),
+    code: typeof code === 'string' && code.startsWith('DG_ERR_') ? code : null,
+  };
+}
+
 /** The message of anything a call threw, as one sentence for the user. */
 export function errorText(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  // An Error, or a plain { code, message }: the fields are read, whatever carried them.
+  const said = (error as { message?: unknown } | null | undefined)?.message;
+  const message = typeof said === 'string' ? said : String(error);
   // Electron wraps errors from the main process: "Error invoking remote method 'x': Error: ...".
   return message.replace(/^Error invoking remote method '[^']*': (?:\w*Error: )?/, '');
 }
