@@ -216,7 +216,7 @@ class Submitter {
   }
 }
 
-function sizeFromEnv(name: string, fallback: number): number {
+export function sizeFromEnv(name: string, fallback: number): number {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);

@@ -32,7 +32,7 @@ import { generateJoinCode } from '../shared/join-code.js';
 import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../test/support/netns.js';
 import { startBenchNode, type BenchNode } from './bench-node.js';
-import { checkResults, type ResultsCheck } from './grid.js';
+import { checkResults, sizeFromEnv, type ResultsCheck } from './grid.js';
 import { emit, median, percentile, round } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -52,14 +52,6 @@ const BATCH_LIMIT_MS = 300_000;
 const POLL_MS = 20;
 /** USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on Linux everywhere that matters. */
 const CLOCK_TICKS_PER_S = 100;
-
-function sizeFromEnv(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number of 1 or more`);
-  return value;
-}
 
 export async function officeBench(): Promise<void> {
   const skip = netnsUnavailableReason();
