@@ -25,7 +25,9 @@ const say = (line: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify({ ...line, at: Date.now() })}\n`);
 };
 
-const home = mkdtempSync(join(tmpdir(), 'deskgrid-bench-office-'));
+// The bench gives a data folder in its work folder, which it removes even if this process is killed.
+const given = process.env['DESKGRID_HOME'];
+const home = given ?? mkdtempSync(join(tmpdir(), 'deskgrid-bench-office-submitter-'));
 say({ t: 'starting' });
 const cluster = await Cluster.start({
   home,
@@ -69,5 +71,5 @@ try {
   }
 } finally {
   await cluster.close();
-  rmSync(home, { recursive: true, force: true });
+  if (given === undefined) rmSync(home, { recursive: true, force: true });
 }
