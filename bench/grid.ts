@@ -3,9 +3,9 @@
 // peers named by address). Each submitter is a process of its own, so what it measures of itself
 // is its own. Needs root for the namespaces; elsewhere it says so and measures nothing.
 //
-//   w5_tiny_3nodes    DESKGRID_BENCH_TINY_JOBS (100 000) tiny jobs through `deskgrid run`: jobs/s,
-//                     the submitter's peak RSS (target < 150 MB), and whether results.jsonl holds
-//                     every index exactly once, done
+//   w5_tiny_3nodes    DESKGRID_BENCH_TINY_JOBS (100 000) tiny jobs through `deskgrid run`: jobs/s
+//                     (target ≥ 20 000), the submitter's peak RSS (target ≤ 100 MB), and whether
+//                     results.jsonl holds every index exactly once, done
 //   w2_scaling        w2's makespan on 1, 2 and 3 nodes (median of DESKGRID_BENCH_SCALING_REPEATS,
 //                     3), and the speedup over one node
 //   node_death_rerun  SIGKILL of everything on a node mid-batch, to the first of its lost jobs

@@ -8,6 +8,8 @@
 //   w1..w4_tls, w1_py_tls, w2_py_tls
 //                 the same workloads on two other nodes over TLS (remote.ts), and
 //   tls_raw       raw TLS throughput between the same hosts
+//   w6_big_file   a 2 GiB input file sent to a node on loopback: MB/s, and both processes' peak
+//                 memory above idle (big-file.ts)
 //   discovery_*   three fresh nodes seeing each other over mDNS; a killed one dropped (discovery.ts)
 //   w5_tiny_3nodes, w2_scaling, node_death_rerun
 //                 three nodes of one core each: a large batch of tiny jobs, scaling over 1..3
@@ -18,7 +20,7 @@
 //                 what keeping submitters apart costs: a confined worker's start, and a core
 //                 shared by two submitters (isolation.ts)
 //
-// DESKGRID_BENCH_ONLY=local,cold_start,remote,discovery,grid,office,isolation runs only the parts named;
+// DESKGRID_BENCH_ONLY=local,cold_start,remote,big_file,discovery,grid,office,isolation runs only the parts named;
 // `python` runs only w1_py and w2_py on this machine's workers.
 
 import { spawn } from 'node:child_process';
@@ -30,6 +32,7 @@ import { Cluster } from '../main/engine/index.js';
 import { discoveryBench } from './discovery.js';
 import { gridBench } from './grid.js';
 import { isolationBench } from './isolation.js';
+import { bigFileBench } from './big-file.js';
 import { officeBench } from './office.js';
 import { remoteBench } from './remote.js';
 import { REPEATS, emit, percentile, round, runPythonWorkloads, runWorkloads } from './workloads.js';
@@ -101,6 +104,7 @@ const PARTS: Record<string, () => Promise<void>> = {
   python: () => localBench(runPythonWorkloads),
   cold_start: coldStart,
   remote: remoteBench,
+  big_file: bigFileBench,
   discovery: discoveryBench,
   grid: gridBench,
   office: officeBench,

@@ -2,11 +2,18 @@
 // machine's workers, or other nodes over TLS.
 //
 //   w1_tiny     2000 JS jobs returning their input (throughput)
-//   w2_cpu      100 jobs burning ~50 ms of CPU each (efficiency = job CPU / (cores x wall))
+//   w2_cpu      100 jobs burning ~50 ms of CPU each (efficiency = job CPU / (cores x wall)), after
+//               a first such batch that starts the computation's workers (its efficiency is
+//               cold_efficiency: on other nodes it includes shipping the computation and starting
+//               a sandboxed worker for it)
 //   w3_data     20 jobs each sending 5 MB in and 5 MB back (MB/s both ways)
 //   w4_latency  200 sequential single-job round trips (p50 / p95)
 //   w1_py       2000 Python function jobs returning their input (bench/computations/tiny.py:echo)
 //   w2_py       100 Python jobs burning ~50 ms of CPU each (efficiency, as w2_cpu)
+//
+// Throughput lines give the median of REPEATS runs after a warm-up, and their spread:
+// tasks_per_s_min and tasks_per_s_max, and slowest_vs_median (the slowest run's seconds over the
+// median's; steady means at most 1.5).
 //
 // The Python lines use Debian's /usr/bin/python3 where it exists (a pyenv shim on PATH starts
 // ten times slower, which only the first batch would see), else python3 from PATH.
@@ -58,6 +65,21 @@ export function median(values: readonly number[]): number {
   );
 }
 
+/** The median of repeated runs' seconds, with their spread (see the top of this file). */
+export function repeatsOf(tasks: number, runs: readonly number[]): { seconds: number; extra: BenchExtra } {
+  const seconds = median(runs);
+  const fastest = Math.min(...runs);
+  const slowest = Math.max(...runs);
+  return {
+    seconds,
+    extra: {
+      tasks_per_s_min: round(tasks / slowest, 0),
+      tasks_per_s_max: round(tasks / fastest, 0),
+      slowest_vs_median: round(slowest / seconds, 2),
+    },
+  };
+}
+
 async function timed(run: () => Promise<void>): Promise<number> {
   const start = performance.now();
   await run();
@@ -86,17 +108,20 @@ async function w1Tiny(
   await once(); // warm-up: JIT and the module cache
   const runs: number[] = [];
   for (let i = 0; i < REPEATS; i += 1) runs.push(await once());
-  const seconds = median(runs);
-  emit({
-    workload: `${workload}${suffix}`,
-    tasks,
-    seconds: round(seconds),
-    tasks_per_s: round(tasks / seconds, 0),
-    efficiency: null,
-    mb_per_s: null,
-    p50_ms: null,
-    p95_ms: null,
-  });
+  const { seconds, extra } = repeatsOf(tasks, runs);
+  emit(
+    {
+      workload: `${workload}${suffix}`,
+      tasks,
+      seconds: round(seconds),
+      tasks_per_s: round(tasks / seconds, 0),
+      efficiency: null,
+      mb_per_s: null,
+      p50_ms: null,
+      p95_ms: null,
+    },
+    extra,
+  );
 }
 
 /** Runs `tasks` jobs that each burn `ms` of CPU; returns the makespan and the CPU time the jobs got. */
@@ -123,17 +148,24 @@ export async function burnBatch(
 
 async function w2Cpu(cluster: Cluster, cores: number, suffix: string, python = false): Promise<void> {
   if (python) await burnBatch(cluster, 2 * cores, 1, PYTHON_BURN); // warm-up: one import per interpreter
-  const { seconds, cpuMs } = await burnBatch(cluster, W2_TASKS, W2_JOB_MS, python ? PYTHON_BURN : undefined);
-  emit({
-    workload: `${python ? 'w2_py' : 'w2_cpu'}${suffix}`,
-    tasks: W2_TASKS,
-    seconds: round(seconds),
-    tasks_per_s: round(W2_TASKS / seconds, 1),
-    efficiency: round(cpuMs / (cores * seconds * 1000)),
-    mb_per_s: null,
-    p50_ms: null,
-    p95_ms: null,
-  });
+  const computation = python ? PYTHON_BURN : undefined;
+  // The first batch starts the computation's workers (and ships it to other nodes): measured
+  // apart, as cold_efficiency, so that `efficiency` is the steady state, as for a long batch.
+  const cold = await burnBatch(cluster, W2_TASKS, W2_JOB_MS, computation);
+  const { seconds, cpuMs } = await burnBatch(cluster, W2_TASKS, W2_JOB_MS, computation);
+  emit(
+    {
+      workload: `${python ? 'w2_py' : 'w2_cpu'}${suffix}`,
+      tasks: W2_TASKS,
+      seconds: round(seconds),
+      tasks_per_s: round(W2_TASKS / seconds, 1),
+      efficiency: round(cpuMs / (cores * seconds * 1000)),
+      mb_per_s: null,
+      p50_ms: null,
+      p95_ms: null,
+    },
+    { cold_efficiency: round(cold.cpuMs / (cores * cold.seconds * 1000)) },
+  );
 }
 
 async function w3Data(cluster: Cluster, suffix: string): Promise<void> {
@@ -148,18 +180,21 @@ async function w3Data(cluster: Cluster, suffix: string): Promise<void> {
   await once();
   const runs: number[] = [];
   for (let i = 0; i < REPEATS; i += 1) runs.push(await once());
-  const seconds = median(runs);
+  const { seconds, extra } = repeatsOf(tasks, runs);
   const megabytes = (2 * tasks * bytes) / (1024 * 1024);
-  emit({
-    workload: `w3_data${suffix}`,
-    tasks,
-    seconds: round(seconds),
-    tasks_per_s: round(tasks / seconds, 1),
-    efficiency: null,
-    mb_per_s: round(megabytes / seconds, 1),
-    p50_ms: null,
-    p95_ms: null,
-  });
+  emit(
+    {
+      workload: `w3_data${suffix}`,
+      tasks,
+      seconds: round(seconds),
+      tasks_per_s: round(tasks / seconds, 1),
+      efficiency: null,
+      mb_per_s: round(megabytes / seconds, 1),
+      p50_ms: null,
+      p95_ms: null,
+    },
+    { ...extra, mb_per_s_min: round(megabytes / Math.max(...runs), 1) },
+  );
 }
 
 /** One batch whose inputs arrive one at a time, each only after the previous result: a round trip per job. */

@@ -58,6 +58,8 @@ export const ErrorCode = {
   Locked: 'DG_ERR_LOCKED',
   /** The node cannot confine other people's jobs and its owner refuses to run them unconfined. */
   Unconfined: 'DG_ERR_UNCONFINED',
+  /** A file crossed the network and its bytes do not match their SHA-256 (corrupted or changed on the way). */
+  Transfer: 'DG_ERR_TRANSFER',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

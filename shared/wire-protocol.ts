@@ -12,7 +12,8 @@ import { plainText } from './display-text.js';
 import { notSharingSchema } from './not-sharing.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
-export const WIRE_PROTOCOL_VERSION = 1;
+/** 2: files, bundles and large results travel as chunked streams (see `chunk`); `results` groups small ones. */
+export const WIRE_PROTOCOL_VERSION = 2;
 /** Frames larger than this are refused before they are buffered (either side may announce less). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -93,6 +94,35 @@ export const remoteJobSchema = v.object({
 });
 export type RemoteJob = v.InferOutput<typeof remoteJobSchema>;
 
+/**
+ * Chunked streams, both ways: files, bundles and large results travel as a message that opens a
+ * stream (it names the stream's id, chosen by its sender, and its size), then `chunk`s of at most
+ * 1 MiB in order, then `stream-end` with the SHA-256 of every byte; the receiver verifies it before
+ * anything is used. The sender keeps at most 8 MiB unacknowledged per connection; the receiver
+ * acknowledges what it wrote (`stream-ack`), so neither side holds a large file in memory and
+ * other messages pass between the chunks. `stream-ack` and `stream-stop` name a stream of the
+ * side that receives them; `chunk`, `stream-end` and `stream-abort` one of the side that sends.
+ */
+const streamId = nonNegative;
+const streamMessages = [
+  /** Bytes `offset`.. of the stream, in the body. */
+  v.object({ t: v.literal('chunk'), stream: streamId, offset: nonNegative }),
+  v.object({ t: v.literal('stream-end'), stream: streamId, bytes: nonNegative, sha256: sha256Hex }),
+  /** The sender gives the stream up (a file it cannot read any more): drop what came of it. */
+  v.object({ t: v.literal('stream-abort'), stream: streamId, reason: v.pipe(v.string(), v.maxLength(4096)) }),
+  /** The receiver wrote this many bytes of the stream: room for more. */
+  v.object({ t: v.literal('stream-ack'), stream: streamId, bytes: nonNegative }),
+  /** The receiver wants no more of the stream (its job was cancelled, or it failed). */
+  v.object({ t: v.literal('stream-stop'), stream: streamId }),
+] as const;
+export type StreamMessage = v.InferOutput<(typeof streamMessages)[number]>;
+const streamTypes: ReadonlySet<string> = new Set(streamMessages.map((schema) => schema.entries.t.literal));
+
+/** Whether a checked message belongs to a chunked stream (both directions have the same five). */
+export function isStreamMessage<M extends { t: string }>(message: M): message is Extract<M, StreamMessage> {
+  return streamTypes.has(message.t);
+}
+
 /** Stops one job of `run` wherever it is; nodes act on it on arrival, ahead of queued work. */
 export const cancelMessageSchema = v.object({ t: v.literal('cancel'), id: int });
 
@@ -111,11 +141,12 @@ export const toNodeSchema = v.variant('t', [
     /** Python: the submitter's interpreter; a node that lacks it uses its own python3. */
     python: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(4096))), v.maxLength(16))),
   }),
-  /** The bundle's files, in the body. */
-  v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema) }),
-  v.object({ t: v.literal('have-files'), hashes: v.array(sha256Hex) }),
-  /** One input file's bytes in the body. */
-  v.object({ t: v.literal('file'), hash: sha256Hex, size: nonNegative }),
+  /** Opens a stream of the bundle's files, back to back. */
+  v.object({ t: v.literal('bundle'), bundle: sha256Hex, files: v.array(fileEntrySchema), stream: streamId }),
+  /** Which of these input files does the node lack? Answered by `files-missing` with the same `request`. */
+  v.object({ t: v.literal('have-files'), request: nonNegative, hashes: v.array(sha256Hex) }),
+  /** Opens a stream of one input file's bytes; the node answers `stored` once it is verified. */
+  v.object({ t: v.literal('file'), hash: sha256Hex, size: nonNegative, stream: streamId }),
   /**
    * Jobs to run; the body holds the value inputs back to back, `bytes` each. `batch` names the
    * submitter's batch when the node should finish these jobs and keep their results should the
@@ -141,6 +172,7 @@ export const toNodeSchema = v.variant('t', [
    * from an earlier connection: it answers with a `kept` per result, then `claimed`.
    */
   v.object({ t: v.literal('claim'), batch: batchKeySchema }),
+  ...streamMessages,
   v.object({ t: v.literal('ping') }),
   v.object({ t: v.literal('pong') }),
   v.object({ t: v.literal('bye') }),
@@ -164,8 +196,23 @@ const resultFields = {
   outputs: v.array(fileEntrySchema),
 };
 
-export const remoteResultSchema = v.object({ t: v.literal('result'), id: int, ...resultFields });
+export const remoteResultSchema = v.object({
+  t: v.literal('result'),
+  id: int,
+  ...resultFields,
+  /** A large result: its body (value, then output files) comes as this stream, not in this frame. */
+  stream: v.optional(streamId),
+});
 export type RemoteResult = v.InferOutput<typeof remoteResultSchema>;
+
+/**
+ * Results of jobs that ended together, in one message: each as a `result` would carry it, their
+ * bodies back to back in the same order (each `valueBytes` plus its outputs' sizes long).
+ */
+export const remoteResultsSchema = v.object({
+  t: v.literal('results'),
+  results: v.pipe(v.array(remoteResultSchema), v.minLength(1), v.maxLength(100_000)),
+});
 
 /**
  * A result the node kept for a batch of an earlier connection (the submitter vanished, or the
@@ -194,8 +241,11 @@ export const fromNodeSchema = v.variant('t', [
   v.object({ t: v.literal('need-bundle'), key: v.string(), bundle: sha256Hex }),
   v.object({ t: v.literal('loaded'), key: v.string() }),
   v.object({ t: v.literal('load-error'), key: v.string(), error: jobErrorSchema }),
-  v.object({ t: v.literal('files-missing'), hashes: v.array(sha256Hex) }),
+  v.object({ t: v.literal('files-missing'), request: nonNegative, hashes: v.array(sha256Hex) }),
+  /** The input file of the submitter's stream is stored and verified (error null), or why not. */
+  v.object({ t: v.literal('stored'), stream: streamId, error: v.nullable(jobErrorSchema) }),
   remoteResultSchema,
+  remoteResultsSchema,
   keptResultSchema,
   /**
    * The answer to `claim`, after its `kept` results: jobs of the batch still running here (their
@@ -218,6 +268,7 @@ export const fromNodeSchema = v.variant('t', [
    * drops multicast: they connect to each, pinned to its id, and still ask each for its proof.
    */
   v.object({ t: v.literal('peers'), nodes: v.pipe(v.array(sharedPeerSchema), v.maxLength(256)) }),
+  ...streamMessages,
   v.object({ t: v.literal('ping') }),
   v.object({ t: v.literal('pong') }),
   v.object({ t: v.literal('bye') }),

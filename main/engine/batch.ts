@@ -40,6 +40,7 @@ import { ownTenancy, type Fits } from './pool/tenancy.js';
 import type { NodeTraits, Requirements } from './requirements.js';
 import { unmet } from './requirements.js';
 import type { BatchStore, StatusCounts } from './store/batch-store.js';
+import { StragglerWatch } from './straggler-watch.js';
 
 export type { KeptOutcome } from './batch/outcome.js';
 
@@ -126,6 +127,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   private resolveDone!: (summary: BatchSummary) => void;
   private rejectDone!: (error: DeskGridError) => void;
   private readonly owner: TaskOwner;
+  private readonly stragglers = new StragglerWatch(() => this.host.pump());
 
   constructor(
     private readonly host: BatchHost,
@@ -268,6 +270,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       keep: settings.key,
     };
     this.table.addCopy(row, task);
+    this.stragglers.sent(task);
     return task;
   }
 
@@ -296,7 +299,10 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
   /** A job running on another node with no second copy yet, for `taker` (reentrant batches only). */
   private straggler(taker: string) {
     if (!this.exhausted || !this.reentrant || this.state !== 'running') return undefined;
-    const row = this.table.straggler((task) => (task.node ?? this.host.nodeId) === taker);
+    // Copies merely queued on a node behind others are not stragglers (straggler-watch.ts).
+    const row = this.table.straggler(
+      (task) => (task.node ?? this.host.nodeId) === taker || !this.stragglers.overdue(task),
+    );
     if (row)
       log.debug('starting a second attempt of a job still running elsewhere', {
         index: row.index,
@@ -366,7 +372,10 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
     // What a job says while it runs counts only from a copy still out, until the job has its result.
     const live = (task: Task) => this.table.isOut(task) && !this.table.hasResult(task.index);
     return {
-      onResult: (task, result, acknowledge) => this.transitions.resultArrived(task, result, acknowledge),
+      onResult: (task, result, acknowledge) => {
+        this.stragglers.answered(task);
+        this.transitions.resultArrived(task, result, acknowledge);
+      },
       onFailure: (task, status, error, times, acknowledge) =>
         this.transitions.attemptFailed(task, status, error, times, acknowledge),
       onLost: (task, reason) => this.transitions.copyLost(task, reason),
@@ -409,6 +418,7 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
 
   private end(): void {
     this.state = 'ended';
+    this.stragglers.stop();
     const settings = this.settings;
     if (settings) {
       this.recorder.close();

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../main/engine/index.js';
 import { dataPaths } from '../../main/engine/paths.js';
-import { shippableBytes } from '../../main/engine/remote/remote-node.js';
+import { shippableBytes } from '../../main/engine/remote/shippable.js';
 import { UiService } from '../../main/engine/ui/ui-service.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { fixture } from '../support/engine-cluster.js';

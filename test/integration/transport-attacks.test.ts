@@ -6,7 +6,15 @@
 
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +32,8 @@ import { computeProof, exportKeyingMaterial } from '../../main/engine/transport/
 import { PeerConnection, peerCertificateId } from '../../main/engine/transport/peer-connection.js';
 import { generateJoinCode } from '../../shared/join-code.js';
 import { withoutSandbox } from '../support/served-node.js';
+import { streamMessages, type WireMessage } from '../support/stream-frames.js';
+import { until } from '../support/until.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   WIRE_MAGIC,
@@ -89,6 +99,16 @@ async function waitFor(condition: () => boolean, timeoutMs: number, what: string
 
 function typeOf(header: unknown): unknown {
   return (header as { t?: unknown } | null)?.t;
+}
+
+/** Results in these headers: one per `result`, and each of a `results` (jobs that ended together). */
+function resultCount(headers: readonly unknown[]): number {
+  let count = 0;
+  for (const header of headers) {
+    if (typeOf(header) === 'result') count += 1;
+    else if (typeOf(header) === 'results') count += (header as { results: unknown[] }).results.length;
+  }
+  return count;
 }
 
 function isReject(header: unknown, code?: string): boolean {
@@ -254,7 +274,9 @@ function sideEffectFrames(marker: string): Buffer {
   const input = serialize(marker);
   return Buffer.concat([
     frameBytes({ t: 'load', key: 'side-effect', bundle, entry: 'main.mjs', kind: 'module', stdin: false }),
-    frameBytes({ t: 'bundle', bundle, files: set.files }, set.data),
+    ...streamMessages({ t: 'bundle', bundle, files: set.files, stream: 1 }, Buffer.concat(set.data)).map(
+      ([header, body]) => frameBytes(header, body),
+    ),
     frameBytes(
       {
         t: 'run',
@@ -313,7 +335,10 @@ async function loadedSession(source: string): Promise<RawSession> {
   const set = fileSet({ 'main.mjs': source });
   const bundle = hashFileSet(set);
   await requestLoad(session, bundle);
-  session.connection.send({ t: 'bundle', bundle, files: set.files }, set.data);
+  sendAll(
+    session,
+    streamMessages({ t: 'bundle', bundle, files: set.files, stream: 1 }, Buffer.concat(set.data)),
+  );
   await waitFor(
     () => session.messages.some((message) => typeOf(message.header) === 'loaded'),
     5000,
@@ -332,6 +357,10 @@ async function expectSessionRefused(session: RawSession, message: RegExp): Promi
   const reject = session.messages.find((frame) => isReject(frame.header));
   expect(reject?.header).toMatchObject({ t: 'reject', code: ErrorCode.Protocol });
   expect((reject?.header as { message: string }).message).toMatch(message);
+}
+
+function sendAll(session: RawSession, messages: WireMessage[]): void {
+  for (const [header, body] of messages) session.connection.send(header, body);
 }
 
 /** Every path below `root`, '/'-separated. */
@@ -777,30 +806,86 @@ describe('a serving node on 127.0.0.1', () => {
       ];
       const bundle = hashFileSet({ files, data: [Buffer.alloc(0), data] });
       await requestLoad(session, bundle);
-      session.connection.send({ t: 'bundle', bundle, files }, [Buffer.alloc(0), data]);
+      sendAll(session, streamMessages({ t: 'bundle', bundle, files, stream: 1 }, data));
       await expectSessionRefused(session, /unsafe path/);
       expect(nodeTreeEscapes()).toEqual(existedBefore ? ['/abs.txt'] : []);
       expect(tree(join(nodeHome, 'cache', 'bundles'))).not.toContain(bundle);
       await expectNodeStillServes();
     });
 
-    it('refuses a bundle whose content does not match its hash', async () => {
+    it('refuses a bundle whose content does not match its hash: the load fails, nothing is stored', async () => {
       const session = await rawSession();
       const set = fileSet({ 'main.mjs': 'export default () => "tampered";\n' });
       const claimed = hashFileSet(fileSet({ 'main.mjs': 'export default () => "original";\n' }));
       await requestLoad(session, claimed);
-      session.connection.send({ t: 'bundle', bundle: claimed, files: set.files }, set.data);
-      await expectSessionRefused(session, /does not match its hash/);
+      sendAll(
+        session,
+        streamMessages(
+          { t: 'bundle', bundle: claimed, files: set.files, stream: 1 },
+          Buffer.concat(set.data),
+        ),
+      );
+      const failed = await until(
+        () => session.messages.find((message) => typeOf(message.header) === 'load-error'),
+        'the load to fail',
+      );
+      expect(failed.header).toMatchObject({ error: { code: ErrorCode.Transfer } });
+      expect((failed.header as { error: { message: string } }).error.message).toMatch(
+        /do not match their hash/,
+      );
       expect(existsSync(join(nodeHome, 'cache', 'bundles', claimed))).toBe(false);
+      expect(tree(join(nodeHome, 'cache', 'bundles')).filter((path) => path.includes('.partial-'))).toEqual(
+        [],
+      );
+      session.connection.close();
       await expectNodeStillServes();
     });
 
-    it('refuses an input file whose bytes do not match its hash', async () => {
+    it('detects an input file corrupted on the way (DG_ERR_TRANSFER), stores nothing, and stores it sent again intact', async () => {
       const session = await rawSession();
-      const claimed = 'ab'.repeat(32);
-      session.connection.send({ t: 'file', hash: claimed, size: 5 }, Buffer.from('hello'));
-      await expectSessionRefused(session, /does not match its hash/);
-      expect(existsSync(join(nodeHome, 'cache', 'files', claimed))).toBe(false);
+      const content = Buffer.alloc(3 * 1024 * 1024 + 5, 'a');
+      const hash = createHash('sha256').update(content).digest('hex');
+      // One byte of the second chunk flipped on the way; the sender's hashes describe the original.
+      const corrupted = Buffer.from(content);
+      corrupted[1024 * 1024 + 7] = 0x62;
+      sendAll(
+        session,
+        streamMessages({ t: 'file', hash, size: content.length, stream: 1 }, corrupted, { sha256: hash }),
+      );
+      const stored = (stream: number) =>
+        until(
+          () =>
+            session.messages.find(
+              (message) =>
+                typeOf(message.header) === 'stored' &&
+                (message.header as { stream: number }).stream === stream,
+            ),
+          `the answer for stream ${stream}`,
+        );
+      expect((await stored(1)).header).toMatchObject({ error: { code: ErrorCode.Transfer } });
+      const files = join(nodeHome, 'cache', 'files');
+      expect(existsSync(join(files, hash))).toBe(false);
+      await until(
+        () => tree(files).every((path) => !path.includes('.partial-')),
+        'the corrupted copy to be removed',
+      );
+      // A file whose bytes are not those its name (hash) promises is refused the same way.
+      const other = Buffer.from('hello');
+      sendAll(
+        session,
+        streamMessages({ t: 'file', hash: 'ab'.repeat(32), size: other.length, stream: 2 }, other),
+      );
+      expect((await stored(2)).header).toMatchObject({ error: { code: ErrorCode.Transfer } });
+      expect(existsSync(join(files, 'ab'.repeat(32)))).toBe(false);
+      // The session goes on: the same file sent again intact is stored.
+      sendAll(session, streamMessages({ t: 'file', hash, size: content.length, stream: 3 }, content));
+      expect((await stored(3)).header).toMatchObject({ error: null });
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(files, hash)))
+          .digest('hex'),
+      ).toBe(hash);
+      session.connection.close();
       await expectNodeStillServes();
     });
 
@@ -808,7 +893,8 @@ describe('a serving node on 127.0.0.1', () => {
       const session = await loadedSession('export default (path) => path;\n');
       const content = Buffer.from('input');
       const hash = createHash('sha256').update(content).digest('hex');
-      session.connection.send({ t: 'file', hash, size: content.length }, content);
+      sendAll(session, streamMessages({ t: 'file', hash, size: content.length, stream: 1 }, content));
+      await until(() => session.messages.some((message) => typeOf(message.header) === 'stored'), 'stored');
       session.connection.send({
         t: 'run',
         jobs: [
@@ -936,7 +1022,7 @@ describe('a serving node on 127.0.0.1', () => {
       inputs,
     );
     await waitFor(
-      () => session.messages.filter((message) => typeOf(message.header) === 'result').length === 3,
+      () => resultCount(session.messages.map((message) => message.header)) === 3,
       10_000,
       'three results',
     );
@@ -974,6 +1060,9 @@ describe('a serving node on 127.0.0.1', () => {
   it('is idle and holds no sessions after all of this', async () => {
     await waitFor(() => node.stats().submitters === 0, 3000, 'sessions to end');
     expect(node.stats()).toMatchObject({ busyCores: 0, batches: 0, submitters: 0 });
-    expect(tree(join(nodeHome, 'jobs')).filter((path) => !path.includes('/'))).toEqual([]);
+    // A session's folder is removed as it ends, asynchronously: gone soon, not necessarily yet.
+    const sessionFolders = () => tree(join(nodeHome, 'jobs')).filter((path) => !path.includes('/'));
+    await waitFor(() => sessionFolders().length === 0, 3000, 'session folders to be removed');
+    expect(sessionFolders()).toEqual([]);
   });
 });

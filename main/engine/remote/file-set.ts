@@ -5,10 +5,14 @@
 // (a symbolic link could point anywhere, so none is sent or followed).
 
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { isSafeRelativePath, type FileEntry } from '../../../shared/wire-protocol.js';
+
+/** Reads from disk go in pieces this large (the size of a chunk on the wire). */
+const FILE_READ_BYTES = 1024 * 1024;
 
 export interface FileSet {
   files: FileEntry[];
@@ -22,16 +26,22 @@ export function hashFileSet(set: FileSet): string {
   return hash.digest('hex');
 }
 
+/** The regular files below a folder, in name order, and where each is on disk. */
+export interface FolderListing {
+  files: FileEntry[];
+  paths: string[];
+}
+
 /**
- * Reads every regular file below `root` (in name order), refusing symlinks and anything over
+ * Lists every regular file below `root` (in name order), refusing symlinks and anything over
  * `limitBytes`; folders named in `skip` are left out wherever they are.
  */
-export async function readFolder(
+export async function listFolder(
   root: string,
   limitBytes: number,
   skip?: ReadonlySet<string>,
-): Promise<FileSet> {
-  const set: FileSet = { files: [], data: [] };
+): Promise<FolderListing> {
+  const listing: FolderListing = { files: [], paths: [] };
   let total = 0;
   const visit = async (dir: string): Promise<void> => {
     const names = (await readdir(dir)).sort();
@@ -55,12 +65,50 @@ export async function readFolder(
           `the files in ${root} add up to more than ${limitBytes} bytes`,
         );
       }
-      set.files.push({ path: rel, size: info.size, mode: info.mode & 0o755 });
-      set.data.push(await readFile(path));
+      listing.files.push({ path: rel, size: info.size, mode: info.mode & 0o755 });
+      listing.paths.push(path);
     }
   };
   await visit(root);
-  return set;
+  return listing;
+}
+
+/** Reads every regular file below `root` into memory (see listFolder). */
+export async function readFolder(
+  root: string,
+  limitBytes: number,
+  skip?: ReadonlySet<string>,
+): Promise<FileSet> {
+  const listing = await listFolder(root, limitBytes, skip);
+  const data: Buffer[] = [];
+  for (const path of listing.paths) data.push(await readFile(path));
+  return { files: listing.files, data };
+}
+
+/** The bytes of a file set whose files are on disk or in memory, in CHUNK_BYTES pieces. */
+export async function* fileSetBytes(
+  sources: ReadonlyArray<string | Buffer>,
+  prefix?: Buffer,
+): AsyncGenerator<Buffer> {
+  if (prefix !== undefined && prefix.length > 0) yield prefix;
+  for (const source of sources) {
+    if (Buffer.isBuffer(source)) {
+      if (source.length > 0) yield source;
+      continue;
+    }
+    for await (const chunk of createReadStream(source, { highWaterMark: FILE_READ_BYTES }))
+      yield chunk as Buffer;
+  }
+}
+
+/** hashFileSet's content address, read from disk (or memory) piece by piece. */
+export async function hashFileSources(
+  files: readonly FileEntry[],
+  sources: ReadonlyArray<string | Buffer>,
+): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify(files)).update('\0');
+  for await (const chunk of fileSetBytes(sources)) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 /** Checks a file listing from the network against the bytes that came with it. */

@@ -1,18 +1,17 @@
 // The submitter's side of a connection to another node: it pulls tasks from the cluster's
 // scheduler while the node has room (its shared cores, with a few jobs queued ahead so none
-// waits for the network), ships each computation once as a content-addressed bundle and each
-// input file once by its hash, and turns the node's answers into the same task outcomes the
-// local pool reports. If the connection breaks, the tasks it held go back to their batches.
+// waits for the network: pipeline-depth.ts), ships each computation once as a content-addressed
+// bundle (shippable.ts) and each input file once by its hash (node-files.ts), and turns the
+// node's answers into the same task outcomes the local pool reports (remote-result.ts). If the
+// connection breaks, the tasks it held go back to their batches.
 
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import {
   fromNodeSchema,
+  isStreamMessage,
   type FromNode,
   type KeptResult,
   type Offer,
@@ -21,23 +20,25 @@ import {
   type SharedPeer,
 } from '../../../shared/wire-protocol.js';
 import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
-import { bundleTypeScript } from '../computation/bundle-typescript.js';
 import { createLogger } from '../log.js';
 import type { KeptOutcome } from '../batch.js';
 import { nextTaskId, type Task } from '../pool/task.js';
 import type { PeerConnection, LocalIdentity } from '../transport/peer-connection.js';
+import { AckBatcher } from './ack-batcher.js';
 import { dialNode, type NodeAddress } from './dial-node.js';
-import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet, type FileSet } from './file-set.js';
-import { PYTHON_SKIPPED_FOLDERS } from '../computation/python-computation.js';
+import { fileHash } from './input-file-hashes.js';
+import { ChunkStreams } from './chunk-streams.js';
+import { fileSetBytes } from './file-set.js';
+import { NodeFiles } from './node-files.js';
+import { PipelineDepth } from './pipeline-depth.js';
+import { asJobError, codeOf, decodeResult, receiveStreamedResult } from './remote-result.js';
+import { shippable, type Shippable } from './shippable.js';
+import { Waiters } from './waiters.js';
 
 const log = createLogger('remote-node');
 
-const PIPELINE_TARGET_MS = 8;
-const MAX_DEPTH_PER_CORE = 64;
-/** A bundle (a computation and its dependency files) may not be larger than this. */
-const BUNDLE_LIMIT_BYTES = 256 * 1024 * 1024;
-
 export type { NodeAddress } from './dial-node.js';
+export { forgetShippable } from './shippable.js';
 
 export interface RemoteNodeOptions {
   address: NodeAddress;
@@ -70,31 +71,39 @@ export interface KeptTarget {
   adopt(index: number, kept: KeptOutcome): void;
 }
 
-interface LoadWaiter {
-  resolve: () => void;
-  reject: (error: DeskGridError) => void;
+/**
+ * A task this node holds, from the moment it is taken: `preparing` while its computation and
+ * files are on their way (its `run` has not gone out, so a cancel ends it here), then `sent`.
+ */
+interface HeldTask {
+  readonly task: Task;
+  stage: 'preparing' | 'sent';
 }
 
 export class RemoteNode {
-  private readonly inflight = new Map<number, Task>();
-  /** Tasks taken but whose `run` has not gone out yet (their computation or files are on the way). */
-  private readonly unsent = new Set<number>();
+  private readonly held = new Map<number, HeldTask>();
   private readonly loads = new Map<string, Promise<void>>();
-  private readonly loadWaiters = new Map<string, LoadWaiter>();
-  private readonly knownFiles = new Set<string>();
-  private filesMissingWaiter: ((hashes: string[]) => void) | null = null;
-  private filesQuery: Promise<unknown> = Promise.resolve();
-  private durationEwmaMs: number | null = null;
+  private readonly loadAnswers = new Waiters<string, void>();
+  /** Bundles the node may ask for (`need-bundle`) while their `load` is open. */
+  private readonly pendingBundles = new Map<string, Shippable>();
+  private readonly claims = new Waiters<string, void>();
+  private readonly files: NodeFiles;
+  private readonly streams: ChunkStreams;
+  private readonly depth = new PipelineDepth();
+  private readonly acks: AckBatcher;
   private pumpScheduled = false;
   private state: 'open' | 'closing' | 'closed' = 'open';
-  private readonly claims = new Map<string, Array<() => void>>();
-  private readonly acks = { ids: [] as number[], kept: [] as number[], scheduled: false };
 
   private constructor(
     private readonly connection: PeerConnection,
     private latestOffer: Offer,
     private readonly options: RemoteNodeOptions,
   ) {
+    this.streams = new ChunkStreams(connection);
+    this.files = new NodeFiles(connection, this.streams);
+    this.acks = new AckBatcher((ids, kept) => {
+      if (this.state !== 'closed') this.connection.send({ t: 'ack', ids, kept });
+    });
     connection.on('message', (header, body) => this.receive(header, body));
     connection.on('close', (error) => this.lost(error));
   }
@@ -121,7 +130,7 @@ export class RemoteNode {
   }
 
   get busy(): number {
-    return this.inflight.size;
+    return this.held.size;
   }
 
   get address(): NodeAddress {
@@ -137,19 +146,16 @@ export class RemoteNode {
    * Asks the node for what it kept or still runs of a batch from an earlier connection; resolves
    * when it answered, the connection closed, or after `timeoutMs`.
    */
-  claim(batch: string, timeoutMs: number): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      const waiters = this.claims.get(batch) ?? [];
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      waiters.push(done);
-      this.claims.set(batch, waiters);
-      this.connection.send({ t: 'claim', batch });
+  async claim(batch: string, timeoutMs: number): Promise<void> {
+    if (this.state === 'closed') return;
+    const answered = this.claims.wait(batch);
+    this.connection.send({ t: 'claim', batch });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
     });
+    await Promise.race([answered, timeout]);
+    clearTimeout(timer);
   }
 
   /** Takes tasks from the scheduler until the node's pipeline is full. */
@@ -159,14 +165,13 @@ export class RemoteNode {
     queueMicrotask(() => {
       this.pumpScheduled = false;
       if (this.state !== 'open') return;
-      const room = this.capacity() - this.inflight.size;
+      const room = this.depth.capacity(this.latestOffer.cores) - this.held.size;
       const tasks: Task[] = [];
       for (let i = 0; i < room; i += 1) {
         const task = this.options.nextTask(this);
         if (!task) break;
         task.node = this.id;
-        this.inflight.set(task.id, task);
-        this.unsent.add(task.id);
+        this.held.set(task.id, { task, stage: 'preparing' });
         tasks.push(task);
       }
       if (tasks.length > 0) void this.send(tasks);
@@ -175,10 +180,11 @@ export class RemoteNode {
 
   /** Stops a task if it runs here; returns whether it did. */
   cancel(task: Task): boolean {
-    if (!this.inflight.has(task.id)) return false;
+    const held = this.held.get(task.id);
+    if (!held) return false;
     task.cancelRequested = true;
     // A cancel must not overtake its job's `run`: the node would not know the job, then run it.
-    if (this.unsent.delete(task.id)) {
+    if (held.stage === 'preparing') {
       this.fail(
         task,
         'cancelled',
@@ -196,22 +202,16 @@ export class RemoteNode {
   close(): void {
     if (this.state !== 'open') return;
     this.state = 'closing';
-    if (this.inflight.size === 0) this.connection.close();
+    if (this.held.size === 0) this.connection.close();
   }
 
   destroy(): void {
     this.connection.destroy();
   }
 
-  private capacity(): number {
-    const cores = this.latestOffer.cores;
-    if (cores === 0) return 0;
-    const average = this.durationEwmaMs;
-    if (average === null) return cores * 2;
-    const depth = Math.ceil(PIPELINE_TARGET_MS / Math.max(average, 0.05));
-    return (
-      cores * Math.min(MAX_DEPTH_PER_CORE, Math.max(1, depth)) + (average >= PIPELINE_TARGET_MS ? cores : 0)
-    );
+  /** Whether the task is still here and its `run` has not gone out. */
+  private preparing(task: Task): boolean {
+    return this.held.get(task.id)?.stage === 'preparing';
   }
 
   private async send(tasks: Task[]): Promise<void> {
@@ -233,7 +233,7 @@ export class RemoteNode {
         const jobs: RemoteJob[] = [];
         const values: Buffer[] = [];
         for (const task of group) {
-          if (!this.unsent.has(task.id)) continue;
+          if (!this.preparing(task)) continue;
           let input: RemoteJob['input'];
           if (task.inputIsFile) {
             const file = await fileHash(String(task.input));
@@ -254,11 +254,14 @@ export class RemoteNode {
           });
         }
         if (jobs.length === 0) continue;
-        for (const job of jobs) this.unsent.delete(job.id);
+        for (const job of jobs) {
+          const held = this.held.get(job.id);
+          if (held) held.stage = 'sent';
+        }
         this.connection.send({ t: 'run', batch: first.keep, jobs }, values);
       } catch (error) {
         const jobError = asJobError(error);
-        for (const task of group) if (this.unsent.delete(task.id)) this.fail(task, 'failed', jobError, null);
+        for (const task of group) if (this.preparing(task)) this.fail(task, 'failed', jobError, null);
       }
     }
   }
@@ -276,9 +279,7 @@ export class RemoteNode {
 
   private async load(computation: Computation): Promise<void> {
     const shipped = await shippable(computation, this.options.cacheDir);
-    const answered = new Promise<void>((resolve, reject) => {
-      this.loadWaiters.set(computation.id, { resolve, reject });
-    });
+    const answered = this.loadAnswers.wait(computation.id);
     this.pendingBundles.set(computation.id, shipped);
     this.connection.send({
       t: 'load',
@@ -294,34 +295,15 @@ export class RemoteNode {
     await answered;
   }
 
-  private readonly pendingBundles = new Map<string, Shippable>();
-
-  /** Makes sure the node holds every input file of these tasks, sending only those it lacks. */
+  /** Makes sure the node holds every input file of these tasks. */
   private async ensureFiles(tasks: Task[]): Promise<void> {
     const files = new Map<string, string>();
     for (const task of tasks) {
       if (!task.inputIsFile) continue;
       const path = String(task.input);
-      const { hash } = await fileHash(path);
-      if (!this.knownFiles.has(hash)) files.set(hash, path);
+      files.set((await fileHash(path)).hash, path);
     }
-    if (files.size === 0) return;
-    // One question at a time: answers carry no key, so they must not interleave.
-    const query = this.filesQuery.then(async () => {
-      const missing = await new Promise<string[]>((resolve) => {
-        this.filesMissingWaiter = resolve;
-        this.connection.send({ t: 'have-files', hashes: [...files.keys()] });
-      });
-      for (const hash of missing) {
-        const path = files.get(hash);
-        if (path === undefined) continue;
-        const bytes = await readFile(path);
-        this.connection.send({ t: 'file', hash, size: bytes.length }, bytes);
-      }
-      for (const hash of files.keys()) this.knownFiles.add(hash);
-    });
-    this.filesQuery = query.catch(() => undefined);
-    await query;
+    if (files.size > 0) await this.files.ensure(files);
   }
 
   private receive(header: unknown, body: Buffer): void {
@@ -346,70 +328,69 @@ export class RemoteNode {
   }
 
   private handle(message: FromNode, body: Buffer): void {
+    if (isStreamMessage(message)) {
+      this.streams.handle(message, body);
+      return;
+    }
     switch (message.t) {
       case 'need-bundle': {
         const shipped = this.pendingBundles.get(message.key);
-        if (shipped)
-          this.connection.send(
-            { t: 'bundle', bundle: shipped.hash, files: shipped.set.files },
-            shipped.set.data,
-          );
+        if (shipped) this.sendBundle(shipped);
         return;
       }
       case 'loaded':
         this.pendingBundles.delete(message.key);
-        this.loadWaiters.get(message.key)?.resolve();
-        this.loadWaiters.delete(message.key);
+        this.loadAnswers.resolve(message.key);
         return;
       case 'load-error':
         this.pendingBundles.delete(message.key);
-        this.loadWaiters
-          .get(message.key)
-          ?.reject(
-            new DeskGridError(codeOf(message.error.code), `on node ${this.name}: ${message.error.message}`),
-          );
-        this.loadWaiters.delete(message.key);
+        this.loadAnswers.reject(
+          message.key,
+          new DeskGridError(codeOf(message.error.code), `on node ${this.name}: ${message.error.message}`),
+        );
         return;
       case 'files-missing':
-        this.filesMissingWaiter?.(message.hashes);
-        this.filesMissingWaiter = null;
+        this.files.answered(message.request, message.hashes);
+        return;
+      case 'stored':
+        this.files.stored(message.stream, message.error);
         return;
       case 'result':
         void this.finish(message, body);
         return;
+      case 'results':
+        for (const [result, part] of splitResults(message.results, body)) void this.finish(result, part);
+        return;
       case 'kept':
         void this.receiveKept(message, body);
         return;
-      case 'claimed': {
+      case 'claimed':
         this.options.claimed(this, message.batch, message.running, message.lost);
-        const waiters = this.claims.get(message.batch) ?? [];
-        this.claims.delete(message.batch);
-        for (const done of waiters) done();
+        this.claims.resolve(message.batch);
         return;
-      }
       case 'returned': {
-        const task = this.inflight.get(message.id);
-        if (!task) return;
-        this.inflight.delete(message.id);
-        task.node = null;
+        const held = this.held.get(message.id);
+        if (!held) return;
+        this.held.delete(message.id);
+        held.task.node = null;
         // The node is stopping or pausing; its offer of no cores came first, so none are sent back.
-        task.owner.onRequeue(task);
+        held.task.owner.onRequeue(held.task);
         this.afterAnswer();
         return;
       }
       case 'progress': {
         this.notFull();
-        const task = this.inflight.get(message.id);
+        const task = this.held.get(message.id)?.task;
         task?.owner.onProgress(task, message.fraction, message.note);
         return;
       }
       case 'provisional': {
-        const task = this.inflight.get(message.id);
+        const task = this.held.get(message.id)?.task;
         if (task) task.owner.onProvisional(task, deserialize(body));
         return;
       }
       case 'log': {
-        const task = this.inflight.get(message.id);
+        const task = this.held.get(message.id)?.task;
         task?.owner.onLog(task, message.line);
         return;
       }
@@ -428,27 +409,42 @@ export class RemoteNode {
     }
   }
 
+  /** Streams a bundle the node asked for; a failure reaches the node as an abort (it answers load-error). */
+  private sendBundle(shipped: Shippable): void {
+    const stream = this.streams.nextId();
+    const size = shipped.files.reduce((sum, file) => sum + file.size, 0);
+    this.connection.send({ t: 'bundle', bundle: shipped.hash, files: shipped.files, stream });
+    this.streams.send(stream, fileSetBytes(shipped.sources), size).catch((error: unknown) => {
+      log.warn('a bundle could not be sent', { node: this.id, error: String(error) });
+    });
+  }
+
   private async finish(result: RemoteResult, body: Buffer): Promise<void> {
-    const task = this.inflight.get(result.id);
-    if (!task) return;
+    const task = this.held.get(result.id)?.task;
+    if (!task) {
+      // Nobody wants its bytes: the node is told to stop sending them.
+      if (result.stream !== undefined) this.streams.stop(result.stream);
+      return;
+    }
     let decoded: ResultMessage;
     try {
-      decoded = await decodeResult(result, body, task.jobDir, task.id);
+      decoded =
+        result.stream === undefined
+          ? await decodeResult(result, body, task.jobDir, task.id)
+          : await receiveStreamedResult(result, result.stream, this.streams, task.jobDir, task.id);
     } catch (error) {
-      this.inflight.delete(result.id);
+      if (this.held.get(result.id)?.task !== task) return;
       this.fail(task, 'failed', asJobError(error), result);
-      this.acknowledge(result.id);
+      this.acks.result(result.id);
       this.afterAnswer();
       return;
     }
-    this.inflight.delete(result.id);
+    // Lost (and handed back to its batch) while its output files were being written.
+    if (this.held.get(result.id)?.task !== task) return;
+    this.held.delete(result.id);
     this.notFull();
-    if (result.startedAt !== null) {
-      const duration = result.endedAt - result.startedAt;
-      this.durationEwmaMs =
-        this.durationEwmaMs === null ? duration : this.durationEwmaMs * 0.8 + duration * 0.2;
-    }
-    const acknowledge = () => this.acknowledge(result.id);
+    if (result.startedAt !== null) this.depth.observe(result.endedAt - result.startedAt);
+    const acknowledge = () => this.acks.result(result.id);
     if (result.status === 'done' || result.status === 'failed') {
       task.owner.onResult(task, decoded, acknowledge);
     } else {
@@ -479,7 +475,7 @@ export class RemoteNode {
         index: kept.index,
         message: String(error),
       });
-      this.acknowledgeKept(kept.key);
+      this.acks.keptResult(kept.key);
       return;
     }
     target.adopt(kept.index, {
@@ -488,7 +484,7 @@ export class RemoteNode {
       result,
       jobDir,
       node: this.id,
-      acknowledge: () => this.acknowledgeKept(kept.key),
+      acknowledge: () => this.acks.keptResult(kept.key),
     });
   }
 
@@ -500,60 +496,32 @@ export class RemoteNode {
     this.latestOffer = offer;
   }
 
-  private acknowledge(id: number): void {
-    this.acks.ids.push(id);
-    this.scheduleAcks();
-  }
-
-  private acknowledgeKept(key: number): void {
-    this.acks.kept.push(key);
-    this.scheduleAcks();
-  }
-
-  /** Acknowledgements go out together, one message per turn of the event loop. */
-  private scheduleAcks(): void {
-    if (this.acks.scheduled) return;
-    this.acks.scheduled = true;
-    setImmediate(() => {
-      this.acks.scheduled = false;
-      const { ids, kept } = this.acks;
-      if (ids.length === 0 && kept.length === 0) return;
-      this.acks.ids = [];
-      this.acks.kept = [];
-      if (this.state !== 'closed') this.connection.send({ t: 'ack', ids, kept });
-    });
-  }
-
   private fail(
     task: Task,
     status: 'failed' | 'timeout' | 'cancelled',
     error: JobError,
     times: { startedAt: number | null; endedAt: number } | null,
   ): void {
-    this.inflight.delete(task.id);
+    this.held.delete(task.id);
     task.owner.onFailure(task, status, error, times ?? { startedAt: null, endedAt: Date.now() });
   }
 
   private afterAnswer(): void {
-    if (this.state === 'closing' && this.inflight.size === 0) this.connection.close();
+    if (this.state === 'closing' && this.held.size === 0) this.connection.close();
     else this.pump();
   }
 
   private lost(error: DeskGridError | null): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    for (const waiter of this.loadWaiters.values()) {
-      waiter.reject(
-        error ?? new DeskGridError(ErrorCode.Connection, `the connection to ${this.name} closed`),
-      );
-    }
-    this.loadWaiters.clear();
-    for (const waiters of this.claims.values()) for (const done of waiters) done();
-    this.claims.clear();
-    this.filesMissingWaiter?.([]);
-    const held = [...this.inflight.values()];
-    this.inflight.clear();
-    this.unsent.clear();
+    this.loadAnswers.rejectAll(
+      error ?? new DeskGridError(ErrorCode.Connection, `the connection to ${this.name} closed`),
+    );
+    this.claims.resolveAll();
+    this.streams.close(error);
+    this.files.closed(error);
+    const held = [...this.held.values()].map((entry) => entry.task);
+    this.held.clear();
     if (held.length > 0)
       log.warn('lost a node with jobs; they go back to the queue', { node: this.id, jobs: held.length });
     const reason = `node ${this.name} was lost${error ? ` (${error.message})` : ''}`;
@@ -565,138 +533,16 @@ export class RemoteNode {
   }
 }
 
-interface Shippable {
-  hash: string;
-  entry: string;
-  set: FileSet;
-}
-
-/** Bundles being sent to nodes, by computation id; each is dropped when its batches end. */
-const shippableCache = new Map<string, Promise<Shippable>>();
-
-/** Drops a computation's bundle bytes (up to 256 MB): no running batch will send it again. */
-export function forgetShippable(computationId: string): void {
-  shippableCache.delete(computationId);
-}
-
-/** Bytes of the bundles held for sending now (for the owner's view of what is kept). */
-export async function shippableBytes(): Promise<number> {
-  let total = 0;
-  for (const pending of shippableCache.values()) {
-    const shipped = await pending.catch(() => null);
-    for (const data of shipped?.set.data ?? []) total += data.length;
+/** The body of a `results` message cut into each result's own (its value, then its outputs). */
+function splitResults(results: readonly RemoteResult[], body: Buffer): Array<[RemoteResult, Buffer]> {
+  const parts: Array<[RemoteResult, Buffer]> = [];
+  let offset = 0;
+  for (const result of results) {
+    const size = result.outputs.reduce((sum, file) => sum + file.size, result.valueBytes);
+    if (offset + size > body.length) throw new Error('the results are longer than their body');
+    parts.push([result, body.subarray(offset, offset + size)]);
+    offset += size;
   }
-  return total;
-}
-
-/**
- * What a computation looks like on another node: a JS/TS module becomes one bundled file with
- * everything it imports; a program travels with the folder it came in (or alone).
- */
-function shippable(computation: Computation, cacheDir: string): Promise<Shippable> {
-  let cached = shippableCache.get(computation.id);
-  if (!cached) {
-    cached = makeShippable(computation, cacheDir);
-    shippableCache.set(computation.id, cached);
-    cached.catch(() => shippableCache.delete(computation.id));
-  }
-  return cached;
-}
-
-async function makeShippable(computation: Computation, cacheDir: string): Promise<Shippable> {
-  let set: FileSet;
-  let entry: string;
-  if (computation.kind === 'module') {
-    const bundle = await bundleTypeScript(computation.entry, cacheDir);
-    entry = 'main.mjs';
-    set = {
-      files: [{ path: entry, size: bundle.contents.length, mode: 0o644 }],
-      data: [Buffer.from(bundle.contents)],
-    };
-  } else if (computation.root !== undefined) {
-    // A Python function's folder goes without its caches and virtual environments.
-    const skip = computation.kind === 'python' ? PYTHON_SKIPPED_FOLDERS : undefined;
-    set = await readFolder(computation.root, BUNDLE_LIMIT_BYTES, skip);
-    entry = computation.entry
-      .slice(computation.root.length + 1)
-      .split(/[\\/]/)
-      .join('/');
-  } else {
-    const bytes = await readFile(computation.entry);
-    const info = await stat(computation.entry);
-    entry = basename(computation.entry);
-    set = { files: [{ path: entry, size: bytes.length, mode: info.mode & 0o755 }], data: [bytes] };
-  }
-  return { hash: hashFileSet(set), entry, set };
-}
-
-/** Input files' hashes, the least recently used first (a Map keeps insertion order). */
-const fileHashes = new Map<string, { hash: string; size: number; mtimeMs: number }>();
-/** About 200 bytes each: 50 000 stay under 10 MB, and cover a large folder dataset. */
-export const MAX_FILE_HASHES = 50_000;
-
-/** SHA-256 of an input file, remembered while the file is unchanged. */
-async function fileHash(path: string): Promise<{ hash: string; size: number }> {
-  const info = await stat(path);
-  const known = fileHashes.get(path);
-  fileHashes.delete(path);
-  if (known && known.size === info.size && known.mtimeMs === info.mtimeMs) {
-    fileHashes.set(path, known);
-    return known;
-  }
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  const entry = { hash: hash.digest('hex'), size: info.size, mtimeMs: info.mtimeMs };
-  fileHashes.set(path, entry);
-  // Forgetting a hash only costs reading the file again if it is sent once more.
-  for (const oldest of fileHashes.keys()) {
-    if (fileHashes.size <= MAX_FILE_HASHES) break;
-    fileHashes.delete(oldest);
-  }
-  return entry;
-}
-
-/** A node's result as the pool would report it; its output files are written to jobDir/out. */
-async function decodeResult(
-  result: Omit<RemoteResult, 't' | 'id'>,
-  body: Buffer,
-  jobDir: string,
-  id: number,
-): Promise<ResultMessage> {
-  const value: unknown = result.valueBytes > 0 ? deserialize(body.subarray(0, result.valueBytes)) : null;
-  const files = body.subarray(result.valueBytes);
-  let hasOutputs = false;
-  if (result.outputs.length > 0) {
-    checkListing(result.outputs, files.length, 'the output files');
-    await writeFileSet(join(jobDir, 'out'), sliceFiles(result.outputs, files));
-    hasOutputs = true;
-  }
-  return {
-    t: 'result',
-    id,
-    ok: result.ok,
-    value,
-    error: result.error,
-    stdout: result.stdout,
-    stderr: result.stderr,
-    exitCode: result.exitCode,
-    startedAt: result.startedAt ?? result.endedAt,
-    endedAt: result.endedAt,
-    hasOutputs,
-    cpuMs: result.cpuMs,
-  };
-}
-
-function asJobError(error: unknown): JobError {
-  if (error instanceof DeskGridError) return { code: error.code, message: error.message, stack: null };
-  return {
-    code: ErrorCode.Connection,
-    message: error instanceof Error ? error.message : String(error),
-    stack: null,
-  };
-}
-
-function codeOf(code: string): ErrorCode {
-  const known = Object.values(ErrorCode) as string[];
-  return (known.includes(code) ? code : ErrorCode.ModuleLoad) as ErrorCode;
+  if (offset !== body.length) throw new Error('the body is longer than its results');
+  return parts;
 }

@@ -1,7 +1,12 @@
 // The node's side of one submitter's connection: it stores the bundles and input files the
-// submitter sends (checked, content-addressed, never outside their folders), turns `run`
-// messages into tasks for this node's own worker pool, and streams results, progress,
-// provisional values and output files back.
+// submitter sends (node-file-store.ts), loads computations (session-loads.ts), turns `run`
+// messages into tasks for this node's own worker pool (session-jobs.ts holds them), and sends
+// results, progress, provisional values and output files back (result-delivery.ts).
+//
+// Messages that change what the session holds (load, have-files, run, claim, and a bundle's
+// end) are handled in arrival order: a `run` must not overtake the `load` before it. Control
+// messages (cancel, ack) act on arrival, and input files stream in beside the rest
+// (chunk-streams.ts), so nothing waits behind a file being stored.
 //
 // Jobs run in their own folder under the node's data folder; the pool's workers have a scrubbed
 // environment (see the cluster's launcher), so nothing of the node's user leaks into them. Each
@@ -9,37 +14,35 @@
 // this session's job folder (see pool/tenancy.ts and sandbox/). Cached bundles and input files
 // are checked against their hashes when used: a changed one is never run.
 
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { deserialize, serialize } from 'node:v8';
+import { deserialize } from 'node:v8';
 import * as v from 'valibot';
-import { pathExists } from '../path-exists.js';
-import { markUsed } from '../storage/prune-folder.js';
 import { DeskGridError, ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import {
-  cancelMessageSchema,
   isSafeRelativePath,
+  isStreamMessage,
   toNodeSchema,
   type FileEntry,
   type KeptResult,
   type Offer,
   type RemoteJob,
-  type RemoteResult,
   type SharedPeer,
   type ToNode,
 } from '../../../shared/wire-protocol.js';
-import type { Computation, ResultMessage } from '../../../shared/worker-protocol.js';
-import { programInterpreter } from '../computation/interpreter.js';
+import type { Computation } from '../../../shared/worker-protocol.js';
 import { createLogger } from '../log.js';
-import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner, type TaskTimes } from '../pool/task.js';
+import { mayLeaveFolder, nextTaskId, type Task, type TaskOwner } from '../pool/task.js';
 import type { Tenancy } from '../pool/tenancy.js';
 import type { JobConfinement } from '../sandbox/job-confinement.js';
 import type { PeerConnection } from '../transport/peer-connection.js';
-import { checkListing, hashFileSet, readFolder, sliceFiles, writeFileSet } from './file-set.js';
-import { bundleIntact } from './verified-cache.js';
-import { pythonOnThisNode } from '../computation/python-computation.js';
 import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
+import { ChunkStreams } from './chunk-streams.js';
+import { ResultDelivery } from './result-delivery.js';
+import { NodeFileStore } from './node-file-store.js';
+import { failureResult, serializeOrNull, type FailureTimes } from './result-packing.js';
+import { SessionLoads } from './session-loads.js';
+import { SessionJobs, type SessionJob } from './session-jobs.js';
 
 const log = createLogger('session');
 
@@ -64,50 +67,25 @@ export interface SessionHost {
   maxRunning: number | null;
 }
 
-/** A job of a batch whose result the node keeps if its submitter vanishes. */
-interface Keepable {
-  remoteId: number;
-  ref: JobRef;
-}
-
-/**
- * A result sent and not yet acknowledged: its copy waits in the journal under `key` (null when
- * the journal had no room: then the job is reported lost if the submitter vanishes first).
- */
-interface Unacked {
-  ref: JobRef;
-  key: number | null;
-}
-
-interface PendingLoad {
-  key: string;
-  bundle: string;
-  entry: string;
-  kind: 'module' | 'program' | 'python';
-  stdin: boolean;
-  function?: string | undefined;
-  python?: string[] | undefined;
-}
-
 export class SubmitterSession {
-  private readonly computations = new Map<string, { computation: Computation; tenancy: Tenancy }>();
-  private readonly pendingLoads = new Map<string, PendingLoad[]>();
-  private readonly queue: Task[] = [];
-  private readonly running = new Map<number, { task: Task; remoteId: number }>();
-  private readonly unacked = new Map<number, Unacked>();
+  private readonly loads: SessionLoads;
+  private readonly jobs = new SessionJobs();
+  private readonly results: ResultDelivery;
   /** Connections of the same submitter that claimed batches of this (detached) session. */
   private readonly adopters = new Map<string, SubmitterSession>();
   /** The connection is gone; jobs of batches that asked to be kept still run, their results go to the journal. */
   private detached = false;
   private readonly owner: TaskOwner;
   private readonly sessionDir: string;
+  private readonly store: NodeFileStore;
+  private readonly streams: ChunkStreams;
   private ended = false;
   /** Set when the node is stopping: jobs that still arrive go straight back. */
   private returning: string | null = null;
   private readonly drainWaiters: Array<() => void> = [];
   /** Jobs cancelled before their `run` was handled (see cancelSoon), by the submitter's id. */
   private readonly cancelledEarly = new Set<number>();
-  /** Work is handled in arrival order: a `run` must not overtake the `load` before it. */
+  /** Ordered work is handled in arrival order: a `run` must not overtake the `load` before it. */
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -115,17 +93,26 @@ export class SubmitterSession {
     private readonly host: SessionHost,
   ) {
     this.sessionDir = join(host.jobsDir, `${connection.peerId.slice(0, 16)}-${nextTaskId()}`);
-    this.owner = this.makeOwner();
-    connection.on('message', (header, body) => {
-      // A cancel must not wait behind the files and bundles being stored before it.
-      if (isCancel(header)) {
-        this.cancelSoon(header.id);
-        return;
-      }
-      this.chain = this.chain
-        .then(() => this.receive(header, body))
-        .catch((error: unknown) => this.abort(error));
+    this.store = new NodeFileStore(host.bundlesDir, host.filesDir);
+    this.streams = new ChunkStreams(connection);
+    this.loads = new SessionLoads({
+      connection,
+      bundlesDir: host.bundlesDir,
+      sessionDir: this.sessionDir,
+      confinement: host.confinement,
+      probe: (computation, tenancy) => host.probe(computation, tenancy),
+      state: () => (this.detached ? 'detached' : this.ended ? 'ended' : 'connected'),
     });
+    this.results = new ResultDelivery({
+      connection,
+      streams: this.streams,
+      kept: host.kept,
+      maxResultBytes: host.maxResultBytes,
+      state: () => (this.detached ? 'detached' : this.ended ? 'ended' : 'connected'),
+      adopterOf: (batch) => this.adopters.get(batch),
+    });
+    this.owner = this.makeOwner();
+    connection.on('message', (header, body) => this.arrive(header, body));
     connection.on('close', () => this.end());
   }
 
@@ -143,27 +130,12 @@ export class SubmitterSession {
 
   /** The scheduler's call: the next job of this submitter that `fits`, if any. */
   takeTask(_taker?: unknown, fits?: (tenancy: Tenancy) => boolean): Task | undefined {
-    if (this.host.maxRunning !== null && this.running.size >= this.host.maxRunning) return undefined;
-    const at = fits === undefined ? 0 : this.firstFitting(fits);
-    const task = this.queue[at];
-    if (!task) return undefined;
-    this.queue.splice(at, 1);
-    this.running.set(task.id, { task, remoteId: remoteIdOf(task) });
-    const ref = keepables.get(task)?.ref;
-    if (ref) log.debug('job started', { batch: ref.batch, index: ref.index, attempt: ref.attempt });
-    return task;
-  }
-
-  /** Index of the first queued job `fits` accepts (-1: none); asked once per computation. */
-  private firstFitting(fits: (tenancy: Tenancy) => boolean): number {
-    const refused = new Set<Tenancy>();
-    for (const [at, task] of this.queue.entries()) {
-      const tenancy = task.tenancy;
-      if (tenancy === undefined || refused.has(tenancy)) continue;
-      if (fits(tenancy)) return at;
-      refused.add(tenancy);
-    }
-    return -1;
+    if (this.host.maxRunning !== null && this.jobs.running >= this.host.maxRunning) return undefined;
+    const job = this.jobs.take(fits);
+    if (!job) return undefined;
+    if (job.keep)
+      log.debug('job started', { batch: job.keep.batch, index: job.keep.index, attempt: job.keep.attempt });
+    return job.task;
   }
 
   /** Tells the submitter what this node offers now (cores 0: send nothing more). */
@@ -173,7 +145,7 @@ export class SubmitterSession {
 
   /** Whether the task is one of this submitter's jobs, taken by this node's workers. */
   owns(task: Task): boolean {
-    return this.running.get(task.id)?.task === task;
+    return this.jobs.get(task)?.state === 'running';
   }
 
   /** Takes jobs again after `returnQueued` (the node resumed sharing). */
@@ -184,11 +156,11 @@ export class SubmitterSession {
   /** Hands every job not yet started back to the submitter (the node is stopping or pausing). */
   returnQueued(reason: string): void {
     this.returning = reason;
-    const queued = this.queue.splice(0);
+    const queued = this.jobs.takeQueued();
     if (this.detached) {
       this.host.kept.lost(refsOf(queued), reason);
     } else {
-      for (const task of queued) this.connection.send({ t: 'returned', id: remoteIdOf(task), reason });
+      for (const job of queued) this.connection.send({ t: 'returned', id: job.remoteId, reason });
     }
     this.notifyIfDrained();
     this.finishDetached();
@@ -197,10 +169,9 @@ export class SubmitterSession {
   /** Whether this session's connection is open and it holds jobs of the batch. */
   holdsLive(batch: string): boolean {
     if (this.ended) return false;
-    const tasks = [...this.queue, ...[...this.running.values()].map((entry) => entry.task)];
     return (
-      tasks.some((task) => keepables.get(task)?.ref.batch === batch) ||
-      [...this.unacked.values()].some((held) => held.ref.batch === batch)
+      [...this.jobs.all()].some((job) => job.keep?.batch === batch) ||
+      this.results.awaitsAcknowledgement(batch)
     );
   }
 
@@ -219,16 +190,14 @@ export class SubmitterSession {
   adoptBy(batch: string, adopter: SubmitterSession): number[] {
     if (!this.detached) return [];
     const indices: number[] = [];
-    for (const task of [...this.queue, ...[...this.running.values()].map((entry) => entry.task)])
-      if (keepables.get(task)?.ref.batch === batch) indices.push(task.index);
+    for (const job of this.jobs.all()) if (job.keep?.batch === batch) indices.push(job.task.index);
     if (indices.length > 0) this.adopters.set(batch, adopter);
     return indices;
   }
 
   /** Resolves once no job of this submitter is queued or running here. */
   drained(): Promise<void> {
-    if ((this.ended && !this.detached) || (this.queue.length === 0 && this.running.size === 0))
-      return Promise.resolve();
+    if ((this.ended && !this.detached) || this.jobs.empty) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -239,12 +208,13 @@ export class SubmitterSession {
 
   /** Says goodbye to the submitter. */
   close(): void {
+    this.results.flush();
     this.connection.close();
   }
 
-  private notifyIfDrained(): void {
-    if ((!this.ended || this.detached) && (this.queue.length > 0 || this.running.size > 0)) return;
-    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  /** The entry files of the computations this session loaded: their bundles are in use. */
+  computationEntries(): string[] {
+    return this.loads.entries();
   }
 
   /** Sends a result kept in the journal to this (live) connection. */
@@ -257,154 +227,113 @@ export class SubmitterSession {
     );
   }
 
-  private async receive(header: unknown, body: Buffer): Promise<void> {
+  private notifyIfDrained(): void {
+    if ((!this.ended || this.detached) && !this.jobs.empty) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** Checks a message; control messages act now, the rest wait their turn in the chain. */
+  private arrive(header: unknown, body: Buffer): void {
     if (this.ended) return;
     const parsed = v.safeParse(toNodeSchema, header);
     if (!parsed.success) {
-      throw new DeskGridError(ErrorCode.Protocol, `malformed message: ${v.summarize(parsed.issues)}`);
+      this.abort(new DeskGridError(ErrorCode.Protocol, `malformed message: ${v.summarize(parsed.issues)}`));
+      return;
     }
-    const message: ToNode = parsed.output;
-    switch (message.t) {
-      case 'load':
-        await this.load(message);
-        return;
-      case 'bundle':
-        await this.storeBundle(message.bundle, message.files, body);
-        return;
-      case 'have-files': {
-        const missing: string[] = [];
-        for (const hash of message.hashes) {
-          const path = join(this.host.filesDir, hash);
-          // Marked used: the submitter's jobs are about to read it, so it is the last to be pruned.
-          if (await pathExists(path)) await markUsed(path);
-          else missing.push(hash);
-        }
-        this.connection.send({ t: 'files-missing', hashes: missing });
-        return;
+    const message = parsed.output;
+    if (isStreamMessage(message)) {
+      try {
+        this.streams.handle(message, body);
+      } catch (error) {
+        this.abort(error);
       }
-      case 'file':
-        await this.storeFile(message.hash, message.size, body);
-        return;
-      case 'run':
-        await this.enqueue(message.jobs, message.batch, body);
-        return;
+      return;
+    }
+    switch (message.t) {
       case 'cancel':
-        // Handled on arrival (cancelSoon), never chained.
+        this.cancelSoon(message.id);
         return;
       case 'ack':
-        this.acknowledged(message.ids, message.kept);
+        this.results.acknowledged(message.ids, message.kept);
         return;
-      case 'claim':
-        this.claim(message.batch);
+      case 'file':
+        this.receiveFile(message.hash, message.size, message.stream);
+        return;
+      case 'bundle':
+        this.receiveBundle(message.bundle, message.files, message.stream);
         return;
       case 'ping':
       case 'pong':
       case 'bye':
         return;
+      default:
+        this.chain = this.chain
+          .then(() => this.handleInOrder(message, body))
+          .catch((error: unknown) => this.abort(error));
     }
   }
 
-  /** The entry files of the computations this session loaded: their bundles are in use. */
-  computationEntries(): string[] {
-    return [...this.computations.values()].map((loaded) => loaded.computation.entry);
-  }
-
-  private async load(request: PendingLoad): Promise<void> {
-    const refusal = this.host.confinement.refusal;
-    if (refusal !== null) {
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: { code: ErrorCode.Unconfined, message: refusal, stack: null },
-      });
-      return;
-    }
-    const bundleDir = join(this.host.bundlesDir, request.bundle);
-    // A changed bundle (by hand, or by an unconfined job) is dropped and asked for again.
-    if (await bundleIntact(bundleDir, request.bundle)) await markUsed(bundleDir);
-    else {
-      const waiting = this.pendingLoads.get(request.bundle) ?? [];
-      waiting.push(request);
-      this.pendingLoads.set(request.bundle, waiting);
-      this.connection.send({ t: 'need-bundle', key: request.key, bundle: request.bundle });
-      return;
-    }
-    try {
-      if (!isSafeRelativePath(request.entry))
-        throw new DeskGridError(ErrorCode.Protocol, 'unsafe entry path');
-      const entry = join(this.host.bundlesDir, request.bundle, ...request.entry.split('/'));
-      const id = `${request.bundle.slice(0, 16)}-${request.kind}-${request.stdin ? 'stdin' : 'arg'}`;
-      const computation: Computation =
-        request.kind === 'module'
-          ? { kind: 'module', id, entry }
-          : request.kind === 'python'
-            ? await pythonOnThisNode(entry, request.function, request.python, id)
-            : {
-                kind: 'program',
-                id,
-                entry,
-                interpreter: await programInterpreter(entry),
-                stdin: request.stdin,
-              };
-      // The workers' sandbox binds this folder: it must exist before the first starts. A
-      // connection that ended meanwhile runs nothing more: its folder must not come back.
-      if (this.ended) return;
-      await mkdir(this.sessionDir, { recursive: true, mode: 0o700 });
-      if (this.ended && !this.detached) {
-        await rm(this.sessionDir, { recursive: true, force: true });
+  private async handleInOrder(message: ToNode, body: Buffer): Promise<void> {
+    if (this.ended) return;
+    switch (message.t) {
+      case 'load':
+        await this.loads.load(message);
+        return;
+      case 'have-files': {
+        const missing = await this.store.missing(message.hashes);
+        this.connection.send({ t: 'files-missing', request: message.request, hashes: missing });
         return;
       }
-      const tenancy: Tenancy = {
-        key: `${this.sessionDir}\n${computation.id}`,
-        sandbox: this.host.confinement.sandboxFor([bundleDir], [this.sessionDir]),
-      };
-      if (computation.kind !== 'program') await this.host.probe(computation, tenancy);
-      this.computations.set(request.key, { computation, tenancy });
-      this.connection.send({ t: 'loaded', key: request.key });
+      case 'run':
+        await this.enqueue(message.jobs, message.batch, body);
+        return;
+      case 'claim':
+        this.claim(message.batch);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** An input file streams in; the submitter hears once it is stored and verified, or why not. */
+  private receiveFile(hash: string, size: number, stream: number): void {
+    this.streams.receive(stream, size, this.store.fileSink(hash)).then(
+      () => {
+        if (!this.ended) this.connection.send({ t: 'stored', stream, error: null });
+      },
+      (error: unknown) => {
+        if (!this.ended)
+          this.connection.send({ t: 'stored', stream, error: toJobError(error, ErrorCode.Transfer) });
+      },
+    );
+  }
+
+  /**
+   * A bundle streams in. Its end takes its turn in the ordered work, so that a `run` sent right
+   * behind a `load` and its bundle finds the computation loaded; once it is stored and verified,
+   * the loads that waited for it go on, else they fail.
+   */
+  private receiveBundle(bundle: string, files: FileEntry[], stream: number): void {
+    let sink;
+    try {
+      sink = this.store.bundleSink(bundle, files);
     } catch (error) {
-      this.connection.send({
-        t: 'load-error',
-        key: request.key,
-        error: toJobError(error, ErrorCode.ModuleLoad),
-      });
+      this.abort(error);
+      return;
     }
-  }
-
-  private async storeBundle(bundle: string, files: FileEntry[], body: Buffer): Promise<void> {
-    checkListing(files, body.length, 'the bundle');
-    const set = sliceFiles(files, body);
-    if (hashFileSet(set) !== bundle)
-      throw new DeskGridError(ErrorCode.Protocol, 'the bundle does not match its hash');
-    await writeFileSet(join(this.host.bundlesDir, bundle), set);
-    const waiting = this.pendingLoads.get(bundle) ?? [];
-    this.pendingLoads.delete(bundle);
-    for (const request of waiting) await this.load(request);
-  }
-
-  private async storeFile(hash: string, size: number, body: Buffer): Promise<void> {
-    if (body.length !== size || createHash('sha256').update(body).digest('hex') !== hash) {
-      throw new DeskGridError(ErrorCode.Protocol, 'an input file does not match its hash');
-    }
-    const target = join(this.host.filesDir, hash);
-    if (await pathExists(target)) return;
-    await mkdir(this.host.filesDir, { recursive: true, mode: 0o700 });
-    const partial = `${target}.partial-${nextTaskId()}`;
-    await writeFile(partial, body, { mode: 0o600 });
-    await rename(partial, target);
-  }
-
-  private acknowledged(ids: number[], keptKeys: number[]): void {
-    const refs: JobRef[] = [];
-    const keys = [...keptKeys];
-    for (const id of ids) {
-      const held = this.unacked.get(id);
-      if (!held) continue;
-      this.unacked.delete(id);
-      if (held.key === null) refs.push(held.ref);
-      else keys.push(held.key);
-    }
-    this.host.kept.forgotten(refs);
-    if (keys.length > 0) this.host.kept.handedOver(this.submitterId, keys);
+    const stored = this.streams.receive(
+      stream,
+      files.reduce((sum, file) => sum + file.size, 0),
+      sink,
+    );
+    this.chain = this.chain
+      .then(() =>
+        stored.then(
+          () => this.loads.bundleStored(bundle),
+          (error: unknown) => this.loads.bundleFailed(bundle, error),
+        ),
+      )
+      .catch((error: unknown) => this.abort(error));
   }
 
   private claim(batch: string): void {
@@ -435,7 +364,7 @@ export class SubmitterSession {
     let offset = 0;
     const refs: JobRef[] = [];
     for (const job of jobs) {
-      const loaded = this.computations.get(job.key);
+      const loaded = this.loads.get(job.key);
       if (!loaded)
         throw new DeskGridError(
           ErrorCode.Protocol,
@@ -454,21 +383,9 @@ export class SubmitterSession {
         if (!isSafeRelativePath(name) || name.includes('/')) {
           throw new DeskGridError(ErrorCode.Protocol, `unsafe input file name ${JSON.stringify(name)}`);
         }
-        const source = join(this.host.filesDir, job.input.hash);
-        // The job gets its own copy, under its original name, inside its own folder: checked
-        // against its hash first, so that a changed cache entry never reaches a job.
-        const bytes = await readFile(source);
-        if (createHash('sha256').update(bytes).digest('hex') !== job.input.hash) {
-          await rm(source, { force: true });
-          throw new DeskGridError(
-            ErrorCode.Protocol,
-            `the cached input file ${job.input.hash.slice(0, 12)} was changed on this node; it was dropped, run the batch again`,
-          );
-        }
-        const local = join(jobDir, 'in', name);
-        await mkdir(join(jobDir, 'in'), { recursive: true });
-        await writeFile(local, bytes);
-        input = local;
+        // The job gets its own copy, under its original name, inside its own folder.
+        input = join(jobDir, 'in', name);
+        await this.store.copyInput(job.input.hash, input as string);
         inputIsFile = true;
       }
       const task: Task = {
@@ -489,21 +406,22 @@ export class SubmitterSession {
         node: null,
         keep: null,
       };
-      remoteIds.set(task, job.id);
+      const keep =
+        batch === null
+          ? null
+          : { submitter: this.submitterId, batch, index: job.index, attempt: job.attempt };
+      const record: SessionJob = { task, remoteId: job.id, keep, state: 'queued' };
       if (this.cancelledEarly.delete(job.id)) {
-        this.sendFailure(job.id, task, 'cancelled', cancelledError(), {
-          startedAt: null,
-          endedAt: Date.now(),
-        });
+        // Never accepted into the journal: its answer is not one to keep.
+        this.results.deliver(
+          { ...record, keep: null },
+          failureResult(job.id, 'cancelled', cancelledError(), nowEnded()),
+        );
         void rm(jobDir, { recursive: true, force: true });
         continue;
       }
-      if (batch !== null) {
-        const ref = { submitter: this.submitterId, batch, index: job.index, attempt: job.attempt };
-        keepables.set(task, { remoteId: job.id, ref });
-        refs.push(ref);
-      }
-      this.queue.push(task);
+      if (keep) refs.push(keep);
+      this.jobs.enqueue(record);
     }
     this.host.kept.accepted(refs);
     this.host.pump();
@@ -524,196 +442,93 @@ export class SubmitterSession {
 
   /** Cancels the job if it is queued or running here; returns whether it was. */
   private cancel(remoteId: number): boolean {
-    const at = this.queue.findIndex((task) => remoteIdOf(task) === remoteId);
-    const queued = this.queue[at];
-    if (queued) {
-      this.queue.splice(at, 1);
-      this.sendFailure(remoteId, queued, 'cancelled', cancelledError(), {
-        startedAt: null,
-        endedAt: Date.now(),
-      });
-      return true;
+    const job = this.jobs.byRemoteId(remoteId);
+    if (!job) return false;
+    if (job.state === 'queued') {
+      this.jobs.remove(job);
+      this.results.deliver(job, failureResult(remoteId, 'cancelled', cancelledError(), nowEnded()));
+    } else {
+      this.host.cancelTask(job.task);
     }
-    for (const { task, remoteId: id } of this.running.values()) {
-      if (id !== remoteId) continue;
-      this.host.cancelTask(task);
-      return true;
-    }
-    return false;
+    return true;
   }
 
   private makeOwner(): TaskOwner {
+    /** The running job a task's end concerns, taken out of the table; undefined if not wanted. */
+    const ending = (task: Task): SessionJob | undefined => {
+      const job = this.jobs.get(task);
+      if (!job) return undefined;
+      this.jobs.remove(job);
+      return this.wants(job) ? job : undefined;
+    };
+    const remoteIdOf = (task: Task): number | undefined => this.jobs.get(task)?.remoteId;
     return {
       onResult: (task, result) => {
-        const entry = this.running.get(task.id);
-        this.running.delete(task.id);
-        if (!entry || !this.wants(task)) return;
-        const sent = this.sendResult(entry.remoteId, task, result);
+        const job = ending(task);
+        if (!job) return;
+        const sent = this.results.send(job, result);
         if (mayLeaveFolder(task, result))
           void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
         this.afterEnd();
       },
       onFailure: (task, status, error, times) => {
-        const entry = this.running.get(task.id);
-        this.running.delete(task.id);
-        if (!entry || !this.wants(task)) return;
-        this.sendFailure(entry.remoteId, task, status, error, times);
+        const job = ending(task);
+        if (!job) return;
+        this.results.deliver(job, failureResult(job.remoteId, status, error, times));
         void rm(task.jobDir, { recursive: true, force: true });
         this.afterEnd();
       },
       // This node's own pool runs these tasks: no other node can be lost under them.
       onLost: (task) => this.owner.onRequeue(task),
       onRequeue: (task) => {
-        const entry = this.running.get(task.id);
-        this.running.delete(task.id);
-        if (!entry || !this.wants(task)) return;
+        const job = this.jobs.get(task);
+        if (!job) return;
+        if (!this.wants(job)) {
+          this.jobs.remove(job);
+          return;
+        }
         if (this.returning !== null) {
-          if (this.detached) this.host.kept.lost(refsOf([task]), this.returning);
-          else this.connection.send({ t: 'returned', id: entry.remoteId, reason: this.returning });
+          this.jobs.remove(job);
+          if (this.detached) this.host.kept.lost(refsOf([job]), this.returning);
+          else this.connection.send({ t: 'returned', id: job.remoteId, reason: this.returning });
           this.afterEnd();
           return;
         }
-        this.queue.unshift(task);
+        // Its worker died under another job after this one was cancelled: queued again, it would
+        // come to the head of a fresh worker, which the pool then kills for the cancel.
+        if (task.cancelRequested) {
+          this.jobs.remove(job);
+          this.results.deliver(job, failureResult(job.remoteId, 'cancelled', cancelledError(), nowEnded()));
+          this.afterEnd();
+          return;
+        }
+        this.jobs.requeue(job);
         this.host.pump();
       },
       onProgress: (task, fraction, note) => {
-        if (!this.ended) this.connection.send({ t: 'progress', id: remoteIdOf(task), fraction, note });
+        const id = remoteIdOf(task);
+        if (id !== undefined && !this.ended) this.connection.send({ t: 'progress', id, fraction, note });
       },
       onProvisional: (task, value) => {
+        const id = remoteIdOf(task);
         const bytes = serializeOrNull(value);
-        if (bytes && !this.ended) this.connection.send({ t: 'provisional', id: remoteIdOf(task) }, bytes);
+        if (id !== undefined && bytes && !this.ended) this.connection.send({ t: 'provisional', id }, bytes);
       },
       onLog: (task, line) => {
-        if (!this.ended) this.connection.send({ t: 'log', id: remoteIdOf(task), line });
+        const id = remoteIdOf(task);
+        if (id !== undefined && !this.ended) this.connection.send({ t: 'log', id, line });
       },
     };
   }
 
-  /** Whether a task's end still matters: its submitter is connected, or it keeps the result. */
-  private wants(task: Task): boolean {
-    return !this.ended || (this.detached && keepables.has(task));
+  /** Whether a job's end still matters: its submitter is connected, or it keeps the result. */
+  private wants(job: SessionJob): boolean {
+    return !this.ended || (this.detached && job.keep !== null);
   }
 
   private afterEnd(): void {
     this.notifyIfDrained();
     this.finishDetached();
-  }
-
-  private async sendResult(remoteId: number, task: Task, result: ResultMessage): Promise<void> {
-    const header: RemoteResult = {
-      t: 'result',
-      id: remoteId,
-      ok: result.ok,
-      status: result.ok ? 'done' : 'failed',
-      error: result.error,
-      stdout: result.stdout,
-      stderr: result.stderr,
-      exitCode: result.exitCode,
-      startedAt: result.startedAt,
-      endedAt: result.endedAt,
-      cpuMs: result.cpuMs,
-      valueBytes: 0,
-      outputs: [],
-    };
-    const value = serializeOrNull(result.value);
-    if (!value) {
-      this.sendFailure(
-        remoteId,
-        task,
-        'failed',
-        {
-          code: ErrorCode.NotSerializable,
-          message: "the job's return value cannot be sent back",
-          stack: null,
-        },
-        result,
-      );
-      return;
-    }
-    let outputs = { files: [] as FileEntry[], data: [] as Buffer[] };
-    try {
-      if (result.hasOutputs) outputs = await readFolder(join(task.jobDir, 'out'), this.host.maxResultBytes);
-    } catch (error) {
-      const jobError = toJobError(error);
-      this.sendFailure(
-        remoteId,
-        task,
-        'failed',
-        { ...jobError, message: `output files cannot be sent back: ${jobError.message}` },
-        result,
-      );
-      return;
-    }
-    const bodyBytes = value.length + outputs.data.reduce((sum, chunk) => sum + chunk.length, 0);
-    const overhead = Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr) + 64 * 1024;
-    if (bodyBytes + overhead > this.host.maxResultBytes) {
-      this.sendFailure(
-        remoteId,
-        task,
-        'failed',
-        {
-          code: ErrorCode.TooLarge,
-          message: `the result (${bodyBytes} bytes with its output files) is over the limit of ${this.host.maxResultBytes} bytes`,
-          stack: null,
-        },
-        result,
-      );
-      return;
-    }
-    header.valueBytes = value.length;
-    header.outputs = outputs.files;
-    this.deliver(task, header, [value, ...outputs.data]);
-  }
-
-  private sendFailure(
-    remoteId: number,
-    task: Task,
-    status: RemoteResult['status'],
-    error: JobError,
-    times: TaskTimes & { stdout?: string; stderr?: string; exitCode?: number | null },
-  ): void {
-    const header: RemoteResult = {
-      t: 'result',
-      id: remoteId,
-      ok: false,
-      status,
-      error,
-      stdout: times.stdout ?? '',
-      stderr: times.stderr ?? '',
-      exitCode: times.exitCode ?? null,
-      startedAt: times.startedAt,
-      endedAt: times.endedAt,
-      cpuMs: 0,
-      valueBytes: 0,
-      outputs: [],
-    };
-    this.deliver(task, header, []);
-  }
-
-  /**
-   * Sends a result, holding it until acknowledged when its batch asked to be kept; with the
-   * submitter gone, writes it to the journal instead (and on to a connection that claimed it).
-   */
-  private deliver(task: Task, header: RemoteResult, parts: Buffer[]): void {
-    const keepable = keepables.get(task);
-    if (!keepable) {
-      if (!this.ended) this.connection.send(header, parts);
-      return;
-    }
-    const { batch, index, attempt } = keepable.ref;
-    log.debug('job finished', { batch, index, attempt, status: header.status, kept: this.detached });
-    // Stored without the connection's job id: a later connection names the job by batch and index.
-    const stored = JSON.stringify({ ...header, t: undefined, id: undefined });
-    if (!this.detached) {
-      this.connection.send(header, parts);
-      const key = this.host.kept.hold(keepable.ref, stored, Buffer.concat(parts));
-      this.unacked.set(header.id, { ref: keepable.ref, key });
-      return;
-    }
-    const body = Buffer.concat(parts);
-    const key = this.host.kept.keep(keepable.ref, stored, body);
-    if (key !== null)
-      this.adopters.get(keepable.ref.batch)?.sendKept({ ...keepable.ref, key, header: stored, body });
   }
 
   private abort(error: unknown): void {
@@ -735,27 +550,20 @@ export class SubmitterSession {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    const kept = this.queue.filter((task) => keepables.has(task));
-    this.queue.splice(0, this.queue.length, ...kept);
-    for (const [id, { task }] of this.running) {
-      if (keepables.has(task)) continue;
-      this.running.delete(id);
-      this.host.cancelTask(task);
+    this.streams.close(null);
+    for (const job of this.jobs.takeQueued()) if (job.keep) this.jobs.enqueue(job);
+    for (const job of [...this.jobs.all()]) {
+      if (job.keep || job.state !== 'running') continue;
+      this.jobs.remove(job);
+      this.host.cancelTask(job.task);
     }
-    // Unacknowledged results are in the journal already; those that did not fit are lost.
-    const unkept = [...this.unacked.values()].filter((held) => held.key === null);
-    if (unkept.length > 0)
-      this.host.kept.lost(
-        unkept.map((held) => held.ref),
-        this.host.kept.noRoom(),
-      );
-    this.unacked.clear();
-    this.detached = this.queue.length > 0 || this.running.size > 0;
+    this.results.connectionEnded();
+    this.detached = !this.jobs.empty;
     if (this.detached) {
       log.info('submitter gone: finishing its jobs and keeping their results', {
         submitter: this.submitterId,
-        queued: this.queue.length,
-        running: this.running.size,
+        queued: this.jobs.queued,
+        running: this.jobs.running,
       });
       return;
     }
@@ -763,7 +571,7 @@ export class SubmitterSession {
   }
 
   private finishDetached(): void {
-    if (!this.detached || this.queue.length > 0 || this.running.size > 0) return;
+    if (!this.detached || !this.jobs.empty) return;
     this.detached = false;
     this.finalize();
   }
@@ -775,32 +583,14 @@ export class SubmitterSession {
   }
 }
 
-const remoteIds = new WeakMap<Task, number>();
-const keepables = new WeakMap<Task, Keepable>();
-
-function refsOf(tasks: Task[]): JobRef[] {
-  return tasks.flatMap((task) => {
-    const keepable = keepables.get(task);
-    return keepable ? [keepable.ref] : [];
-  });
-}
-
-function remoteIdOf(task: Task): number {
-  return remoteIds.get(task) ?? -1;
+function refsOf(jobs: SessionJob[]): JobRef[] {
+  return jobs.flatMap((job) => (job.keep ? [job.keep] : []));
 }
 
 function cancelledError(): JobError {
   return { code: ErrorCode.Cancelled, message: 'the job was cancelled', stack: null };
 }
 
-function isCancel(header: unknown): header is v.InferOutput<typeof cancelMessageSchema> {
-  return v.is(cancelMessageSchema, header);
-}
-
-function serializeOrNull(value: unknown): Buffer | null {
-  try {
-    return serialize(value);
-  } catch {
-    return null;
-  }
+function nowEnded(): FailureTimes {
+  return { startedAt: null, endedAt: Date.now() };
 }

@@ -5,16 +5,18 @@
 
 import { rm } from 'node:fs/promises';
 import { pathExists } from '../path-exists.js';
-import { hashFileSet, readFolder } from './file-set.js';
+import { hashFileSources, listFolder } from './file-set.js';
 
-/** Bundles are sent in one frame: none is larger than this. */
+/** No bundle is larger than this (submitters send at most 256 MiB). */
 const MAX_BUNDLE_BYTES = 4 * 1024 * 1024 * 1024;
 
 /** Whether the bundle is there and unchanged; a changed one is deleted. */
 export async function bundleIntact(folder: string, hash: string): Promise<boolean> {
   if (!(await pathExists(folder))) return false;
   try {
-    if (hashFileSet(await readFolder(folder, MAX_BUNDLE_BYTES)) === hash) return true;
+    const listing = await listFolder(folder, MAX_BUNDLE_BYTES);
+    // Hashed piece by piece from disk: a large bundle is never read into memory whole.
+    if ((await hashFileSources(listing.files, listing.paths)) === hash) return true;
   } catch {
     // a symbolic link or an unreadable file inside: changed, too
   }

@@ -92,6 +92,17 @@ function take(batch: Batch, where: string): Task {
   return task;
 }
 
+/**
+ * Takes a second copy of a job already out, for `where`: given once the first copy has been out
+ * long enough to count as a straggler (straggler-watch.ts), and not before.
+ */
+async function takeCopy(batch: Batch, where: string): Promise<Task> {
+  expect(batch.takeTask(node(where))).toBeUndefined();
+  const task = await until(() => batch.takeTask(node(where)), `a second copy for ${where}`);
+  if (where !== HERE) task.node = where;
+  return task;
+}
+
 /** A copy's result as a worker sends it: `value`, or (not ok) an error naming the attempt. */
 function resultOf(task: Task, value: unknown, ok = true): ResultMessage {
   const error = { code: ErrorCode.JobThrew, message: `attempt ${task.attempt} threw`, stack: null };
@@ -153,8 +164,8 @@ describe('Batch: exactly one result per job', () => {
   it("keeps a straggler's first result, stops the other copy and discards its later result", async () => {
     const { batch, host, results, out } = await submit({ range: '0:1' });
     const slow = take(batch, 'node-b');
-    // Nothing left to start: an idle node gets a second copy of the job.
-    const second = take(batch, 'node-c');
+    // Nothing left to start: an idle node gets a second copy of the job, once it is overdue.
+    const second = await takeCopy(batch, 'node-c');
     expect([second.index, second.attempt]).toEqual([slow.index, slow.attempt]);
     expect(batch.takeTask(node('node-d'))).toBeUndefined();
     second.owner.onResult(second, resultOf(second, 'from c'));
@@ -171,7 +182,7 @@ describe('Batch: exactly one result per job', () => {
   it('neither retries nor records a failed copy that ends after its job has a result', async () => {
     const { batch, results, out } = await submit({ range: '0:1', retries: 3 });
     const slow = take(batch, 'node-b');
-    const fast = take(batch, 'node-c');
+    const fast = await takeCopy(batch, 'node-c');
     fast.owner.onResult(fast, resultOf(fast, 'fast'));
     slow.owner.onResult(slow, resultOf(slow, null, false));
     expect(batch.takeTask(node(HERE))).toBeUndefined();
@@ -250,7 +261,7 @@ describe('Batch: cancels', () => {
   it('cancels a job with copies on two nodes once, when its last copy has stopped', async () => {
     const { batch, host, results, out } = await submit({ range: '0:1' });
     const onB = take(batch, 'node-b');
-    const onC = take(batch, 'node-c');
+    const onC = await takeCopy(batch, 'node-c');
     expect(batch.cancel(0)).toBe(true);
     expect(host.cancelled).toEqual([onB, onC]);
     // One copy stops; the other finished just before its cancel reached it.
@@ -352,7 +363,7 @@ describe('Batch: lost nodes and retries', () => {
   it('discards a failed copy while another copy of the job still runs, which then succeeds', async () => {
     const { batch, results } = await submit({ range: '0:1' });
     const onB = take(batch, 'node-b');
-    const onC = take(batch, 'node-c');
+    const onC = await takeCopy(batch, 'node-c');
     onB.owner.onResult(onB, resultOf(onB, null, false));
     expect(batch.stats()).toMatchObject({ queued: 0, running: 1, failed: 0, retried: 0 });
     onC.owner.onResult(onC, resultOf(onC, 'c succeeded'));
@@ -443,7 +454,7 @@ describe('Batch: resume and events', () => {
     batch.on('progress', ({ fraction }) => said.push(`progress ${fraction}`));
     batch.on('log', ({ line }) => said.push(line));
     const straggler = take(batch, 'node-b');
-    const fast = take(batch, 'node-c');
+    const fast = await takeCopy(batch, 'node-c');
     straggler.owner.onProvisional(straggler, 'b halfway');
     fast.owner.onResult(fast, resultOf(fast, 'final'));
     // The straggler's copy, stopped but not yet gone, still talks.
