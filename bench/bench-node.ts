@@ -1,6 +1,7 @@
-// Starts one `deskgrid node` for the bench (remote.ts, grid.ts): sharing `cores` cores, listening
-// on one address, named by address (no mDNS: the bench measures jobs, not discovery), and waited
-// for (bounded) until it says it listens. Its id comes from its `id:` line.
+// Starts one `deskgrid node` for the bench (remote.ts, grid.ts, office.ts): sharing `cores` cores,
+// listening on one address, and waited for (bounded) until it says it listens. Its id comes from
+// its `id:` line. It is named by address, without mDNS (the bench measures jobs, not discovery),
+// unless `discovery` says otherwise (the office, where finding the nodes is part of the measure).
 
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,10 @@ export interface BenchNodeOptions {
   spawn(command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess;
   /** The node's data folder. */
   home: string;
+  /** Announce the node on its LAN (mDNS): only ever on a namespaced host. Default false. */
+  discovery?: boolean;
+  /** How long it may take to listen (default 20 s; many nodes started at once take longer). */
+  startTimeoutMs?: number;
 }
 
 export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
@@ -41,21 +46,35 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
       String(options.port),
       '--cores',
       String(options.cores),
-      '--no-discovery',
+      ...(options.discovery === true ? [] : ['--no-discovery']),
     ],
-    { DESKGRID_HOME: options.home },
+    { DESKGRID_HOME: options.home, ...(options.discovery === true ? { DESKGRID_DISCOVERY: 'on' } : {}) },
   );
+  const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
+  let stderr = '';
+  const onStderr = (chunk: Buffer): void => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  };
+  child.stderr?.on('data', onStderr);
   const stdout = await new Promise<string>((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => {
-      finish(new Error(`bench node at ${options.address} not ready within ${START_TIMEOUT_MS} ms: ${seen}`));
-    }, START_TIMEOUT_MS);
+      finish(
+        new Error(
+          `bench node at ${options.address} not ready within ${startTimeoutMs} ms: ${seen}; stderr: ${stderr}`,
+        ),
+      );
+    }, startTimeoutMs);
     const onData = (chunk: Buffer): void => {
       seen += chunk.toString();
       if (/^listening on /m.test(seen)) finish(null);
     };
     const onClose = (code: number | null): void => {
-      finish(new Error(`bench node at ${options.address} exited (${code}) before listening: ${seen}`));
+      finish(
+        new Error(
+          `bench node at ${options.address} exited (${code}) before listening: ${seen}; stderr: ${stderr}`,
+        ),
+      );
     };
     const finish = (error: Error | null): void => {
       clearTimeout(timer);
@@ -69,6 +88,7 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
   });
   // Nobody reads the rest of its output: drain it, so a full pipe never stalls the node.
   child.stdout?.resume();
+  child.stderr?.off('data', onStderr);
   child.stderr?.resume();
   const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
   if (id === undefined) throw new Error(`bench node at ${options.address} printed no id: ${stdout}`);

@@ -216,7 +216,7 @@ class Submitter {
   }
 }
 
-function sizeFromEnv(name: string, fallback: number): number {
+export function sizeFromEnv(name: string, fallback: number): number {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);
@@ -242,7 +242,7 @@ function peakSoFarKb(pid: number | undefined): number | null {
   }
 }
 
-interface ResultsCheck {
+export interface ResultsCheck {
   /** Every index 0..jobs-1 exactly once, every job done, nothing else. */
   complete: boolean;
   missing: number;
@@ -250,16 +250,19 @@ interface ResultsCheck {
   notDone: number;
   /** From the first job's start to the last one's end, in seconds. */
   spanSeconds: number;
+  /** Node id -> how many results it delivered. */
+  perNode: Map<string, number>;
 }
 
 /** Reads a results.jsonl line by line (it may be large) and checks it against `jobs` indexes. */
-async function checkResults(file: string, jobs: number): Promise<ResultsCheck> {
+export async function checkResults(file: string, jobs: number): Promise<ResultsCheck> {
   const seen = new Uint8Array(jobs);
   let duplicated = 0;
   let notDone = 0;
   let strays = 0;
   let firstStart = Infinity;
   let lastEnd = -Infinity;
+  const perNode = new Map<string, number>();
   for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
     if (line === '') continue;
     const result = JSON.parse(line) as JobResult;
@@ -267,6 +270,7 @@ async function checkResults(file: string, jobs: number): Promise<ResultsCheck> {
     else if (seen[result.index] === 1) duplicated += 1;
     else seen[result.index] = 1;
     if (result.status !== 'done') notDone += 1;
+    perNode.set(result.node, (perNode.get(result.node) ?? 0) + 1);
     firstStart = Math.min(firstStart, result.startedAt ?? Infinity);
     lastEnd = Math.max(lastEnd, result.endedAt ?? -Infinity);
   }
@@ -277,6 +281,7 @@ async function checkResults(file: string, jobs: number): Promise<ResultsCheck> {
     duplicated: duplicated + strays,
     notDone,
     spanSeconds: (lastEnd - firstStart) / 1000,
+    perNode,
   };
 }
 

@@ -14,11 +14,13 @@
 //   w5_tiny_3nodes, w2_scaling, node_death_rerun
 //                 three nodes of one core each: a large batch of tiny jobs, scaling over 1..3
 //                 nodes, and a node SIGKILLed mid-batch (grid.ts)
+//   office_*      an office of 40 one-core nodes in namespaces, found by mDNS: discovery, idle
+//                 mDNS traffic, 4000 x 50 ms jobs, 8 nodes killed mid-batch (office.ts)
 //   worker_start_*, isolation_*
 //                 what keeping submitters apart costs: a confined worker's start, and a core
 //                 shared by two submitters (isolation.ts)
 //
-// DESKGRID_BENCH_ONLY=local,cold_start,remote,big_file,discovery,grid,isolation runs only the parts named;
+// DESKGRID_BENCH_ONLY=local,cold_start,remote,big_file,discovery,grid,office,isolation runs only the parts named;
 // `python` runs only w1_py and w2_py on this machine's workers.
 
 import { spawn } from 'node:child_process';
@@ -31,6 +33,7 @@ import { discoveryBench } from './discovery.js';
 import { gridBench } from './grid.js';
 import { isolationBench } from './isolation.js';
 import { bigFileBench } from './big-file.js';
+import { officeBench } from './office.js';
 import { remoteBench } from './remote.js';
 import { REPEATS, emit, percentile, round, runPythonWorkloads, runWorkloads } from './workloads.js';
 
@@ -104,6 +107,7 @@ const PARTS: Record<string, () => Promise<void>> = {
   big_file: bigFileBench,
   discovery: discoveryBench,
   grid: gridBench,
+  office: officeBench,
   isolation: isolationBench,
 };
 

@@ -1,10 +1,13 @@
 // This node's presence on the LAN: one mDNS service per LAN interface it uses (a multi-homed
 // machine needs one each), all feeding one membership view that is swept for silence twice a
-// second. A node announces itself; `deskgrid nodes` and submitters only listen.
+// second. A node announces itself; `deskgrid nodes` and submitters only listen. Each sweep also
+// paces the queries to the number of nodes heard (query-pace.ts), and the silence that makes a
+// node offline with them.
 
 import { createLogger } from '../log.js';
 import { MdnsService, type Advertisement } from './mdns-service.js';
 import { Membership, type MembershipOptions } from './membership.js';
+import { offlineAfterFor, queryIntervalFor } from './query-pace.js';
 
 const log = createLogger('lan-presence');
 const SWEEP_INTERVAL_MS = 500;
@@ -32,7 +35,7 @@ export class LanPresence {
       protocol: options.self.protocol,
       selfId: options.self.id,
     });
-    this.timer = setInterval(() => this.membership.sweep(), SWEEP_INTERVAL_MS);
+    this.timer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.timer.unref();
   }
 
@@ -60,6 +63,13 @@ export class LanPresence {
       throw error;
     }
     return presence;
+  }
+
+  private sweep(): void {
+    const interval = queryIntervalFor(this.membership.size);
+    for (const service of this.services) service.setQueryInterval(interval);
+    this.membership.setOfflineAfter(offlineAfterFor(interval));
+    this.membership.sweep();
   }
 
   /** Says goodbye on every interface (peers drop this node at once), then stops. */

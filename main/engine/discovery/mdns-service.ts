@@ -117,7 +117,7 @@ interface MulticastDns {
 }
 
 export class MdnsService {
-  private readonly intervalMs: number;
+  private intervalMs: number;
   private readonly instances = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private lastForeignQueryAt = Number.NEGATIVE_INFINITY;
@@ -184,6 +184,11 @@ export class MdnsService {
       instance: published?.name ?? null,
     });
     return service;
+  }
+
+  /** Asks every `ms` from the next query on (query-pace.ts), within the bounds `start` checks. */
+  setQueryInterval(ms: number): void {
+    this.intervalMs = Math.min(MAX_QUERY_INTERVAL_MS, Math.max(MIN_QUERY_INTERVAL_MS, ms));
   }
 
   /** Withdraws this node (peers get a goodbye at once), then closes the socket. */

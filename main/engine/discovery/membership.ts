@@ -104,7 +104,9 @@ const MAX_REFUTED = 1024;
 
 export class Membership extends EventEmitter<MembershipEvents> {
   private readonly entries = new Map<string, Entry>();
-  private readonly offlineAfterMs: number;
+  /** offlineAfterMs as configured: the least silence that makes a node offline. */
+  private readonly baseOfflineAfterMs: number;
+  private offlineAfterMs: number;
   private readonly forgetAfterMs: number;
   private readonly maxNodes: number;
   private readonly clock: () => number;
@@ -113,10 +115,25 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   constructor(private readonly options: MembershipOptions) {
     super();
-    this.offlineAfterMs = options.offlineAfterMs ?? DEFAULT_OFFLINE_AFTER_MS;
+    this.baseOfflineAfterMs = options.offlineAfterMs ?? DEFAULT_OFFLINE_AFTER_MS;
+    this.offlineAfterMs = this.baseOfflineAfterMs;
     this.forgetAfterMs = Math.max(options.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS, this.offlineAfterMs);
     this.maxNodes = Math.max(1, options.maxNodes ?? DEFAULT_MAX_NODES);
     this.clock = options.clock ?? Date.now;
+  }
+
+  /** Nodes known now (any cluster, offline ones until forgotten): each answers every query. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Moves the silence after which a node is offline (the query interval grew or shrank with the
+   * LAN: query-pace.ts), never below the configured offlineAfterMs nor beyond the time after
+   * which nodes are forgotten.
+   */
+  setOfflineAfter(ms: number): void {
+    this.offlineAfterMs = Math.min(Math.max(ms, this.baseOfflineAfterMs), this.forgetAfterMs);
   }
 
   /** Records an answer from a node; it is live from `seenAt` on. */
