@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import type { JobProvisional, JobResult } from '../../../shared/job.js';
-import type { ResultMessage, RunMessage } from '../../../shared/worker-protocol.js';
+import type { ResultMessage } from '../../../shared/worker-protocol.js';
 import { failure } from '../../../worker-service/failure.js';
 import { Batch, type BatchHost, type KeptOutcome, type PreparedBatch } from '../../../main/engine/batch.js';
 import {
@@ -106,7 +106,7 @@ async function takeCopy(batch: Batch, where: string): Promise<Task> {
 /** A copy's result as a worker sends it: `value`, or (not ok) an error naming the attempt. */
 function resultOf(task: Task, value: unknown, ok = true): ResultMessage {
   const error = { code: ErrorCode.JobThrew, message: `attempt ${task.attempt} threw`, stack: null };
-  const failed = failure({ id: task.id } as RunMessage, error);
+  const failed = failure({ id: task.id }, error);
   return ok ? { ...failed, ok, value, error: null } : failed;
 }
 
