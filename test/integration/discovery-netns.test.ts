@@ -236,7 +236,7 @@ describe.skipIf(reason !== null)('mDNS discovery across network namespaces', () 
     const self = {
       id: 'ab'.repeat(32),
       cluster: CLUSTER,
-      protocol: 1,
+      protocol: WIRE_PROTOCOL_VERSION,
       cores: 2,
       os: 'linux',
       name: 'x',

@@ -466,10 +466,15 @@ export class SubmitterSession {
       onResult: (task, result) => {
         const job = ending(task);
         if (!job) return;
-        const sent = this.results.send(job, result);
-        if (mayLeaveFolder(task, result))
-          void sent.finally(() => rm(task.jobDir, { recursive: true, force: true }));
-        this.afterEnd();
+        // The session may end only once the result is on its way: packing it takes a turn, and a
+        // detached session that ended meanwhile would send its last result nowhere.
+        void this.results
+          .send(job, result)
+          .catch((error: unknown) => log.warn('a result could not be sent', { error: String(error) }))
+          .finally(() => {
+            if (mayLeaveFolder(task, result)) void rm(task.jobDir, { recursive: true, force: true });
+            this.afterEnd();
+          });
       },
       onFailure: (task, status, error, times) => {
         const job = ending(task);
