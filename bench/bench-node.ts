@@ -4,6 +4,7 @@
 // unless `discovery` says otherwise (the office, where finding the nodes is part of the measure).
 
 import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
@@ -30,6 +31,8 @@ export interface BenchNodeOptions {
   discovery?: boolean;
   /** How long it may take to listen (default 20 s; many nodes started at once take longer). */
   startTimeoutMs?: number;
+  /** Appends the node's debug log (its JSON lines on stderr) to this file. */
+  logFile?: string;
 }
 
 export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
@@ -48,7 +51,11 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
       String(options.cores),
       ...(options.discovery === true ? [] : ['--no-discovery']),
     ],
-    { DESKGRID_HOME: options.home, ...(options.discovery === true ? { DESKGRID_DISCOVERY: 'on' } : {}) },
+    {
+      DESKGRID_HOME: options.home,
+      ...(options.discovery === true ? { DESKGRID_DISCOVERY: 'on' } : {}),
+      ...(options.logFile === undefined ? {} : { DESKGRID_LOG: 'debug' }),
+    },
   );
   const startTimeoutMs = options.startTimeoutMs ?? START_TIMEOUT_MS;
   let stderr = '';
@@ -89,7 +96,8 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
   // Nobody reads the rest of its output: drain it, so a full pipe never stalls the node.
   child.stdout?.resume();
   child.stderr?.off('data', onStderr);
-  child.stderr?.resume();
+  if (options.logFile === undefined) child.stderr?.resume();
+  else child.stderr?.pipe(createWriteStream(options.logFile, { flags: 'a' }));
   const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
   if (id === undefined) throw new Error(`bench node at ${options.address} printed no id: ${stdout}`);
   return { child, id, peer: `${options.address}:${options.port}` };

@@ -15,7 +15,15 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -91,6 +99,11 @@ class Grid {
     return host;
   }
 
+  /** Node `at`'s debug log, kept across its restarts: its `job started` lines say what ran there. */
+  logOf(at: number): string {
+    return join(this.work, `node-${at}.log`);
+  }
+
   /** Starts (or, after a fault, starts again with the same data folder and id) node `at`. */
   private async startNode(at: number): Promise<BenchNode> {
     const host = this.hostOf(at);
@@ -103,6 +116,7 @@ class Grid {
       cores: 1,
       spawn: (command, args, env) => this.lan.spawn(host, command, args, { env: { ...process.env, ...env } }),
       home,
+      logFile: this.logOf(at),
     });
     this.nodes[at] = node;
     return node;
@@ -143,13 +157,6 @@ class Grid {
     }
     await this.startNode(at);
     this.faulted.delete(at);
-  }
-
-  /** The network namespace of node `at`'s host as /proc/PID/ns/net names it, e.g. "net:[4026532]". */
-  async namespaceOf(at: number): Promise<string> {
-    const result = await this.lan.exec(this.hostOf(at), 'readlink', ['/proc/self/ns/net']);
-    if (result.code !== 0) throw new Error(`readlink in the bench LAN failed: ${result.stderr}`);
-    return result.stdout.trim();
   }
 
   /** `deskgrid run` options that use the first `count` nodes only. */
@@ -391,11 +398,9 @@ async function w2Scaling(grid: Grid): Promise<void> {
 }
 
 /** A job that logs "INDEX NAMESPACE MS-SINCE-EPOCH" as it starts, then sleeps. */
-function loggingModule(log: string): string {
-  return `import { appendFileSync, readlinkSync } from 'node:fs';
-const where = readlinkSync('/proc/self/ns/net');
-export default async (index) => {
-  appendFileSync(${JSON.stringify(log)}, \`\${index} \${where} \${Date.now()}\\n\`);
+/** A job that only waits: where and when it started comes from the nodes' own logs. */
+function waitingModule(): string {
+  return `export default async (index) => {
   await new Promise((resolve) => setTimeout(resolve, ${FAULT_JOB_MS}));
   return index;
 };
@@ -404,18 +409,27 @@ export default async (index) => {
 
 interface Start {
   index: number;
-  where: string;
+  where: number;
   at: number;
 }
 
-function readStarts(log: string): Start[] {
-  return readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => {
-      const [index = '', where = '', at = ''] = line.split(' ');
-      return { index: Number(index), where, at: Number(at) };
-    });
+/**
+ * The jobs each node started since `since`, from its debug log's `job started` lines. A confined
+ * job cannot write outside its job folder, so the job itself cannot say where it ran.
+ */
+function readStarts(grid: Grid, since: number): Start[] {
+  // A node's log file appears with its first line after it started listening.
+  return grid.nodes.flatMap((_node, at) =>
+    (existsSync(grid.logOf(at)) ? readFileSync(grid.logOf(at), 'utf8') : '')
+      .split('\n')
+      .flatMap((line): Start[] => {
+        if (!line.startsWith('{')) return [];
+        const entry = JSON.parse(line) as { message?: unknown; index?: unknown; t?: unknown };
+        if (entry.message !== 'job started' || typeof entry.index !== 'number' || typeof entry.t !== 'number')
+          return [];
+        return entry.t >= since ? [{ index: entry.index, where: at, at: entry.t }] : [];
+      }),
+  );
 }
 
 type Fault = 'kill' | 'cut';
@@ -464,15 +478,13 @@ async function nodeFault(grid: Grid, fault: Fault): Promise<void> {
 
 /**
  * Runs a batch on all nodes, takes node `victim` away once a third of the jobs are done and one
- * of its jobs is running, and measures from the jobs' own start log: the lost jobs are those that
- * started there and have no result from there.
+ * of its jobs is running, and measures from the nodes' `job started` log lines: the lost jobs are
+ * those that started there and have no result from there.
  */
 async function faultMidBatch(grid: Grid, victim: number, fault: Fault, name: string): Promise<FaultOutcome> {
-  const log = join(grid.work, `${name}.log`);
   const module = join(grid.work, `${name}.mjs`);
-  writeFileSync(log, '');
-  writeFileSync(module, loggingModule(log));
-  const deadNamespace = await grid.namespaceOf(victim);
+  writeFileSync(module, waitingModule());
+  const since = Date.now();
   const deadId = grid.nodes[victim]?.id;
   const run = grid.submit([
     CLI_ENTRY,
@@ -489,7 +501,7 @@ async function faultMidBatch(grid: Grid, victim: number, fault: Fault, name: str
     new Set(run.lines().map((line) => (JSON.parse(line) as JobResult).index));
   const victimBusy = (): boolean => {
     const done = finished();
-    return readStarts(log).some((start) => start.where === deadNamespace && !done.has(start.index));
+    return readStarts(grid, since).some((start) => start.where === victim && !done.has(start.index));
   };
   await until(
     () => run.lines().length >= FAULT_JOBS / 3 && victimBusy(),
@@ -500,17 +512,17 @@ async function faultMidBatch(grid: Grid, victim: number, fault: Fault, name: str
   await run.success(`the submitter of ${name}`, SUBMITTER_TIMEOUT_MS);
 
   const results = run.lines().map((line) => JSON.parse(line) as JobResult);
-  const starts = readStarts(log);
+  const starts = readStarts(grid, since);
   const finishedThere = new Set(results.filter((r) => r.node === deadId).map((r) => r.index));
   const lost = new Set(
     starts
-      .filter((start) => start.where === deadNamespace && !finishedThere.has(start.index))
+      .filter((start) => start.where === victim && !finishedThere.has(start.index))
       .map((start) => start.index),
   );
   // Each lost job's first start on another node after the fault.
   const reruns = new Map<number, number>();
   for (const start of starts) {
-    if (!lost.has(start.index) || start.where === deadNamespace || start.at < faultAt) continue;
+    if (!lost.has(start.index) || start.where === victim || start.at < faultAt) continue;
     reruns.set(start.index, Math.min(reruns.get(start.index) ?? Infinity, start.at));
   }
   const indexes = new Set(results.map((result) => result.index));
