@@ -4,7 +4,8 @@
 // every module the process resolves, and checks that none of the heavy ones is among them. `run
 // --help` is the control: it does load the Cluster, so the trace can see it when it happens.
 
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI_ENTRY, REPO_ROOT, runCommand } from '../support/run-cli.js';
@@ -52,5 +53,13 @@ describe('quick commands start without the Cluster', () => {
   it('deskgrid run --help loads the Cluster, so the trace would show it', async () => {
     const modules = await modulesLoadedBy(['run', '--help']);
     expect(heavyAmong(modules).some((url) => url.endsWith('/main/engine/cluster.js'))).toBe(true);
+  });
+});
+
+describe('the built CLI', () => {
+  it('runs as a program by itself, as `npx deskgrid` runs it in a fresh clone', () => {
+    expect(statSync(CLI_ENTRY).mode & 0o111).toBe(0o111);
+    const version = execFileSync(CLI_ENTRY, ['--version'], { encoding: 'utf8', timeout: 60_000 });
+    expect(version.trim()).toMatch(/\d+\.\d+\.\d+/);
   });
 });
