@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
 const START_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
 
 export interface BenchNode {
   child: ChildProcess;
@@ -35,10 +36,20 @@ export interface BenchNodeOptions {
   logFile?: string;
 }
 
+/**
+ * Node's flags for a bench process: with DESKGRID_BENCH_PROFILE=DIR each node and submitter
+ * writes a CPU profile into DIR when it exits (NODE_OPTIONS may not carry --cpu-prof).
+ */
+export function profileFlags(): string[] {
+  const dir = process.env.DESKGRID_BENCH_PROFILE;
+  return dir === undefined || dir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
 export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
   const child = options.spawn(
     process.execPath,
     [
+      ...profileFlags(),
       CLI_ENTRY,
       'node',
       '--secret',
@@ -101,4 +112,28 @@ export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNo
   const id = /^id: ([0-9a-f]{64})$/m.exec(stdout)?.[1];
   if (id === undefined) throw new Error(`bench node at ${options.address} printed no id: ${stdout}`);
   return { child, id, peer: `${options.address}:${options.port}` };
+}
+
+/**
+ * Stops bench processes: SIGTERM first, so a node or submitter that was asked to profile itself
+ * writes its profile, then SIGKILL for any still running after a few seconds.
+ */
+export async function stopBenchProcesses(children: readonly ChildProcess[]): Promise<void> {
+  const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
+  await Promise.all(
+    running.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, STOP_GRACE_MS);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
 }

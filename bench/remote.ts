@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { generateJoinCode } from '../shared/join-code.js';
 import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, waitForLine, type Lan } from '../test/support/netns.js';
-import { startBenchNode } from './bench-node.js';
+import { profileFlags, startBenchNode, stopBenchProcesses } from './bench-node.js';
 import { emit } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -70,6 +70,7 @@ export async function remoteBench(): Promise<void> {
     }
 
     const bench = submitter.spawn(process.execPath, [
+      ...profileFlags(),
       join(here, 'remote-submitter.js'),
       secret,
       '2',
@@ -113,7 +114,7 @@ export async function remoteBench(): Promise<void> {
       p95_ms: null,
     });
   } finally {
-    for (const child of children) child.kill('SIGKILL');
+    await stopBenchProcesses(children);
     await lan?.destroy();
     for (const home of homes) rmSync(home, { recursive: true, force: true });
   }

@@ -21,7 +21,8 @@
 //                 shared by two submitters (isolation.ts)
 //
 // DESKGRID_BENCH_ONLY=local,cold_start,remote,big_file,discovery,grid,office,isolation runs only the parts named;
-// `python` runs only w1_py and w2_py on this machine's workers.
+// `python` runs only w1_py and w2_py on this machine's workers. DESKGRID_BENCH_WORKLOADS=w3,w4
+// runs only the workloads named within `local` and `remote` (w1, w2, w3, w4, w1_py, w2_py).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -235,17 +235,26 @@ async function w4Latency(cluster: Cluster, suffix: string): Promise<void> {
   });
 }
 
-/** The four workloads on a started cluster; `cores` are the cores its jobs run on, `suffix` tells runs apart. */
+/**
+ * The workloads DESKGRID_BENCH_WORKLOADS names (e.g. `w3,w4`; all when unset), so that one of
+ * them can be measured or profiled alone.
+ */
+function chosen(workload: string): boolean {
+  const only = process.env.DESKGRID_BENCH_WORKLOADS;
+  return only === undefined || only === '' || only.split(',').includes(workload);
+}
+
+/** The six workloads on a started cluster; `cores` are the cores its jobs run on, `suffix` tells runs apart. */
 export async function runWorkloads(cluster: Cluster, cores: number, suffix = ''): Promise<void> {
-  await w1Tiny(cluster, suffix);
-  await w2Cpu(cluster, cores, suffix);
-  await w3Data(cluster, suffix);
-  await w4Latency(cluster, suffix);
+  if (chosen('w1')) await w1Tiny(cluster, suffix);
+  if (chosen('w2')) await w2Cpu(cluster, cores, suffix);
+  if (chosen('w3')) await w3Data(cluster, suffix);
+  if (chosen('w4')) await w4Latency(cluster, suffix);
   await runPythonWorkloads(cluster, cores, suffix);
 }
 
 /** w1_py and w2_py alone (also `DESKGRID_BENCH_ONLY=python`). */
 export async function runPythonWorkloads(cluster: Cluster, cores: number, suffix = ''): Promise<void> {
-  await w1Tiny(cluster, suffix, 'w1_py', PYTHON_ECHO);
-  await w2Cpu(cluster, cores, suffix, true);
+  if (chosen('w1_py')) await w1Tiny(cluster, suffix, 'w1_py', PYTHON_ECHO);
+  if (chosen('w2_py')) await w2Cpu(cluster, cores, suffix, true);
 }
