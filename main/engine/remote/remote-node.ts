@@ -197,7 +197,7 @@ export class RemoteNode {
   close(): void {
     if (this.state !== 'open') return;
     this.state = 'closing';
-    if (this.held.size === 0) this.connection.close();
+    if (this.held.size === 0) this.goodbye();
   }
 
   destroy(): void {
@@ -502,8 +502,14 @@ export class RemoteNode {
   }
 
   private afterAnswer(): void {
-    if (this.state === 'closing' && this.held.size === 0) this.connection.close();
+    if (this.state === 'closing' && this.held.size === 0) this.goodbye();
     else this.pump();
+  }
+
+  /** Closes the connection, after the acknowledgements still gathering (ack-batcher.ts). */
+  private goodbye(): void {
+    this.acks.flush();
+    this.connection.close();
   }
 
   private lost(error: DeskGridError | null): void {
