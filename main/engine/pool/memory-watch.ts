@@ -1,7 +1,9 @@
 // The memory limit of a running job. JS code cannot be interrupted, so a job over its limit costs
 // its worker: the pool measures each worker whose running task has a limit, every
 // MEMORY_CHECK_INTERVAL_MS, as the resident memory of the worker, the program it started and its
-// interpreters (a sandboxed worker: its whole process tree, whose pids are its own).
+// interpreters (a sandboxed worker: its whole process tree, whose pids are its own). The timer
+// runs only while such a task runs: a timer every 100 ms woke every idle node (and every node
+// running jobs without a limit) ten times a second for nothing.
 
 import { memoryVerdict, type Verdict } from './job-verdicts.js';
 import type { PoolWorker } from './pool-worker.js';
@@ -22,4 +24,32 @@ export function overMemory(worker: PoolWorker): Verdict | null {
   let used = 0;
   for (const one of pids) used += residentBytes(one) ?? 0;
   return used <= head.maxMemoryBytes ? null : memoryVerdict(used, head.maxMemoryBytes);
+}
+
+/**
+ * Calls `check` every MEMORY_CHECK_INTERVAL_MS from `start()` on, for as long as it answers that
+ * a task with a memory limit still runs; no timer at all otherwise.
+ */
+export class MemoryTimer {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly check: () => boolean) {}
+
+  /** A task with a memory limit started. */
+  start(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => {
+      if (!this.check()) this.stop();
+    }, MEMORY_CHECK_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  get running(): boolean {
+    return this.timer !== null;
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
 }

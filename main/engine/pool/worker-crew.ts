@@ -46,6 +46,8 @@ export interface CrewHost {
   workerReady(worker: PoolWorker): void;
   /** An unconfined worker died before it started; true when the pool gives up. */
   startFailed(): boolean;
+  /** A task with a memory limit started: its worker's memory is to be watched (memory-watch.ts). */
+  memoryLimited(): void;
 }
 
 export class WorkerCrew {
@@ -160,12 +162,15 @@ export class WorkerCrew {
     }
   }
 
-  /** Kills every worker whose running task is over its memory limit. */
-  checkMemory(): void {
+  /** Kills each worker over its running task's memory limit; true while any such task runs. */
+  checkMemory(): boolean {
+    let limited = false;
     for (const worker of this.workers) {
       const verdict = overMemory(worker);
       if (verdict) worker.kill({ kind: 'verdict', verdict, taskId: worker.head?.id ?? null });
+      else if (worker.state !== 'exited' && (worker.head?.maxMemoryBytes ?? null) !== null) limited = true;
     }
+    return limited;
   }
 
   /** Closes a worker that holds nothing, when it is to end once drained. */
@@ -213,6 +218,7 @@ export class WorkerCrew {
     const head = worker.head;
     if (!head) return;
     worker.run.start(head, Date.now());
+    if (head.maxMemoryBytes !== null) this.host.memoryLimited();
     if (head.cancelRequested) worker.kill({ kind: 'verdict', verdict: cancelledVerdict(), taskId: head.id });
   }
 

@@ -13,7 +13,7 @@
 import type { DeskGridError } from '../../../shared/errors.js';
 import type { Computation } from '../../../shared/worker-protocol.js';
 import { cancelledVerdict } from './job-verdicts.js';
-import { MEMORY_CHECK_INTERVAL_MS } from './memory-watch.js';
+import { MemoryTimer } from './memory-watch.js';
 import { Placement } from './placement.js';
 import type { PoolWorker } from './pool-worker.js';
 import { Readiness } from './readiness.js';
@@ -49,7 +49,7 @@ export class WorkerPool {
   private readonly readiness = new Readiness();
   private readonly crew: WorkerCrew;
   private readonly placement: Placement;
-  private readonly memoryTimer: NodeJS.Timeout;
+  private readonly memoryTimer = new MemoryTimer(() => this.crew.checkMemory());
 
   constructor(options: PoolOptions) {
     this.target = options.size;
@@ -67,6 +67,7 @@ export class WorkerPool {
         options.onBroken(broken);
         return true;
       },
+      memoryLimited: () => this.memoryTimer.start(),
     });
     this.placement = new Placement(this.crew, {
       nextTask: options.nextTask,
@@ -74,8 +75,6 @@ export class WorkerPool {
       pump: () => this.pump(),
     });
     for (let i = 0; i < options.size; i += 1) this.crew.launch();
-    this.memoryTimer = setInterval(() => this.crew.checkMemory(), MEMORY_CHECK_INTERVAL_MS);
-    this.memoryTimer.unref();
   }
 
   /** Resolves once every worker has started (or rejects if they cannot). */
@@ -224,7 +223,7 @@ export class WorkerPool {
   /** Takes no more work; resolves when every worker has exited. */
   private beginEnd(): Promise<unknown> {
     this.phase = 'closing';
-    clearInterval(this.memoryTimer);
+    this.memoryTimer.stop();
     this.placement.close();
     this.placement.requeueSuccessors();
     return Promise.all([...this.crew.workers].map((worker: PoolWorker) => this.crew.exitOf(worker)));
