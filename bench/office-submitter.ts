@@ -64,6 +64,9 @@ async function runBatch(jobs: number, out: string | undefined): Promise<void> {
 }
 
 const lines = createInterface({ input: process.stdin });
+// The bench stops it with SIGTERM (stopBenchProcesses): end as on the end of stdin, so that a CPU
+// profile it was asked for gets written.
+process.once('SIGTERM', () => lines.close());
 try {
   for await (const line of lines) {
     const [command, jobs = '0', out = '-'] = line.trim().split(' ');

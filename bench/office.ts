@@ -22,7 +22,7 @@
 // finally, SIGINT/SIGTERM handled, and netns.ts's exit hook and watchdog for the rest.
 
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,8 +31,9 @@ import type { JobResult } from '../shared/job.js';
 import { generateJoinCode } from '../shared/join-code.js';
 import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../test/support/netns.js';
-import { startBenchNode, type BenchNode } from './bench-node.js';
+import { profileFlags, startBenchNode, stopBenchProcesses, type BenchNode } from './bench-node.js';
 import { checkResults, sizeFromEnv, type ResultsCheck } from './grid.js';
+import { treeCpuMs } from './process-cpu.js';
 import { emit, median, percentile, round } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -50,8 +51,6 @@ const DISCOVERY_LIMIT_MS = 60_000;
 const KILL_ATTEMPTS = 5;
 const BATCH_LIMIT_MS = 300_000;
 const POLL_MS = 20;
-/** USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on Linux everywhere that matters. */
-const CLOCK_TICKS_PER_S = 100;
 
 export async function officeBench(): Promise<void> {
   const skip = netnsUnavailableReason();
@@ -128,6 +127,7 @@ class JsonLines {
 class Office {
   private readonly secret = generateJoinCode();
   private readonly nodes: BenchNode[] = [];
+  private submitter: ChildProcess | undefined;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -135,8 +135,12 @@ class Office {
     private readonly work: string,
   ) {}
 
+  /** Stops the nodes and the submitter with SIGTERM first (so that profiles get written), then the LAN. */
   close(): Promise<void> {
-    this.closing ??= this.lan.destroy().finally(() => rmSync(this.work, { recursive: true, force: true }));
+    const children = [...this.nodes.map((node) => node.child), ...(this.submitter ? [this.submitter] : [])];
+    this.closing ??= stopBenchProcesses(children)
+      .then(() => this.lan.destroy())
+      .finally(() => rmSync(this.work, { recursive: true, force: true }));
     return this.closing;
   }
 
@@ -166,6 +170,7 @@ class Office {
         this.host(0),
         process.execPath,
         [
+          ...profileFlags(),
           join(here, 'office-submitter.js'),
           JSON.stringify({
             secret: this.secret,
@@ -177,6 +182,7 @@ class Office {
         { env: { ...process.env, DESKGRID_DISCOVERY: 'on', DESKGRID_HOME: this.homeOf('submitter') } },
       ),
     );
+    this.submitter = submitter.child;
     try {
       await this.discovery(submitter, count);
       submitter.send(`batch ${WARMUP_JOBS_PER_NODE * count} -`);
@@ -246,25 +252,16 @@ class Office {
     }
   }
 
-  /** CPU time (user + system, ms) used so far by the live processes on the submitter's host and on the nodes' hosts. */
+  /**
+   * CPU time (user + system, ms) used so far by the submitter and by the nodes, each with every
+   * process under it: its sandboxed workers, and those that exited (process-cpu.ts).
+   */
   private cpuMs(): { submitter: number; nodes: number } {
-    const ofHost = (host: LanHost): number => {
-      let ticks = 0;
-      for (const pid of execFileSync('ip', ['netns', 'pids', host.name], { encoding: 'utf8' }).split(/\s+/)) {
-        if (!/^\d+$/.test(pid)) continue;
-        try {
-          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
-          ticks += Number(fields[11]) + Number(fields[12]);
-        } catch {
-          // gone meanwhile
-        }
-      }
-      return (ticks * 1000) / CLOCK_TICKS_PER_S;
-    };
-    const nodes = this.lan.hosts.slice(2).reduce((sum, host) => sum + ofHost(host), 0);
-    return { submitter: ofHost(this.host(0)), nodes };
+    const pids = (children: Array<ChildProcess | undefined>): number[] =>
+      children.flatMap((child) => (child?.pid === undefined ? [] : [child.pid]));
+    const nodes = treeCpuMs(pids(this.nodes.map((node) => node.child))).reduce((sum, ms) => sum + ms, 0);
+    const [submitter = 0] = treeCpuMs(pids([this.submitter]));
+    return { submitter, nodes };
   }
 
   /** What runs on a host, and in which state: for a node that did not start. */
