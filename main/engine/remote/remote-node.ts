@@ -165,7 +165,11 @@ export class RemoteNode {
     queueMicrotask(() => {
       this.pumpScheduled = false;
       if (this.state !== 'open') return;
-      const room = this.depth.capacity(this.latestOffer.cores) - this.held.size;
+      const capacity = this.depth.capacity(this.latestOffer.cores);
+      const room = capacity - this.held.size;
+      // Topped up once half of it is free: tiny jobs then travel many to a message, instead of a
+      // message for the one or two slots each group of results frees.
+      if (room < Math.ceil(capacity / 2)) return;
       const tasks: Task[] = [];
       for (let i = 0; i < room; i += 1) {
         const task = this.options.nextTask(this);
