@@ -460,8 +460,10 @@ export class NodeRoster implements Takers {
     this.nodes.delete(node);
     if (!this.open) return;
     this.host.lost(node, error);
-    // A lost node is dialled again while batches run (discovery does that by itself when it is on).
-    if (error && this.presence === null) {
+    // A lost node is dialled again while batches run (discovery does that by itself when it is
+    // on); not one dropped for what it sent: it would send the same again.
+    const mayComeBack = error !== null && error.code === ErrorCode.Connection;
+    if (mayComeBack && this.presence === null) {
       this.redialLater({ ...node.address, id: node.id }, () => this.host.batches().length > 0);
     }
     if (this.presence) {
@@ -473,7 +475,10 @@ export class NodeRoster implements Takers {
       }, REDIAL_DELAY_MS).unref();
       return;
     }
-    if (this.self.cores() === 0 && this.nodes.size === 0) this.waitForNodes();
+    if (this.self.cores() === 0 && this.nodes.size === 0) {
+      if (mayComeBack || this.lastNodeTimer !== null) this.waitForNodes();
+      else this.host.everyNodeLost();
+    }
     this.host.pump();
   }
 
