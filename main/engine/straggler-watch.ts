@@ -15,7 +15,10 @@ export const STRAGGLER_MIN_MS = 250;
 const STRAGGLER_FACTOR = 4;
 
 export class StragglerWatch {
-  private readonly sentAt = new WeakMap<Task, number>();
+  // A Map emptied as copies end, not a WeakMap: a WeakMap let go of a copy only once a full GC
+  // found it dead, so on a large batch of tiny jobs it held tens of thousands of finished copies
+  // (a 1 MB table, regrown again and again, in the old generation).
+  private readonly sentAt = new Map<Task, number>();
   private averageMs: number | null = null;
   private timer: NodeJS.Timeout | null = null;
 
@@ -27,12 +30,18 @@ export class StragglerWatch {
     this.sentAt.set(task, Date.now());
   }
 
-  /** A copy came back with its result. */
+  /** A copy came back with its result: it counts towards the batch's turnaround. */
   answered(task: Task): void {
     const sentAt = this.sentAt.get(task);
     if (sentAt === undefined) return;
+    this.sentAt.delete(task);
     const ms = Math.max(0, Date.now() - sentAt);
     this.averageMs = this.averageMs === null ? ms : this.averageMs * 0.9 + ms * 0.1;
+  }
+
+  /** A copy ended without a result (failed, lost, handed back): it is watched no more. */
+  ended(task: Task): void {
+    this.sentAt.delete(task);
   }
 
   /** How long a copy must have been out before a second one may start. */
@@ -62,5 +71,11 @@ export class StragglerWatch {
   stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.sentAt.clear();
+  }
+
+  /** Copies watched now (those out). */
+  get watching(): number {
+    return this.sentAt.size;
   }
 }
