@@ -4,7 +4,8 @@
 // so a crash between the two steps can neither lose a line nor write one twice. The `idx`
 // column is unique: a job is recorded once, whatever happens.
 //
-// Writes are grouped: results arriving in the same turn of the event loop share one transaction.
+// Writes are grouped: results arriving in the same turn of the event loop, or while results pour
+// in within a couple of ms (commit-pacer.ts), share one transaction.
 
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
 import { emptyStatusCounts, type FinalStatus, type JobResult } from '../../../shared/job.js';
 import { toResultLine } from '../../../shared/result-line.js';
 import { createLogger } from '../log.js';
+import { CommitPacer } from './commit-pacer.js';
 import { FolderLock } from './folder-lock.js';
 import type { Requirements } from '../requirements.js';
 
@@ -69,7 +71,7 @@ export class BatchStore {
   private readonly insert: Database.Statement<[number, string, string]>;
   private readonly resultsFd: number;
   private pending: Pending[] = [];
-  private flushScheduled = false;
+  private readonly pacer = new CommitPacer(() => this.flush());
   private closed = false;
 
   private constructor(
@@ -167,15 +169,12 @@ export class BatchStore {
   record(result: JobResult, then: () => void): void {
     if (this.closed) throw new DeskGridError(ErrorCode.Closed, 'the batch store is closed');
     this.pending.push({ result, line: toResultLine(result), then });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.pacer.due();
   }
 
   /** Commits and appends everything recorded so far. */
   flush(): void {
-    this.flushScheduled = false;
+    this.pacer.committed();
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
