@@ -268,9 +268,9 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       cancelRequested: false,
       node: null,
       keep: settings.key,
+      sentAt: Date.now(),
     };
     this.table.addCopy(row, task);
-    this.stragglers.sent(task);
     return task;
   }
 
@@ -376,18 +376,10 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
         this.stragglers.answered(task);
         this.transitions.resultArrived(task, result, acknowledge);
       },
-      onFailure: (task, status, error, times, acknowledge) => {
-        this.stragglers.ended(task);
-        this.transitions.attemptFailed(task, status, error, times, acknowledge);
-      },
-      onLost: (task, reason) => {
-        this.stragglers.ended(task);
-        this.transitions.copyLost(task, reason);
-      },
-      onRequeue: (task) => {
-        this.stragglers.ended(task);
-        this.transitions.handedBack(task);
-      },
+      onFailure: (task, status, error, times, acknowledge) =>
+        this.transitions.attemptFailed(task, status, error, times, acknowledge),
+      onLost: (task, reason) => this.transitions.copyLost(task, reason),
+      onRequeue: (task) => this.transitions.handedBack(task),
       onProgress: (task, fraction, note) => {
         if (live(task))
           this.emit('progress', { index: task.index, fraction, note, node: task.node ?? nodeId });

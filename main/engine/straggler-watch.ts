@@ -15,33 +15,21 @@ export const STRAGGLER_MIN_MS = 250;
 const STRAGGLER_FACTOR = 4;
 
 export class StragglerWatch {
-  // A Map emptied as copies end, not a WeakMap: a WeakMap let go of a copy only once a full GC
-  // found it dead, so on a large batch of tiny jobs it held tens of thousands of finished copies
-  // (a 1 MB table, regrown again and again, in the old generation).
-  private readonly sentAt = new Map<Task, number>();
+  // A copy's send time is on the copy itself (Task.sentAt), not in a table here: a WeakMap let
+  // go of a finished copy only at a full GC, and a Map emptied as copies end was regrown again and
+  // again, each new table allocated straight in the old generation (a Map that lives long keeps
+  // its table there); on 100 000 tiny jobs either was megabytes of old-generation garbage.
   private averageMs: number | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   /** @param wake called when a copy becomes old enough to be overtaken (the scheduler pumps) */
   constructor(private readonly wake: () => void) {}
 
-  /** A copy went out. */
-  sent(task: Task): void {
-    this.sentAt.set(task, Date.now());
-  }
-
-  /** A copy came back with its result: it counts towards the batch's turnaround. */
+  /** A copy came back with its result. */
   answered(task: Task): void {
-    const sentAt = this.sentAt.get(task);
-    if (sentAt === undefined) return;
-    this.sentAt.delete(task);
-    const ms = Math.max(0, Date.now() - sentAt);
+    if (task.sentAt === undefined) return;
+    const ms = Math.max(0, Date.now() - task.sentAt);
     this.averageMs = this.averageMs === null ? ms : this.averageMs * 0.9 + ms * 0.1;
-  }
-
-  /** A copy ended without a result (failed, lost, handed back): it is watched no more. */
-  ended(task: Task): void {
-    this.sentAt.delete(task);
   }
 
   /** How long a copy must have been out before a second one may start. */
@@ -54,9 +42,8 @@ export class StragglerWatch {
    * most: when it fires, the scheduler asks again and the next one is armed).
    */
   overdue(task: Task): boolean {
-    const sentAt = this.sentAt.get(task);
-    if (sentAt === undefined) return true;
-    const due = sentAt + this.thresholdMs;
+    if (task.sentAt === undefined) return true;
+    const due = task.sentAt + this.thresholdMs;
     const now = Date.now();
     if (now >= due) return true;
     if (this.timer === null) {
@@ -71,11 +58,5 @@ export class StragglerWatch {
   stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.sentAt.clear();
-  }
-
-  /** Copies watched now (those out). */
-  get watching(): number {
-    return this.sentAt.size;
   }
 }
