@@ -1,12 +1,13 @@
 // The big-file part of `npm run bench` (w6_big_file): one 2 GiB input file of a folder dataset,
-// sent by a submitter process to a `deskgrid node` process on this machine's loopback, in
+// sent by a submitter process to a `deskgrid node` process, each on a host of its own in a
+// network namespace as root (else both on this machine's loopback; the line says which), in
 // chunks (see main/engine/remote/chunk-streams.ts). It reports the throughput over the whole
 // batch (hashing, sending, storing, the job's copy and read) and the peak resident memory of
 // both processes above what each held when idle: bounded streaming keeps both small whatever
 // the file's size (the goal: under 200 MB each). The job, in the node's worker, hashes the file:
 // its answer must equal the submitter's own hash, or the line says verified: false.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
@@ -23,8 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateJoinCode } from '../shared/join-code.js';
-import { waitForLine } from '../test/support/netns.js';
-import { startBenchNode } from './bench-node.js';
+import { createLan, netnsUnavailableReason, waitForLine, type Lan } from '../test/support/netns.js';
+import { startBenchNode, stopBenchProcesses } from './bench-node.js';
 import { emit, round } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -65,8 +66,18 @@ async function bigFile(path: string): Promise<string> {
 
 export async function bigFileBench(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'deskgrid-bench-big-'));
-  const children: Array<{ kill(signal: NodeJS.Signals): boolean }> = [];
+  const children: ChildProcess[] = [];
+  let lan: Lan | null = null;
   try {
+    const skip = netnsUnavailableReason();
+    if (skip === null) lan = await createLan(2);
+    else process.stderr.write(`bench: w6_big_file on loopback (${skip})\n`);
+    const [submitterHost, nodeHost] = lan?.hosts ?? [];
+    // The processes' ids are this machine's: `ip netns exec` runs node itself, so /proc reads them.
+    const spawnAt = (host: typeof nodeHost, command: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+      lan !== null && host !== undefined
+        ? lan.spawn(host, command, args, { env: { ...process.env, ...env } })
+        : spawn(command, args, { env: { ...process.env, ...env } });
     const dataset = join(work, 'dataset');
     mkdirSync(dataset);
     const expected = await bigFile(join(dataset, 'big.bin'));
@@ -75,16 +86,16 @@ export async function bigFileBench(): Promise<void> {
     const secret = generateJoinCode();
     const node = await startBenchNode({
       secret,
-      address: '127.0.0.1',
+      address: nodeHost?.address ?? '127.0.0.1',
       port: PORT,
       cores: 1,
-      spawn: (command, args, env) => spawn(command, args, { env: { ...process.env, ...env } }),
+      spawn: (command, args, env) => spawnAt(nodeHost, command, args, env),
       home: join(work, 'node'),
     });
     children.push(node.child);
     const nodePid = node.child.pid ?? 0;
     const nodeIdleKb = statusKb(nodePid, 'VmRSS');
-    const submitter = spawn(process.execPath, [
+    const submitter = spawnAt(submitterHost, process.execPath, [
       join(here, 'big-file-submitter.js'),
       secret,
       node.peer,
@@ -92,7 +103,7 @@ export async function bigFileBench(): Promise<void> {
       module,
     ]);
     children.push(submitter);
-    submitter.stderr.pipe(process.stderr, { end: false });
+    submitter.stderr?.pipe(process.stderr, { end: false });
     const line = await waitForLine(submitter, /"seconds"/, RUN_TIMEOUT_MS);
     const run = JSON.parse(line) as {
       seconds: number;
@@ -118,10 +129,12 @@ export async function bigFileBench(): Promise<void> {
         submitter_peak_rss_above_idle_mb: round((run.peakKb - run.idleKb) / 1024, 1),
         node_peak_rss_above_idle_mb: round((nodePeakKb - nodeIdleKb) / 1024, 1),
         verified: run.ok && run.sha256 === expected,
+        namespaces: lan !== null,
       },
     );
   } finally {
-    for (const child of children) child.kill('SIGKILL');
+    await stopBenchProcesses(children);
+    await lan?.destroy();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -8,7 +8,7 @@
 //   w1..w4_tls, w1_py_tls, w2_py_tls
 //                 the same workloads on two other nodes over TLS (remote.ts), and
 //   tls_raw       raw TLS throughput between the same hosts
-//   w6_big_file   a 2 GiB input file sent to a node on loopback: MB/s, and both processes' peak
+//   w6_big_file   a 2 GiB input file sent to a node on another host: MB/s, and both processes' peak
 //                 memory above idle (big-file.ts)
 //   discovery_*   three fresh nodes seeing each other over mDNS; a killed one dropped (discovery.ts)
 //   w5_tiny_3nodes, w2_scaling, node_death_rerun

@@ -12,8 +12,11 @@ import { plainText } from './display-text.js';
 import { notSharingSchema } from './not-sharing.js';
 
 export const WIRE_MAGIC = 'DESKGRID';
-/** 2: files, bundles and large results travel as chunked streams (see `chunk`); `results` groups small ones. */
-export const WIRE_PROTOCOL_VERSION = 2;
+/**
+ * 2: files, bundles and large results travel as chunked streams (see `chunk`); `results` groups small ones.
+ * 3: large Buffers in values travel out of the v8 bytes (docs/protocol.md, Values).
+ */
+export const WIRE_PROTOCOL_VERSION = 3;
 /** Frames larger than this are refused before they are buffered (either side may announce less). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 

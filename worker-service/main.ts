@@ -3,7 +3,7 @@
 // order they arrive, so that the engine can pipeline several and always knows which one runs.
 
 import { pathToFileURL } from 'node:url';
-import { serialize } from 'node:v8';
+import { DefaultSerializer } from 'node:v8';
 import * as v from 'valibot';
 import { DeskGridError, ErrorCode, toJobError } from '../shared/errors.js';
 import type { ComputationFunction } from '../shared/job-context.js';
@@ -162,6 +162,26 @@ function sendOrReport(message: FromWorker): boolean {
 }
 
 /**
+ * Counts a value's v8-serialized size without copying the bytes of its Buffers and typed arrays
+ * (a 5 MB result would otherwise be copied once more just to be measured).
+ */
+class SizeCounter extends DefaultSerializer {
+  viewBytes = 0;
+
+  _writeHostObject(view: NodeJS.TypedArray | DataView): void {
+    // Each view is written as its type and length (two u32) and its bytes.
+    this.viewBytes += 8 + view.byteLength;
+  }
+
+  static measure(value: unknown): number {
+    const counter = new SizeCounter();
+    counter.writeHeader();
+    counter.writeValue(value);
+    return counter.releaseBuffer().length + counter.viewBytes;
+  }
+}
+
+/**
  * The value's size when it is over `limit` (v8-serialized, as the node sends it on), else null.
  * Measured here so that a too-large value never reaches the engine's process.
  */
@@ -169,7 +189,7 @@ function sizeOverLimit(value: unknown, limit: number | null): number | null {
   if (limit === null) return null;
   let size: number;
   try {
-    size = serialize(value).length;
+    size = SizeCounter.measure(value);
   } catch {
     // Not serializable: sending says so (sendResult, sendOrReport).
     return null;

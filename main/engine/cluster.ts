@@ -106,6 +106,11 @@ export interface ClusterOptions {
    * "computations", "uploads"): { megabytes, days }. Defaults in the README ("What DeskGrid keeps").
    */
   storageLimits?: StorageLimits;
+  /**
+   * With no local cores and no discovery: how long running batches wait for a lost node to come
+   * back (it is dialled again meanwhile) once none is left, before they end. Default 15 s.
+   */
+  lostNodeGraceMs?: number;
 }
 
 /** What this node shares with other submitters (the desktop app's tray and owner policy set it). */
@@ -283,6 +288,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     cluster = new Cluster(loaded.identity, home, pool, broken, await runtimes, network, nodeLock);
     cluster.warnings.push(...warnings);
     cluster.storage.setLimits(options.storageLimits ?? {});
+    if (options.lostNodeGraceMs !== undefined) cluster.roster.lastNodeGraceMs = options.lostNodeGraceMs;
     cluster.storage.start();
     try {
       await (options.waitForAllWorkers === false ? pool.whenAnyReady() : pool.whenReady());

@@ -76,6 +76,22 @@ describe.each(cases)('the worker pool over $name', ({ name, launcher, parentPort
     expect(await batch.done).toMatchObject({ total: 4, done: 4, ok: true });
     expect(byIndex(results).map((r) => r.value)).toEqual(inputs.map((input) => ({ received: input })));
 
+    // Large buffers too: a child process's take the bulk lane both ways (shared/bulk-lane.ts).
+    const large = Buffer.alloc(1024 * 1024, 5);
+    const largeBytes = new Uint8Array(300 * 1024).fill(6);
+    const bulk = shared.cluster.submit({
+      computation: fixture('identity.mjs'),
+      inputs: [large, { deep: { bytes: largeBytes, also: large } }],
+    });
+    const bulkResults = collect(bulk);
+    expect(await bulk.done).toMatchObject({ total: 2, done: 2, ok: true });
+    const [whole, nested] = byIndex(bulkResults).map((r) => (r.value as { received: unknown }).received);
+    expect(Buffer.isBuffer(whole) && whole.equals(large)).toBe(true);
+    const deep = (nested as { deep: { bytes: Uint8Array; also: Buffer } }).deep;
+    expect(Buffer.isBuffer(deep.bytes)).toBe(false);
+    expect(Buffer.from(deep.bytes).equals(Buffer.from(largeBytes))).toBe(true);
+    expect(Buffer.isBuffer(deep.also) && deep.also.equals(large)).toBe(true);
+
     const info = shared.cluster.submit({ computation: fixture('worker-info.mjs'), inputs: [0, 1, 2, 3] });
     const infos = collect(info);
     await info.done;

@@ -60,6 +60,12 @@ export interface LocalNode {
   cores(): number;
 }
 
+/**
+ * With no cores here and no discovery, how long running batches wait for a node to come back
+ * (it is dialled again meanwhile, see redial.ts) once the last one is lost, before they end.
+ */
+export const LAST_NODE_GRACE_MS = 15_000;
+
 export class NodeRoster implements Takers {
   private readonly nodes = new Set<RemoteNode>();
   private readonly connecting = new Set<string>();
@@ -76,6 +82,9 @@ export class NodeRoster implements Takers {
   private started = false;
   private open = true;
   private localTraitsCache: { traits: NodeTraits; at: number } | null = null;
+  /** Running while no node is left (see LAST_NODE_GRACE_MS). */
+  private lastNodeTimer: NodeJS.Timeout | null = null;
+  lastNodeGraceMs = LAST_NODE_GRACE_MS;
 
   constructor(
     private readonly home: string,
@@ -181,6 +190,7 @@ export class NodeRoster implements Takers {
   /** Stops looking for nodes; the nodes in use stay until close() or destroy(). */
   async stopLooking(): Promise<void> {
     this.open = false;
+    this.stopWaitingForNodes();
     this.redial.stop();
     await this.presence?.stop();
   }
@@ -192,6 +202,7 @@ export class NodeRoster implements Takers {
 
   destroy(): void {
     this.open = false;
+    this.stopWaitingForNodes();
     this.redial.stop();
     this.presence?.destroy();
     for (const node of this.nodes) node.destroy();
@@ -325,6 +336,7 @@ export class NodeRoster implements Takers {
     }
     this.nodes.add(node);
     this.names.set(node.id, node.name);
+    this.stopWaitingForNodes();
     return true;
   }
 
@@ -448,8 +460,10 @@ export class NodeRoster implements Takers {
     this.nodes.delete(node);
     if (!this.open) return;
     this.host.lost(node, error);
-    // A lost node is dialled again while batches run (discovery does that by itself when it is on).
-    if (error && this.presence === null) {
+    // A lost node is dialled again while batches run (discovery does that by itself when it is
+    // on); not one dropped for what it sent: it would send the same again.
+    const mayComeBack = error !== null && error.code === ErrorCode.Connection;
+    if (mayComeBack && this.presence === null) {
       this.redialLater({ ...node.address, id: node.id }, () => this.host.batches().length > 0);
     }
     if (this.presence) {
@@ -461,7 +475,27 @@ export class NodeRoster implements Takers {
       }, REDIAL_DELAY_MS).unref();
       return;
     }
-    if (this.self.cores() === 0 && this.nodes.size === 0) this.host.everyNodeLost();
+    if (this.self.cores() === 0 && this.nodes.size === 0) {
+      if (mayComeBack || this.lastNodeTimer !== null) this.waitForNodes();
+      else this.host.everyNodeLost();
+    }
     this.host.pump();
+  }
+
+  /** The last node is gone: batches end unless one comes back within the grace period. */
+  private waitForNodes(): void {
+    if (this.lastNodeTimer !== null || this.host.batches().length === 0) return;
+    this.host.warn(
+      `every node was lost: waiting ${Math.round(this.lastNodeGraceMs / 1000)} s for one to come back`,
+    );
+    this.lastNodeTimer = setTimeout(() => {
+      this.lastNodeTimer = null;
+      if (this.open && this.nodes.size === 0 && this.self.cores() === 0) this.host.everyNodeLost();
+    }, this.lastNodeGraceMs);
+  }
+
+  private stopWaitingForNodes(): void {
+    if (this.lastNodeTimer !== null) clearTimeout(this.lastNodeTimer);
+    this.lastNodeTimer = null;
   }
 }

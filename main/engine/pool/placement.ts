@@ -115,8 +115,11 @@ export class Placement {
     // Each task to the least loaded worker of its tenancy, so that a short dataset spreads over all
     // its workers, also when its tasks arrive one per pump while it is read (a fixed worker order
     // would give them all to the first worker, leaving the others idle).
+    // A worker is topped up once it is down to half its pipeline: tiny jobs then go to it many to
+    // a message, instead of a message for each slot a result frees.
+    const due = [...this.crew.workers].filter((worker) => this.isOpen(worker) && this.halfEmpty(worker));
     for (;;) {
-      const open = [...this.crew.workers].filter((worker) => this.isOpen(worker));
+      const open = due.filter((worker) => this.isOpen(worker));
       if (open.length === 0) break;
       const task = this.options.nextTask((tenancy) => open.some((worker) => serves(worker, tenancy)));
       if (!task) break;
@@ -249,6 +252,10 @@ export class Placement {
       worker.inflight.length < this.crew.pipeline.depth(worker.inflight) &&
       (worker.successor === null || Date.now() - worker.boundAt < SLICE_MS)
     );
+  }
+
+  private halfEmpty(worker: PoolWorker): boolean {
+    return worker.inflight.length <= Math.floor(this.crew.pipeline.depth(worker.inflight) / 2);
   }
 
   /** A worker that drained hands over to its successor: a fresh worker of the successor's tenancy. */

@@ -332,6 +332,8 @@ export class WorkerCrew {
   }
 
   private finishHead(worker: PoolWorker, result: ResultMessage): void {
+    // Answers still on their way from a worker being killed: its verdict decides its jobs.
+    if (worker.run.killed || worker.state === 'exited') return;
     const head = worker.head;
     if (!head || head.id !== result.id) {
       log.error('worker answered out of order', { expected: head?.id, got: result.id });

@@ -88,9 +88,9 @@ export async function readFolder(
 /** The bytes of a file set whose files are on disk or in memory, in CHUNK_BYTES pieces. */
 export async function* fileSetBytes(
   sources: ReadonlyArray<string | Buffer>,
-  prefix?: Buffer,
+  prefix: readonly Buffer[] = [],
 ): AsyncGenerator<Buffer> {
-  if (prefix !== undefined && prefix.length > 0) yield prefix;
+  for (const part of prefix) if (part.length > 0) yield part;
   for (const source of sources) {
     if (Buffer.isBuffer(source)) {
       if (source.length > 0) yield source;

@@ -6,7 +6,6 @@
 // connection breaks, the tasks it held go back to their batches.
 
 import { basename, join } from 'node:path';
-import { deserialize, serialize } from 'node:v8';
 import * as v from 'valibot';
 import { cancelledError, DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import {
@@ -34,6 +33,7 @@ import { PipelineDepth } from './pipeline-depth.js';
 import { asJobError, codeOf, decodeResult, receiveStreamedResult } from './remote-result.js';
 import { shippable, type Shippable } from './shippable.js';
 import { Waiters } from './waiters.js';
+import { decodeValue, encodeValue } from './value-codec.js';
 
 const log = createLogger('remote-node');
 
@@ -165,7 +165,11 @@ export class RemoteNode {
     queueMicrotask(() => {
       this.pumpScheduled = false;
       if (this.state !== 'open') return;
-      const room = this.depth.capacity(this.latestOffer.cores) - this.held.size;
+      const capacity = this.depth.capacity(this.latestOffer.cores);
+      const room = capacity - this.held.size;
+      // Topped up once half of it is free: tiny jobs then travel many to a message, instead of a
+      // message for the one or two slots each group of results frees.
+      if (room < Math.ceil(capacity / 2)) return;
       const tasks: Task[] = [];
       for (let i = 0; i < room; i += 1) {
         const task = this.options.nextTask(this);
@@ -234,9 +238,9 @@ export class RemoteNode {
             const file = await fileHash(String(task.input));
             input = { kind: 'file', hash: file.hash, name: basename(String(task.input)) };
           } else {
-            const bytes = serialize(task.input);
-            values.push(bytes);
-            input = { kind: 'value', bytes: bytes.length };
+            const encoded = encodeValue(task.input);
+            values.push(...encoded.parts);
+            input = { kind: 'value', bytes: encoded.bytes };
           }
           jobs.push({
             id: task.id,
@@ -381,7 +385,7 @@ export class RemoteNode {
       }
       case 'provisional': {
         const task = this.held.get(message.id)?.task;
-        if (task) task.owner.onProvisional(task, deserialize(body));
+        if (task) task.owner.onProvisional(task, decodeValue(body));
         return;
       }
       case 'log': {

@@ -3,13 +3,13 @@
 // mapped onto ours (an unknown code becomes a load error rather than a code nobody handles).
 
 import { join } from 'node:path';
-import { deserialize } from 'node:v8';
 import { DeskGridError, ErrorCode, type JobError } from '../../../shared/errors.js';
 import type { RemoteResult } from '../../../shared/wire-protocol.js';
 import type { ResultMessage } from '../../../shared/worker-protocol.js';
 import type { ChunkStreams } from './chunk-streams.js';
 import { checkListing, sliceFiles, writeFileSet } from './file-set.js';
 import { FileSetSink } from './stream-sinks.js';
+import { decodeValue } from './value-codec.js';
 
 /** A node's result as the pool would report it; its output files are written to jobDir/out. */
 export async function decodeResult(
@@ -18,7 +18,7 @@ export async function decodeResult(
   jobDir: string,
   id: number,
 ): Promise<ResultMessage> {
-  const value: unknown = result.valueBytes > 0 ? deserialize(body.subarray(0, result.valueBytes)) : null;
+  const value: unknown = result.valueBytes > 0 ? decodeValue(body.subarray(0, result.valueBytes)) : null;
   const files = body.subarray(result.valueBytes);
   let hasOutputs = false;
   if (result.outputs.length > 0) {
@@ -50,7 +50,7 @@ export async function receiveStreamedResult(
     throw error;
   }
   await streams.receive(stream, result.valueBytes + filesBytes, sink);
-  const value: unknown = result.valueBytes > 0 ? deserialize(sink.valueBody) : null;
+  const value: unknown = result.valueBytes > 0 ? decodeValue(sink.valueBody) : null;
   return resultMessage(result, value, result.outputs.length > 0, id);
 }
 

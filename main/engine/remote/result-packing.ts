@@ -1,4 +1,4 @@
-// A job's end on this node, as the `result` message its submitter gets: the value v8-serialized
+// A job's end on this node, as the `result` message its submitter gets: the value encoded (value-codec.ts)
 // first in the body, then the job's output files. A small result travels in its frame (and can
 // wait in the journal for an absent submitter); a large one (output files of any size) travels
 // as a chunked stream read from disk (chunk-streams.ts). What cannot travel becomes a failure the
@@ -7,12 +7,12 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { serialize } from 'node:v8';
 import { ErrorCode, toJobError, type JobError } from '../../../shared/errors.js';
 import type { RemoteResult } from '../../../shared/wire-protocol.js';
 import type { ResultMessage } from '../../../shared/worker-protocol.js';
 import type { TaskTimes } from '../pool/task.js';
 import { fileSetBytes, listFolder, type FolderListing } from './file-set.js';
+import { encodeValueOrNull } from './value-codec.js';
 
 /** Results up to this size (value and output files) travel in one frame; larger ones stream. */
 export const INLINE_RESULT_BYTES = 16 * 1024 * 1024;
@@ -61,7 +61,7 @@ export async function packResult(
   result: ResultMessage,
   maxResultBytes: number,
 ): Promise<PackedResult> {
-  const value = serializeOrNull(result.value);
+  const value = encodeValueOrNull(result.value);
   if (!value) {
     const error = {
       code: ErrorCode.NotSerializable,
@@ -84,10 +84,10 @@ export async function packResult(
   }
   const filesBytes = outputs.files.reduce((sum, file) => sum + file.size, 0);
   const overhead = Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr) + 64 * 1024;
-  if (value.length + overhead > maxResultBytes) {
+  if (value.bytes + overhead > maxResultBytes) {
     const error = {
       code: ErrorCode.TooLarge,
-      message: `the result (${value.length} bytes with its output and logs) is over the limit of ${maxResultBytes} bytes`,
+      message: `the result (${value.bytes} bytes with its output and logs) is over the limit of ${maxResultBytes} bytes`,
       stack: null,
     };
     return failureResult(remoteId, 'failed', error, result);
@@ -104,22 +104,18 @@ export async function packResult(
     startedAt: result.startedAt,
     endedAt: result.endedAt,
     cpuMs: result.cpuMs,
-    valueBytes: value.length,
+    valueBytes: value.bytes,
     outputs: outputs.files,
   };
-  const bodyBytes = value.length + filesBytes;
+  const bodyBytes = value.bytes + filesBytes;
   if (bodyBytes + overhead > Math.min(INLINE_RESULT_BYTES, maxResultBytes)) {
-    return { header, parts: [], streamed: { size: bodyBytes, bytes: fileSetBytes(outputs.paths, value) } };
+    return {
+      header,
+      parts: [],
+      streamed: { size: bodyBytes, bytes: fileSetBytes(outputs.paths, value.parts) },
+    };
   }
-  const parts = [value];
+  const parts = [...value.parts];
   for (const path of outputs.paths) parts.push(await readFile(path));
   return { header, parts };
-}
-
-export function serializeOrNull(value: unknown): Buffer | null {
-  try {
-    return serialize(value);
-  } catch {
-    return null;
-  }
 }

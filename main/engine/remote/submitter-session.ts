@@ -16,7 +16,6 @@
 
 import { rm } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { deserialize } from 'node:v8';
 import * as v from 'valibot';
 import { cancelledError, DeskGridError, ErrorCode, toJobError } from '../../../shared/errors.js';
 import {
@@ -40,9 +39,10 @@ import type { JobRef, KeptResults, KeptRow } from './kept-results.js';
 import { ChunkStreams } from './chunk-streams.js';
 import { ResultDelivery } from './result-delivery.js';
 import { NodeFileStore } from './node-file-store.js';
-import { failureResult, serializeOrNull, type FailureTimes } from './result-packing.js';
+import { failureResult, type FailureTimes } from './result-packing.js';
 import { SessionLoads } from './session-loads.js';
 import { SessionJobs, type SessionJob } from './session-jobs.js';
+import { decodeValue, encodeValueOrNull } from './value-codec.js';
 
 const log = createLogger('session');
 
@@ -377,7 +377,7 @@ export class SubmitterSession {
       if (job.input.kind === 'value') {
         const bytes = body.subarray(offset, offset + job.input.bytes);
         offset += job.input.bytes;
-        input = deserialize(bytes);
+        input = decodeValue(bytes);
       } else {
         const name = job.input.name;
         if (!isSafeRelativePath(name) || name.includes('/')) {
@@ -516,8 +516,9 @@ export class SubmitterSession {
       },
       onProvisional: (task, value) => {
         const id = remoteIdOf(task);
-        const bytes = serializeOrNull(value);
-        if (id !== undefined && bytes && !this.ended) this.connection.send({ t: 'provisional', id }, bytes);
+        const encoded = encodeValueOrNull(value);
+        if (id !== undefined && encoded && !this.ended)
+          this.connection.send({ t: 'provisional', id }, encoded.parts);
       },
       onLog: (task, line) => {
         const id = remoteIdOf(task);

@@ -23,6 +23,7 @@ import {
   type Frame,
   type FrameHeader,
 } from './frame-codec.js';
+import { FrameWriter } from './frame-writer.js';
 import { computeProof, exportKeyingMaterial, verifyProof, type Role } from './handshake.js';
 
 const log = createLogger('connection');
@@ -78,12 +79,12 @@ export function peerCertificateId(socket: TLSSocket): string | null {
 
 export class PeerConnection extends EventEmitter<ConnectionEvents> {
   private readonly decoder: FrameDecoder;
+  private readonly writer: FrameWriter;
   private lastReceivedAt = Date.now();
   private lastSentAt = Date.now();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
   private closeEmitted = false;
-  private corked = false;
   /** Where a frame in progress stood when the current stall window began. */
   private progressMark: { at: number; received: number } | null = null;
 
@@ -95,6 +96,7 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
   ) {
     super();
     this.decoder = decoder;
+    this.writer = new FrameWriter(socket);
     const pingIntervalMs = options.pingIntervalMs ?? DEFAULTS.pingIntervalMs;
     this.timer = setInterval(() => this.watch(), Math.min(pingIntervalMs, 500));
     this.timer.unref();
@@ -216,22 +218,12 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
   /**
    * Sends one frame. Frames sent in the same tick leave together (one write, few TLS records):
    * a node answering many short jobs would otherwise pay a record and a syscall per result.
-   * Returns false when the socket's buffer is full (wait for 'drain').
+   * Large frames leave in pieces (frame-writer.ts).
    */
-  send(header: object, body?: Buffer | readonly Buffer[]): boolean {
-    if (this.closed) return false;
+  send(header: object, body?: Buffer | readonly Buffer[]): void {
+    if (this.closed) return;
     this.lastSentAt = Date.now();
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    let flowing = true;
-    for (const part of encodeFrame(header, body)) flowing = this.socket.write(part);
-    return flowing;
+    this.writer.write(encodeFrame(header, body));
   }
 
   /** Says goodbye and closes once what was sent is flushed. */
@@ -239,7 +231,7 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
     if (this.closed) return;
     this.send({ t: 'bye' });
     this.closed = true;
-    this.socket.end();
+    this.writer.end();
     this.finish(null);
   }
 
@@ -253,7 +245,7 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
     if (this.closed) return;
     this.send({ t: 'reject', code: error.code, message: error.message });
     this.closed = true;
-    this.socket.end();
+    this.writer.end();
     setTimeout(() => this.socket.destroy(), 500).unref();
     this.finish(error);
   }
@@ -282,7 +274,7 @@ export class PeerConnection extends EventEmitter<ConnectionEvents> {
       else if (type === 'pong') continue;
       else if (type === 'bye') {
         this.closed = true;
-        this.socket.end();
+        this.writer.end();
         this.finish(null);
       } else this.emit('message', frame.header, frame.body);
     }

@@ -80,6 +80,39 @@ describe('encodeFrame and FrameDecoder', () => {
     expect(decoder.midFrame).toBe(false);
   });
 
+  it('reassembles large frames among small ones, whatever the chunk boundaries', () => {
+    const big = (seed: number, size: number) => {
+      const body = Buffer.allocUnsafe(size);
+      for (let i = 0; i < size; i += 1) body[i] = (i * 31 + seed) & 0xff;
+      return body;
+    };
+    const sent = [
+      { header: { t: 'small', n: 0 }, body: Buffer.from('before') },
+      { header: { t: 'big', n: 1 }, body: big(1, 300 * 1024) },
+      { header: { t: 'small', n: 2 }, body: Buffer.alloc(0) },
+      { header: { t: 'big', n: 3 }, body: big(3, 700 * 1024 + 5) },
+      { header: { t: 'big', n: 4 }, body: big(4, 256 * 1024) },
+      { header: { t: 'small', n: 5 }, body: Buffer.from('after') },
+    ];
+    const stream = Buffer.concat(sent.map(({ header, body }) => bytesOf(header, body)));
+    for (const chunkSize of [1000, 16 * 1024, 65_537, 300 * 1024, stream.length]) {
+      const decoder = new FrameDecoder(LIMIT);
+      const frames: Frame[] = [];
+      for (let at = 0; at < stream.length; at += chunkSize) {
+        frames.push(...decoder.push(stream.subarray(at, at + chunkSize)));
+      }
+      expect(frames.map((frame) => frame.header)).toEqual(sent.map(({ header }) => header));
+      for (const [at, frame] of frames.entries())
+        expect(frame.body.equals(sent[at]?.body as Buffer)).toBe(true);
+      expect(decoder.midFrame).toBe(false);
+      expect(decoder.received).toBe(stream.length);
+    }
+    // Half of a large payload in: the connection's stall watch must see a frame on its way.
+    const halfway = new FrameDecoder(LIMIT);
+    expect(halfway.push(bytesOf({ t: 'big' }, big(9, 400 * 1024)).subarray(0, 200 * 1024))).toEqual([]);
+    expect(halfway.midFrame).toBe(true);
+  });
+
   it('reassembles frames split byte by byte', () => {
     const decoder = new FrameDecoder(LIMIT);
     const stream = Buffer.concat([
