@@ -32,8 +32,8 @@ import type { JobResult } from '../shared/job.js';
 import { generateJoinCode } from '../shared/join-code.js';
 import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../test/support/netns.js';
-import { CLI_ENTRY, startBenchNode, type BenchNode } from './bench-node.js';
-import { W2_TASKS, emit, median, round } from './workloads.js';
+import { CLI_ENTRY, profileFlags, startBenchNode, type BenchNode } from './bench-node.js';
+import { W2_TASKS, chosen, emit, median, round } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const computations = fileURLToPath(new URL('../../bench/computations/', import.meta.url));
@@ -54,10 +54,10 @@ export async function gridBench(): Promise<void> {
   }
   const grid = await Grid.open();
   try {
-    await tinyBatch(grid);
-    await w2Scaling(grid);
-    await nodeFault(grid, 'kill');
-    await nodeFault(grid, 'cut');
+    if (chosen('w5')) await tinyBatch(grid);
+    if (chosen('w2_scaling')) await w2Scaling(grid);
+    if (chosen('node_death_rerun')) await nodeFault(grid, 'kill');
+    if (chosen('node_cut_rerun')) await nodeFault(grid, 'cut');
   } finally {
     await grid.close();
   }
@@ -223,6 +223,15 @@ class Submitter {
   }
 }
 
+/**
+ * Extra Node flags for the w5 submitter from DESKGRID_BENCH_SUBMITTER_FLAGS (space-separated,
+ * e.g. `--heap-prof --heap-prof-dir=/tmp/h` or `--trace-gc`), to see where its memory goes;
+ * NODE_OPTIONS would reach the nodes too, and may not carry some of these.
+ */
+function submitterFlags(): string[] {
+  return (process.env.DESKGRID_BENCH_SUBMITTER_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+}
+
 export function sizeFromEnv(name: string, fallback: number): number {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;
@@ -299,6 +308,8 @@ async function tinyBatch(grid: Grid): Promise<void> {
   const startedAt = performance.now();
   const run = grid.submit(
     [
+      ...profileFlags(),
+      ...submitterFlags(),
       '--import',
       PEAK_HOOK,
       CLI_ENTRY,

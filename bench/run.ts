@@ -22,7 +22,8 @@
 //
 // DESKGRID_BENCH_ONLY=local,cold_start,remote,big_file,discovery,grid,office,isolation runs only the parts named;
 // `python` runs only w1_py and w2_py on this machine's workers. DESKGRID_BENCH_WORKLOADS=w3,w4
-// runs only the workloads named within `local` and `remote` (w1, w2, w3, w4, w1_py, w2_py).
+// runs only the workloads named within `local` and `remote` (w1, w2, w3, w4, w1_py, w2_py) and
+// `grid` (w5, w2_scaling, node_death_rerun, node_cut_rerun).
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

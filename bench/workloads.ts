@@ -239,7 +239,7 @@ async function w4Latency(cluster: Cluster, suffix: string): Promise<void> {
  * The workloads DESKGRID_BENCH_WORKLOADS names (e.g. `w3,w4`; all when unset), so that one of
  * them can be measured or profiled alone.
  */
-function chosen(workload: string): boolean {
+export function chosen(workload: string): boolean {
   const only = process.env.DESKGRID_BENCH_WORKLOADS;
   return only === undefined || only === '' || only.split(',').includes(workload);
 }

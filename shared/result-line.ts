@@ -19,7 +19,14 @@ export function toResultLine(result: JobResult): string {
     startedAt: result.startedAt,
     endedAt: result.endedAt,
   };
-  return JSON.stringify(ordered, (_key, value: unknown) =>
-    typeof value === 'bigint' ? value.toString() : value,
-  );
+  // A replacer makes JSON.stringify call back into JS for every key of every result; values
+  // holding a bigint are rare, so only they pay for it (stringify throws a TypeError on one).
+  try {
+    return JSON.stringify(ordered);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return JSON.stringify(ordered, (_key, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value,
+    );
+  }
 }

@@ -268,9 +268,9 @@ export class Batch extends EventEmitter<BatchEvents> implements AsyncIterable<Jo
       cancelRequested: false,
       node: null,
       keep: settings.key,
+      sentAt: Date.now(),
     };
     this.table.addCopy(row, task);
-    this.stragglers.sent(task);
     return task;
   }
 

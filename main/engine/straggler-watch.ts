@@ -15,23 +15,20 @@ export const STRAGGLER_MIN_MS = 250;
 const STRAGGLER_FACTOR = 4;
 
 export class StragglerWatch {
-  private readonly sentAt = new WeakMap<Task, number>();
+  // A copy's send time is on the copy itself (Task.sentAt), not in a table here: a WeakMap let
+  // go of a finished copy only at a full GC, and a Map emptied as copies end was regrown again and
+  // again, each new table allocated straight in the old generation (a Map that lives long keeps
+  // its table there); on 100 000 tiny jobs either was megabytes of old-generation garbage.
   private averageMs: number | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   /** @param wake called when a copy becomes old enough to be overtaken (the scheduler pumps) */
   constructor(private readonly wake: () => void) {}
 
-  /** A copy went out. */
-  sent(task: Task): void {
-    this.sentAt.set(task, Date.now());
-  }
-
   /** A copy came back with its result. */
   answered(task: Task): void {
-    const sentAt = this.sentAt.get(task);
-    if (sentAt === undefined) return;
-    const ms = Math.max(0, Date.now() - sentAt);
+    if (task.sentAt === undefined) return;
+    const ms = Math.max(0, Date.now() - task.sentAt);
     this.averageMs = this.averageMs === null ? ms : this.averageMs * 0.9 + ms * 0.1;
   }
 
@@ -45,9 +42,8 @@ export class StragglerWatch {
    * most: when it fires, the scheduler asks again and the next one is armed).
    */
   overdue(task: Task): boolean {
-    const sentAt = this.sentAt.get(task);
-    if (sentAt === undefined) return true;
-    const due = sentAt + this.thresholdMs;
+    if (task.sentAt === undefined) return true;
+    const due = task.sentAt + this.thresholdMs;
     const now = Date.now();
     if (now >= due) return true;
     if (this.timer === null) {

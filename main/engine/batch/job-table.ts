@@ -14,6 +14,7 @@
 import type { DatasetItem } from '../dataset/dataset-item.js';
 import { createLogger } from '../log.js';
 import type { Task } from '../pool/task.js';
+import { JobRows } from './job-rows.js';
 import type { KeptOutcome } from './outcome.js';
 
 export const Phase = {
@@ -58,7 +59,7 @@ const INITIAL_JOBS = 1024;
 
 export class JobTable {
   private phases = new Uint8Array(INITIAL_JOBS);
-  private readonly rows = new Map<number, JobRow>();
+  private readonly rows = new JobRows();
   /** Rows in Phase.Queued, in the order they start. */
   private readonly queue: JobRow[] = [];
   private waitingJobs = 0;

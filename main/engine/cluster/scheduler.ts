@@ -238,7 +238,7 @@ export function takeInTurn(
   taker: NodeTraits,
   fits?: Fits,
 ): [Task | undefined, number] {
-  const levels = [...new Set(sources.map((source) => source.priority))].sort((a, b) => b - a);
+  const levels = priorityLevels(sources);
   for (const level of levels) {
     // With one level (the usual case) the cursor keeps its place among every source.
     const turn = levels.length === 1 ? sources : sources.filter((source) => source.priority === level);
@@ -249,4 +249,12 @@ export function takeInTurn(
     }
   }
   return [undefined, cursor];
+}
+
+/** The sources' priorities, highest first; asked once per task handed out, so one level costs no set. */
+function priorityLevels(sources: readonly TaskSource[]): number[] {
+  const first = sources[0];
+  if (first === undefined) return [];
+  if (sources.every((source) => source.priority === first.priority)) return [first.priority];
+  return [...new Set(sources.map((source) => source.priority))].sort((a, b) => b - a);
 }

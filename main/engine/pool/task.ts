@@ -55,6 +55,8 @@ export interface Task {
   readonly keep: string | null;
   /** Whose worker may run it (absent: this node's own, see tenancy.ts). */
   readonly tenancy?: Tenancy;
+  /** When its batch handed it out (Date.now()), for the straggler watch; absent on a node. */
+  readonly sentAt?: number;
 }
 
 /**
