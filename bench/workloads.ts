@@ -13,7 +13,7 @@
 //
 // Throughput lines give the median of REPEATS runs after a warm-up, and their spread:
 // tasks_per_s_min and tasks_per_s_max, and slowest_vs_median (the slowest run's seconds over the
-// median's; steady means at most 1.5).
+// median's; steady means at most 1.5); runs_s lists every run's seconds in order.
 //
 // The Python lines use Debian's /usr/bin/python3 where it exists (a pyenv shim on PATH starts
 // ten times slower, which only the first batch would see), else python3 from PATH.
@@ -76,6 +76,7 @@ export function repeatsOf(tasks: number, runs: readonly number[]): { seconds: nu
       tasks_per_s_min: round(tasks / slowest, 0),
       tasks_per_s_max: round(tasks / fastest, 0),
       slowest_vs_median: round(slowest / seconds, 2),
+      runs_s: runs.map((run) => round(run)),
     },
   };
 }
@@ -105,7 +106,11 @@ async function w1Tiny(
       }).done;
       if (summary.done !== tasks) throw new Error(`${workload}: ${summary.done} of ${tasks} done`);
     });
-  await once(); // warm-up: JIT and the module cache
+  // Warm-up: the module cache, and the JIT of the five processes a remote job passes through
+  // (measured over TLS: after one warm-up batch the first measured run still took twice the
+  // others, 0.29-0.33 s against 0.11-0.18; after two it is like the rest).
+  await once();
+  await once();
   const runs: number[] = [];
   for (let i = 0; i < REPEATS; i += 1) runs.push(await once());
   const { seconds, extra } = repeatsOf(tasks, runs);
