@@ -14,7 +14,8 @@ import { notSharingSchema } from './not-sharing.js';
 export const WIRE_MAGIC = 'DESKGRID';
 /**
  * 2: files, bundles and large results travel as chunked streams (see `chunk`); `results` groups small ones.
- * 3: large Buffers in values travel out of the v8 bytes (docs/protocol.md, Values).
+ * 3: large Buffers in values travel out of the v8 bytes (docs/protocol.md, Values); `load`, `run`
+ *    jobs and the node's answers name a computation by `computation` (was `key`).
  */
 export const WIRE_PROTOCOL_VERSION = 3;
 /** Frames larger than this are refused before they are buffered (either side may announce less). */
@@ -87,8 +88,8 @@ const remoteInputSchema = v.variant('kind', [
 
 export const remoteJobSchema = v.object({
   id: int,
-  /** The computation, as loaded on this connection with `load`. */
-  key: v.string(),
+  /** The computation, as loaded on this connection with `load` (its id). */
+  computation: v.string(),
   index: int,
   attempt: int,
   input: remoteInputSchema,
@@ -132,7 +133,8 @@ export const cancelMessageSchema = v.object({ t: v.literal('cancel'), id: int })
 export const toNodeSchema = v.variant('t', [
   v.object({
     t: v.literal('load'),
-    key: v.string(),
+    /** The computation's id, which `run` jobs and the node's answers name it by. */
+    computation: v.string(),
     bundle: sha256Hex,
     /** Entry file inside the bundle. */
     entry: v.string(),
@@ -241,9 +243,9 @@ export type SharedPeer = v.InferOutput<typeof sharedPeerSchema>;
 
 export const fromNodeSchema = v.variant('t', [
   offerSchema,
-  v.object({ t: v.literal('need-bundle'), key: v.string(), bundle: sha256Hex }),
-  v.object({ t: v.literal('loaded'), key: v.string() }),
-  v.object({ t: v.literal('load-error'), key: v.string(), error: jobErrorSchema }),
+  v.object({ t: v.literal('need-bundle'), computation: v.string(), bundle: sha256Hex }),
+  v.object({ t: v.literal('loaded'), computation: v.string() }),
+  v.object({ t: v.literal('load-error'), computation: v.string(), error: jobErrorSchema }),
   v.object({ t: v.literal('files-missing'), request: nonNegative, hashes: v.array(sha256Hex) }),
   /** The input file of the submitter's stream is stored and verified (error null), or why not. */
   v.object({ t: v.literal('stored'), stream: streamId, error: v.nullable(jobErrorSchema) }),

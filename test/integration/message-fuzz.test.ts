@@ -90,7 +90,7 @@ describe('a node process fed fuzzed frames by members of its cluster', () => {
       const bundle = hashFileSet({ files, data: [data] });
       const value = serialize(21);
       const templates = [
-        { t: 'load', key: 'k', bundle, entry: 'main.mjs', kind: 'module', stdin: false },
+        { t: 'load', computation: 'k', bundle, entry: 'main.mjs', kind: 'module', stdin: false },
         { t: 'bundle', bundle, files, stream: 1 },
         { t: 'chunk', stream: 1, offset: 0 },
         { t: 'stream-end', stream: 1, bytes: data.length, sha256: 'ab'.repeat(32) },
@@ -104,7 +104,7 @@ describe('a node process fed fuzzed frames by members of its cluster', () => {
           jobs: [
             {
               id: 1,
-              key: 'k',
+              computation: 'k',
               index: 0,
               attempt: 1,
               input: { kind: 'value', bytes: value.length },
@@ -279,15 +279,15 @@ describe("a submitter's side of a connection fed fuzzed frames by a malicious no
           { t: 'returned', id, reason: 'r' },
           { t: 'claimed', batch: 'b', running: [0], lost: [{ index: 0, reason: 'r' }] },
           { t: 'peers', nodes: [{ id: 'ab'.repeat(32), name: 'p', host: '127.0.0.1', port: 1 }] },
-          { t: 'need-bundle', key: 'k', bundle: 'ab'.repeat(32) },
+          { t: 'need-bundle', computation: 'k', bundle: 'ab'.repeat(32) },
           { t: 'files-missing', request: 1, hashes: [] },
           OFFER_TEMPLATE,
         ];
       };
       const fake = await fakeNode((connection) => {
         connection.on('message', (header) => {
-          const message = header as { t: string; key?: string; jobs?: Array<{ id: number }> };
-          if (message.t === 'load') connection.send({ t: 'loaded', key: message.key ?? '' });
+          const message = header as { t: string; computation?: string; jobs?: Array<{ id: number }> };
+          if (message.t === 'load') connection.send({ t: 'loaded', computation: message.computation ?? '' });
           if (message.t === 'run') {
             const id = message.jobs?.[0]?.id ?? 0;
             const frames: Buffer[] = [];
@@ -371,8 +371,9 @@ describe("a submitter's side of a connection fed fuzzed frames by a malicious no
       async () => {
         const fake = await fakeNode((connection) => {
           connection.on('message', (header) => {
-            const message = header as { t: string; key?: string; jobs?: Array<{ id: number }> };
-            if (message.t === 'load') connection.send({ t: 'loaded', key: message.key ?? '' });
+            const message = header as { t: string; computation?: string; jobs?: Array<{ id: number }> };
+            if (message.t === 'load')
+              connection.send({ t: 'loaded', computation: message.computation ?? '' });
             if (message.t === 'run') misbehave(connection, message.jobs?.[0]?.id ?? 0);
           });
         });

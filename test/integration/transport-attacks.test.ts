@@ -265,7 +265,14 @@ function sideEffectFrames(marker: string): Buffer {
   const bundle = hashFileSet(set);
   const input = serialize(marker);
   return Buffer.concat([
-    frameBytes({ t: 'load', key: 'side-effect', bundle, entry: 'main.mjs', kind: 'module', stdin: false }),
+    frameBytes({
+      t: 'load',
+      computation: 'side-effect',
+      bundle,
+      entry: 'main.mjs',
+      kind: 'module',
+      stdin: false,
+    }),
     ...streamMessages({ t: 'bundle', bundle, files: set.files, stream: 1 }, Buffer.concat(set.data)).map(
       ([header, body]) => frameBytes(header, body),
     ),
@@ -275,7 +282,7 @@ function sideEffectFrames(marker: string): Buffer {
         jobs: [
           {
             id: 1,
-            key: 'side-effect',
+            computation: 'side-effect',
             index: 0,
             attempt: 1,
             input: { kind: 'value', bytes: input.length },
@@ -297,7 +304,14 @@ interface RawSession {
 
 /** Asks the node to load a module from `bundle` and waits until it asks for the bundle's files. */
 async function requestLoad(session: RawSession, bundle: string): Promise<void> {
-  session.connection.send({ t: 'load', key: 'k', bundle, entry: 'main.mjs', kind: 'module', stdin: false });
+  session.connection.send({
+    t: 'load',
+    computation: 'k',
+    bundle,
+    entry: 'main.mjs',
+    kind: 'module',
+    stdin: false,
+  });
   await until(
     () => session.messages.some((message) => typeOf(message.header) === 'need-bundle'),
     'need-bundle',
@@ -884,7 +898,7 @@ describe('a serving node on 127.0.0.1', () => {
         jobs: [
           {
             id: 1,
-            key: 'k',
+            computation: 'k',
             index: 0,
             attempt: 1,
             input: { kind: 'file', hash, name: '../escape.txt' },
@@ -991,7 +1005,7 @@ describe('a serving node on 127.0.0.1', () => {
         batch: 'journal-batch',
         jobs: inputs.map((input, n) => ({
           id: n + 1,
-          key: 'k',
+          computation: 'k',
           index: n,
           attempt: 1,
           input: { kind: 'value', bytes: input.length },

@@ -244,7 +244,7 @@ export class RemoteNode {
           }
           jobs.push({
             id: task.id,
-            key: computation.id,
+            computation: computation.id,
             index: task.index,
             attempt: task.attempt,
             input,
@@ -282,7 +282,7 @@ export class RemoteNode {
     this.pendingBundles.set(computation.id, shipped);
     this.connection.send({
       t: 'load',
-      key: computation.id,
+      computation: computation.id,
       bundle: shipped.hash,
       entry: shipped.entry,
       kind: computation.kind,
@@ -333,18 +333,18 @@ export class RemoteNode {
     }
     switch (message.t) {
       case 'need-bundle': {
-        const shipped = this.pendingBundles.get(message.key);
+        const shipped = this.pendingBundles.get(message.computation);
         if (shipped) this.sendBundle(shipped);
         return;
       }
       case 'loaded':
-        this.pendingBundles.delete(message.key);
-        this.loadAnswers.resolve(message.key);
+        this.pendingBundles.delete(message.computation);
+        this.loadAnswers.resolve(message.computation);
         return;
       case 'load-error':
-        this.pendingBundles.delete(message.key);
+        this.pendingBundles.delete(message.computation);
         this.loadAnswers.reject(
-          message.key,
+          message.computation,
           new DeskGridError(codeOf(message.error.code), `on node ${this.name}: ${message.error.message}`),
         );
         return;

@@ -19,7 +19,7 @@ import type { PeerConnection } from '../transport/peer-connection.js';
 import { bundleIntact } from './verified-cache.js';
 
 export interface LoadRequest {
-  key: string;
+  computation: string;
   bundle: string;
   entry: string;
   kind: 'module' | 'program' | 'python';
@@ -47,9 +47,9 @@ export class SessionLoads {
 
   constructor(private readonly line: LoadLine) {}
 
-  /** The computation loaded under `key`, and the tenancy its workers run in. */
-  get(key: string): { computation: Computation; tenancy: Tenancy } | undefined {
-    return this.computations.get(key);
+  /** The computation loaded under this id, and the tenancy its workers run in. */
+  get(id: string): { computation: Computation; tenancy: Tenancy } | undefined {
+    return this.computations.get(id);
   }
 
   /** The entry files of the computations loaded: their bundles are in use. */
@@ -63,7 +63,7 @@ export class SessionLoads {
     if (refusal !== null) {
       this.line.connection.send({
         t: 'load-error',
-        key: request.key,
+        computation: request.computation,
         error: { code: ErrorCode.Unconfined, message: refusal, stack: null },
       });
       return;
@@ -75,7 +75,11 @@ export class SessionLoads {
       const waiting = this.pending.get(request.bundle) ?? [];
       waiting.push(request);
       this.pending.set(request.bundle, waiting);
-      this.line.connection.send({ t: 'need-bundle', key: request.key, bundle: request.bundle });
+      this.line.connection.send({
+        t: 'need-bundle',
+        computation: request.computation,
+        bundle: request.bundle,
+      });
       return;
     }
     try {
@@ -93,12 +97,12 @@ export class SessionLoads {
         sandbox: this.line.confinement.sandboxFor([bundleDir], [this.line.sessionDir]),
       };
       if (computation.kind !== 'program') await this.line.probe(computation, tenancy);
-      this.computations.set(request.key, { computation, tenancy });
-      this.line.connection.send({ t: 'loaded', key: request.key });
+      this.computations.set(request.computation, { computation, tenancy });
+      this.line.connection.send({ t: 'loaded', computation: request.computation });
     } catch (error) {
       this.line.connection.send({
         t: 'load-error',
-        key: request.key,
+        computation: request.computation,
         error: toJobError(error, ErrorCode.ModuleLoad),
       });
     }
@@ -113,7 +117,7 @@ export class SessionLoads {
     for (const request of waiting)
       this.line.connection.send({
         t: 'load-error',
-        key: request.key,
+        computation: request.computation,
         error: { ...jobError, message: `the bundle could not be stored: ${jobError.message}` },
       });
   }

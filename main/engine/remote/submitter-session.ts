@@ -364,11 +364,11 @@ export class SubmitterSession {
     let offset = 0;
     const refs: JobRef[] = [];
     for (const job of jobs) {
-      const loaded = this.loads.get(job.key);
+      const loaded = this.loads.get(job.computation);
       if (!loaded)
         throw new DeskGridError(
           ErrorCode.Protocol,
-          `job ${job.id} uses computation ${job.key}, never loaded`,
+          `job ${job.id} uses computation ${job.computation}, never loaded`,
         );
       const id = nextTaskId();
       const jobDir = `${this.sessionDir}${sep}${id}`;
