@@ -7,8 +7,9 @@
 // arrives as a view of the frame it came in (decoding copies nothing either).
 //
 // Layout: [u8 FORMAT][u32 v8 length][u32 count][u32 length x count][v8 bytes][buffer bytes...].
-// Plain v8 serialization starts with 0xFF: bodies a node journaled before this format existed
-// are still read.
+// A value without Buffers or typed arrays (most small ones) goes as plain v8 bytes instead, which
+// start with 0xFF: decoding tells the two apart by the first byte (and so reads the bodies a node
+// journaled before this format existed).
 
 import { DefaultDeserializer, DefaultSerializer, deserialize } from 'node:v8';
 import { DeskGridError, ErrorCode } from '../../../shared/errors.js';
@@ -31,8 +32,11 @@ type HostObject = NodeJS.TypedArray | DataView;
 
 class OutOfBandSerializer extends DefaultSerializer {
   readonly buffers: Buffer[] = [];
+  /** Whether any Buffer or typed array was written (the bytes are then not plain v8). */
+  wroteHostObject = false;
 
   _writeHostObject(view: HostObject): void {
+    this.wroteHostObject = true;
     if (view instanceof Uint8Array && view.byteLength >= OUT_OF_BAND_BYTES) {
       this.writeUint32(Buffer.isBuffer(view) ? OUT_OF_BAND_BUFFER : OUT_OF_BAND_BYTES_VIEW);
       this.writeUint32(this.buffers.length);
@@ -77,6 +81,7 @@ export function encodeValue(value: unknown): EncodedValue {
   serializer.writeHeader();
   serializer.writeValue(value);
   const v8Bytes = serializer.releaseBuffer();
+  if (!serializer.wroteHostObject) return { parts: [v8Bytes], bytes: v8Bytes.length };
   const { buffers } = serializer;
   const head = Buffer.allocUnsafe(9 + 4 * buffers.length);
   head.writeUInt8(FORMAT, 0);

@@ -67,6 +67,13 @@ describe('value codec', () => {
     expect(back.a.equals(input)).toBe(true);
   });
 
+  it('sends a value without buffers as plain v8 bytes', () => {
+    const encoded = encodeValue({ n: 1, text: 'x', list: [1, 2] });
+    expect(encoded.parts).toHaveLength(1);
+    expect(encoded.parts[0]?.equals(serialize({ n: 1, text: 'x', list: [1, 2] }))).toBe(true);
+    expect(roundTrip({ n: 1, text: 'x', list: [1, 2] })).toEqual({ n: 1, text: 'x', list: [1, 2] });
+  });
+
   it('reads plain v8 bytes, as bodies journaled before this format', () => {
     expect(decodeValue(serialize({ old: Buffer.from('kept') }))).toEqual({ old: Buffer.from('kept') });
   });
