@@ -44,21 +44,33 @@ export interface Lifted {
 export function liftBulk(message: unknown, isBuffer: (bytes: Uint8Array) => boolean): Lifted | null {
   const found: Array<{ path: Array<string | number>; bytes: Uint8Array }> = [];
   let visited = 0;
-  const visit = (value: unknown, path: Array<string | number>): void => {
+  // Every message to and from a worker is searched: one path, grown and shrunk as it goes, and
+  // copied only for what is found.
+  const path: Array<string | number> = [];
+  const visit = (value: unknown): void => {
     visited += 1;
     if (visited > MAX_VISITED || value === null || typeof value !== 'object') return;
     if (value instanceof Uint8Array) {
-      if (value.byteLength >= BULK_BYTES) found.push({ path, bytes: value });
+      if (value.byteLength >= BULK_BYTES) found.push({ path: path.slice(), bytes: value });
       return;
     }
     if (path.length >= MAX_DEPTH) return;
     if (Array.isArray(value)) {
-      for (let index = 0; index < value.length; index += 1) visit(value[index], [...path, index]);
+      for (let index = 0; index < value.length; index += 1) {
+        path.push(index);
+        visit(value[index]);
+        path.pop();
+      }
     } else if (isPlainObject(value)) {
-      for (const key of Object.keys(value)) if (!UNSAFE_KEYS.has(key)) visit(value[key], [...path, key]);
+      for (const key of Object.keys(value)) {
+        if (UNSAFE_KEYS.has(key)) continue;
+        path.push(key);
+        visit(value[key]);
+        path.pop();
+      }
     }
   };
-  visit(message, []);
+  visit(message);
   if (found.length === 0 || found.some(({ path }) => path.length === 0)) return null;
   let skeleton = message;
   for (const { path } of found) skeleton = replaceAt(skeleton, path, null);
