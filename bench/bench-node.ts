@@ -4,7 +4,7 @@
 // unless `discovery` says otherwise (the office, where finding the nodes is part of the measure).
 
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
@@ -45,11 +45,24 @@ export function profileFlags(): string[] {
   return dir === undefined || dir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }
 
+/**
+ * The Node flags on the `deskgrid` command's first line (`#!/usr/bin/env -S node FLAGS`): the bench
+ * starts the command with them, as running it by name does, and adds its own.
+ */
+export function cliNodeFlags(): string[] {
+  const first = readFileSync(CLI_ENTRY, 'utf8').split('\n', 1)[0] ?? '';
+  const flags = /^#!\/usr\/bin\/env -S node((?: \S+)*)$/.exec(first)?.[1];
+  if (flags === undefined)
+    throw new Error(`bench: ${CLI_ENTRY} starts with "${first}", not "#!/usr/bin/env -S node"`);
+  return flags.split(' ').filter((flag) => flag !== '');
+}
+
 export async function startBenchNode(options: BenchNodeOptions): Promise<BenchNode> {
   const child = options.spawn(
     process.execPath,
     [
       ...profileFlags(),
+      ...cliNodeFlags(),
       CLI_ENTRY,
       'node',
       '--secret',

@@ -32,7 +32,7 @@ import type { JobResult } from '../shared/job.js';
 import { generateJoinCode } from '../shared/join-code.js';
 import { DEFAULT_NODE_PORT } from '../shared/peer-address.js';
 import { createLan, netnsUnavailableReason, type Lan, type LanHost } from '../test/support/netns.js';
-import { CLI_ENTRY, profileFlags, startBenchNode, type BenchNode } from './bench-node.js';
+import { CLI_ENTRY, cliNodeFlags, profileFlags, startBenchNode, type BenchNode } from './bench-node.js';
 import { W2_TASKS, chosen, emit, median, round } from './workloads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -309,6 +309,7 @@ async function tinyBatch(grid: Grid): Promise<void> {
   const run = grid.submit(
     [
       ...profileFlags(),
+      ...cliNodeFlags(),
       ...submitterFlags(),
       '--import',
       PEAK_HOOK,
@@ -498,6 +499,7 @@ async function faultMidBatch(grid: Grid, victim: number, fault: Fault, name: str
   const since = Date.now();
   const deadId = grid.nodes[victim]?.id;
   const run = grid.submit([
+    ...cliNodeFlags(),
     CLI_ENTRY,
     'run',
     module,

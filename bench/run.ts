@@ -34,13 +34,13 @@ import { Cluster } from '../main/engine/index.js';
 import { discoveryBench } from './discovery.js';
 import { gridBench } from './grid.js';
 import { isolationBench } from './isolation.js';
+import { CLI_ENTRY, cliNodeFlags } from './bench-node.js';
 import { bigFileBench } from './big-file.js';
 import { officeBench } from './office.js';
 import { remoteBench } from './remote.js';
 import { REPEATS, emit, percentile, round, runPythonWorkloads, runWorkloads } from './workloads.js';
 
 const computations = fileURLToPath(new URL('../../bench/computations/', import.meta.url));
-const cliEntry = fileURLToPath(new URL('../main/cli/main.js', import.meta.url));
 const cores = availableParallelism();
 
 /** Milliseconds from spawning `deskgrid run` to the first result line on its stdout. */
@@ -49,7 +49,7 @@ function coldStartOnce(home: string): Promise<number> {
     const start = performance.now();
     const child = spawn(
       process.execPath,
-      [cliEntry, 'run', join(computations, 'echo.mjs'), '--range', '0:1', '--json'],
+      [...cliNodeFlags(), CLI_ENTRY, 'run', join(computations, 'echo.mjs'), '--range', '0:1', '--json'],
       {
         env: { ...process.env, DESKGRID_HOME: home },
         stdio: ['ignore', 'pipe', 'ignore'],

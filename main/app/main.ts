@@ -4,10 +4,13 @@
 import { app } from 'electron';
 import { UI_CALLS } from '../../shared/ui-api.js';
 import { UiService } from '../engine/entry/host.js';
+import { keepHeapSmall } from '../engine/entry/process-heap.js';
 import { prepareDesktop, startDesktop } from './desktop.js';
 
 const prepared = prepareDesktop();
 if (prepared !== null) {
+  // The app runs for days beside its owner's work: its heap should stay near what is live.
+  keepHeapSmall();
   app
     .whenReady()
     .then(() =>
