@@ -1,9 +1,10 @@
 // Both worker launchers start a confined worker when asked (the desktop app's through a child
 // process of its own binary run as Node, as utility processes cannot be sandboxed): the worker
 // answers in a pid namespace of its own, runs a job in its job folder, and cannot read a file of
-// the node's user outside what its plan binds. Skipped where this machine cannot confine.
+// the node's user outside what its plan binds; killed at any moment of its start, it leaves no
+// process behind. Skipped where this machine cannot confine.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,4 +93,44 @@ describe.each(launchers)('a confined worker (%s)', (_name, makeLauncher) => {
     channel.kill();
     await exited;
   });
+
+  it('killed at any moment of its start, leaves no process of its sandbox behind', async (context) => {
+    if (!confinement.ok) context.skip();
+    if (!confinement.ok) return;
+    // A path named only in these sandboxes' command lines, to find what they leave behind.
+    const jobs = join(work, `killed-early-${_name.replace(' ', '-')}`);
+    mkdirSync(jobs);
+    const sandbox: Sandbox = {
+      confiner: confinement.confiner,
+      plan: { readOnly: [], readWrite: [jobs], network: false },
+    };
+    const launcher = makeLauncher();
+    // Killed from the moment it is spawned to 40 ms later: bwrap's setup of the sandbox (where
+    // its init had not yet armed --die-with-parent) falls in there.
+    for (let attempt = 0; attempt < 40; attempt += 1) {
+      const channel = launcher.launch({ sandbox });
+      const exited = new Promise<void>((resolve) => channel.onExit(() => resolve()));
+      await new Promise((resolve) => setTimeout(resolve, (attempt * 7) % 41));
+      channel.kill();
+      await exited;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const left = processesNaming(jobs);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    expect(left).toEqual([]);
+  });
 });
+
+/** Processes whose command line holds `text`. */
+function processesNaming(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}

@@ -8,6 +8,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { BulkReceiver, liftBulk } from '../../../shared/bulk-lane.js';
 import type { LaunchOptions, WorkerChannel, WorkerExit, WorkerLauncher } from './worker-launcher.js';
+import { killSandboxed } from './process-signals.js';
 import { workerEntryPath } from './worker-entry.js';
 
 const STDERR_TAIL_BYTES = 8192;
@@ -121,7 +122,9 @@ function channelOf(child: ChildProcess, ownPidNamespace: boolean): WorkerChannel
       if (child.connected) child.disconnect();
     },
     kill: () => {
-      child.kill('SIGKILL');
+      const running = child.exitCode === null && child.signalCode === null;
+      if (ownPidNamespace && running && child.pid !== undefined) killSandboxed(child.pid);
+      else child.kill('SIGKILL');
     },
   };
 }
