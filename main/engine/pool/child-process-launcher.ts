@@ -122,8 +122,8 @@ function channelOf(child: ChildProcess, ownPidNamespace: boolean): WorkerChannel
       if (child.connected) child.disconnect();
     },
     kill: () => {
-      const running = child.exitCode === null && child.signalCode === null;
-      if (ownPidNamespace && running && child.pid !== undefined) killSandboxed(child.pid);
+      const running = (): boolean => child.exitCode === null && child.signalCode === null;
+      if (ownPidNamespace && running() && child.pid !== undefined) killSandboxed(child.pid, running);
       else child.kill('SIGKILL');
     },
   };

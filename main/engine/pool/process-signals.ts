@@ -37,12 +37,15 @@ const STOP_WAIT_MS = 50;
  * running on, ownerless, when that init had not yet armed --die-with-parent (here 13 of 100
  * workers killed within 40 ms of their start left one behind). So the outer process is stopped
  * first (it can then start nothing more), its tree is read once it has stopped, and every
- * process of it is killed: the init's death ends the rest of its namespace.
+ * process of it is killed: the init's death ends the rest of its namespace. `alive` says whether
+ * the process has not been reaped yet.
  */
-export function killSandboxed(pid: number): void {
+export function killSandboxed(pid: number, alive: () => boolean): void {
   signalProcess(pid, 'SIGSTOP');
   const deadline = Date.now() + STOP_WAIT_MS;
   const killTree = (): void => {
+    // Reaped meanwhile (killed by someone else): its pid may name another process by now.
+    if (!alive()) return;
     if (!stoppedOrGone(pid) && Date.now() < deadline) {
       setTimeout(killTree, 1);
       return;
