@@ -358,10 +358,8 @@ class Office {
     const cpuBefore = this.cpuMs();
     for (let at = 1; at <= repeats; at += 1) batches.push(await batch(at));
     const cpuAfter = this.cpuMs();
-    const { seconds: makespan, extra } = repeatsOf(
-      jobs,
-      batches.map((batch) => batch.makespan),
-    );
+    const makespans = batches.map((batch) => batch.makespan);
+    const { seconds: makespan, extra } = repeatsOf(jobs, makespans);
     const checks = await Promise.all(
       [...batches, first].map((each) => checkResults(join(each.out, 'results.jsonl'), jobs)),
     );
@@ -372,7 +370,6 @@ class Office {
     const ideal = (jobs * JOB_MS) / 1000 / count;
     const spread = perNodeCounts(check, this.nodes);
     const timeline = await jobTimeline(join(middle.out, 'results.jsonl'));
-    const makespans = batches.map((batch) => batch.makespan);
     emit(
       {
         workload: 'office_jobs',
